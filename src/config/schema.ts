@@ -1,0 +1,173 @@
+/**
+ * The one schema of `qrunner.yaml`: every key, its meaning (`describe`) and its default.
+ * Paths are resolved relative to the config file by the loader, not here.
+ */
+import { z } from "zod";
+import { parseDuration, parseSize } from "../util/units.js";
+
+/** A duration such as `10s`, `5m`, `5d` (bare numbers are seconds), parsed to milliseconds. */
+export const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a duration: ${JSON.stringify(v)} (use e.g. 30s, 5m, 1h, 5d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A size such as `1MB`, `512KiB` (bare numbers are bytes), parsed to bytes. */
+export const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const b = parseSize(v);
+    if (b === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a size: ${JSON.stringify(v)} (use e.g. 500KB, 1MB, 10MiB)` });
+      return z.NEVER;
+    }
+    return b;
+  });
+
+const runnerBase = {
+  instances: z.number().int().min(1).max(64).default(1).describe("worker processes; each takes slice K of N"),
+  sleep: duration.default("1s").describe("safety-net poll interval; a file landing in the queue wakes the runner at once"),
+  nice: z.number().int().min(-20).max(19).default(0).describe("process priority of the runner's workers"),
+  max_restarts: z.number().int().min(0).default(10).describe("restarts within restart_window before the worker stays down"),
+  concurrency: z.number().int().min(1).max(256).default(1).describe("entries handled at once by one worker"),
+};
+
+const runner = z.object(runnerBase).strict();
+
+export const runnersSchema = z
+  .object({
+    incoming: runner.default({}),
+    outgoing: z
+      .object({
+        ...runnerBase,
+        instances: z
+          .union([z.literal("auto"), z.number().int().min(1).max(64)])
+          .default("auto")
+          .describe("auto: one worker per SMTP host, slice sized by weight; N: N equal slices over all hosts"),
+        concurrency: z.number().int().min(1).max(256).default(8).describe("SMTP transactions in flight per worker"),
+      })
+      .strict()
+      .default({}),
+    bounce: z
+      .object({
+        ...runnerBase,
+        idle_only: z.boolean().default(false).describe("work only while the machine is idle"),
+        max_loadavg: z.number().min(0).default(1.0).describe("with idle_only: the 1-minute load average must be below this"),
+      })
+      .strict()
+      .default({}),
+    command: runner.default({}),
+    archive: z
+      .object({ ...runnerBase, nice: runnerBase.nice.default(10), sleep: duration.default("10s") })
+      .strict()
+      .default({}),
+    backoff: runner.default({}),
+  })
+  .strict()
+  .default({});
+
+export const hostSchema = z
+  .object({
+    host: z.string().min(1).describe("SMTP server name or address"),
+    port: z.number().int().min(1).max(65535).default(25),
+    weight: z.number().positive().default(1).describe("share of the outgoing hash space"),
+    name: z.string().optional().describe("a label for logs and status; default host:port"),
+    secure: z.boolean().default(false).describe("TLS from the first byte (port 465)"),
+    starttls: z
+      .enum(["opportunistic", "require", "never"])
+      .default("opportunistic")
+      .describe("STARTTLS policy"),
+    ca: z.string().optional().describe("PEM file of the CA to trust for this host"),
+    tls_reject_unauthorized: z.boolean().default(true),
+    auth: z
+      .object({
+        user: z.string().min(1),
+        pass_env: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
+          .describe("the environment variable holding the password (never in the file, never logged)"),
+      })
+      .strict()
+      .optional(),
+    pool_size: z.number().int().min(1).max(64).default(4).describe("connections kept open to this host"),
+    connect_timeout: duration.default("10s"),
+    timeout: duration.default("60s").describe("greeting and per-command socket timeout"),
+  })
+  .strict();
+
+export const fallbackSchema = hostSchema.omit({ weight: true });
+
+export const configSchema = z
+  .object({
+    qfiles: z.string().default("../qfiles").describe("queue root, relative to the config file"),
+    state: z.string().default("../var").describe("lock, pid, status, list state, archives"),
+    lists: z.string().default("../lists").describe("one <list-address>.yaml per list"),
+    log: z
+      .object({
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+        file: z.string().optional().describe("write JSON lines to this file instead of stdout"),
+      })
+      .strict()
+      .default({}),
+    runners: runnersSchema,
+    master: z
+      .object({
+        stop_timeout: duration.default("30s").describe("grace before workers still running are killed"),
+        stall_timeout: duration.default("5m").describe("a worker with due entries and no progress this long is restarted"),
+        restart_window: duration.default("10m").describe("max_restarts counts restarts within this window"),
+        recovery_limit: z.number().int().min(1).default(3).describe("recoveries after a crash before an entry is shunted"),
+      })
+      .strict()
+      .default({}),
+    smtp: z
+      .object({
+        hosts: z.array(hostSchema).min(1).default([{ host: "127.0.0.1", port: 25 }]),
+        fallback: z.array(fallbackSchema).default([]).describe("used only while every host above is down"),
+        probe_max: duration.default("30s").describe("a down host is probed at least this often"),
+        max_recipients: z.number().int().min(1).max(10_000).default(500).describe("recipients per SMTP transaction"),
+        helo: z.string().optional().describe("name sent in EHLO; default the machine's hostname"),
+      })
+      .strict()
+      .default({}),
+    backoff: z
+      .object({
+        schedule: z.array(duration).min(1).default(["1m", "5m", "15m", "1h", "4h"]),
+        max_age: duration.default("5d"),
+        jitter: z.number().min(0).max(1).default(0.1).describe("random spread of each wait, as a fraction"),
+      })
+      .strict()
+      .default({}),
+    intake: z
+      .object({
+        lmtp: z.string().optional().describe("host:port of an LMTP listener run by the master"),
+      })
+      .strict()
+      .default({}),
+    metrics: z
+      .object({ listen: z.string().optional().describe("host:port for Prometheus text exposition") })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+/** The config as written (before defaults), and as in force (after defaults, paths absolute). */
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type SmtpHostConfig = z.output<typeof hostSchema>;
+export type FallbackHostConfig = z.output<typeof fallbackSchema>;
+export type RunnersConfig = z.output<typeof runnersSchema>;
+export type RunnerName = keyof RunnersConfig;
+export const RUNNER_NAMES: readonly RunnerName[] = ["incoming", "outgoing", "bounce", "command", "archive", "backoff"];
+
+/** The config in force: the parsed file plus where it came from; every path is absolute. */
+export interface Config extends ParsedConfig {
+  /** Absolute path of the config file. */
+  readonly file: string;
+  /** sha1 of the file's bytes: the config version shown by status. */
+  readonly version: string;
+}

@@ -1,0 +1,55 @@
+/** The schema of one list file, `lists/<list-address>.yaml`. */
+import { z } from "zod";
+import { duration, size } from "../config/schema.js";
+
+/**
+ * A mailbox we accept in list files: local@domain, no spaces, quotes, CR/LF, NUL, slashes or shell
+ * characters, so an address can never reach outside a directory or inject a header.
+ */
+export const ADDRESS_RE = /^[A-Za-z0-9!#%&'*+=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+export const address = z
+  .string()
+  .max(254)
+  .regex(ADDRESS_RE, "not a plain mail address (local@domain)")
+  .refine((a) => !a.includes(".."), "not a plain mail address (local@domain)");
+
+export const listSchema = z
+  .object({
+    address: address.describe("the list's posting address; its local part names the list"),
+    description: z.string().max(200).regex(/^[^\r\n]*$/, "one line").optional(),
+    owners: z.array(address).min(1).describe("who gets owner mail, held-post and bounce notices"),
+    members: z.array(address).default([]),
+    members_file: z.string().optional().describe("one address a line, relative to the list file"),
+    subject_prefix: z.string().max(64).regex(/^[^\r\n]*$/, "one line").optional(),
+    nonmembers: z.enum(["accept", "hold", "reject", "discard"]).default("hold"),
+    max_size: size.default("1MB"),
+    archive: z.boolean().default(true),
+    archive_url: z.string().url().optional().describe("published as List-Archive"),
+    verp: z.boolean().default(false).describe("one transaction per recipient with a VERP envelope sender"),
+    hold_expires: duration.default("14d").describe("held posts are discarded after this"),
+    confirm_expires: duration.default("3d").describe("join/leave confirmation tokens expire after this"),
+    max_replies_per_hour: z.number().int().min(1).default(5).describe("command replies to one address per hour"),
+    bounce: z
+      .object({
+        threshold: z.number().min(1).default(5),
+        stale_after: duration.default("7d"),
+        temporary_weight: z.number().min(0).max(1).default(0).describe("what a temporary bounce adds to the score"),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type ListConfigParsed = z.output<typeof listSchema>;
+
+/** A list as loaded: the parsed file, the members file merged in, names derived. */
+export interface ListConfig extends ListConfigParsed {
+  /** The list's local part (`dev` for dev@example.org). */
+  readonly name: string;
+  readonly domain: string;
+  /** Absolute path of the list file. */
+  readonly file: string;
+  /** Members from `members` and `members_file`, as written, de-duplicated. */
+  readonly allMembers: readonly string[];
+}
