@@ -6,7 +6,7 @@ export type { Logger };
 
 export interface LogOptions {
   level: string;
-  file?: string;
+  file?: string | undefined;
 }
 
 export interface LoggerHandle {

@@ -1,0 +1,335 @@
+/**
+ * The Switchboard: one queue directory seen through one slice of the sha1 space.
+ *
+ * States on disk: `<time>+<sha1>.tmp` while being written (invisible to readers), `.qf` when queued,
+ * `.wip` while a runner handles it. `enqueue` resolves only once the file and its directory entry are
+ * fsynced. A crash leaves `.wip` files, which `recover` puts back (or shunts once an entry has crashed
+ * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
+ * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
+ */
+import { mkdir, open, readFile, rename, unlink, opendir, stat } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
+import { DirSyncer } from "../util/dirsync.js";
+import { encodeEntry, decodeEntry } from "./entry.js";
+import { EXT_QUEUED, EXT_TMP, EXT_WIP, entrySha1, exactTimePrefix, parseName, timePrefix } from "./names.js";
+import { SliceBatch, scanSlice } from "./scanner.js";
+import { WHOLE, type Slice } from "./slice.js";
+import type { Entry, EntryMeta, NewEntryMeta } from "./types.js";
+
+export interface SwitchboardOptions {
+  /** the queue root (`qfiles`) */
+  root: string;
+  /** the queue's name: its directory under the root */
+  queue: string;
+  /** default: the whole space */
+  slice?: Slice;
+  /** recoveries after a crash before an entry is shunted as poison (default 3) */
+  recoveryLimit?: number;
+  logger?: Logger;
+}
+
+export interface EnqueueOptions {
+  /** not to be handled before this time (ms epoch); it becomes the name's time prefix */
+  notBefore?: number;
+  /** keep this sha1 (an entry moving between queues keeps its id); default a fresh one */
+  id?: string;
+}
+
+/** How long a `.tmp` file may sit before recovery treats it as left by a crashed writer. */
+const STALE_TMP_MS = 10 * 60_000;
+
+const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+
+export class Switchboard {
+  readonly dir: string;
+  readonly queue: string;
+  readonly slice: Slice;
+  private readonly recoveryLimit: number;
+  private readonly logger: Logger | undefined;
+  private readonly dirSync: DirSyncer;
+  private readonly batch: SliceBatch;
+  private closed = false;
+
+  private constructor(opts: SwitchboardOptions) {
+    if (!QUEUE_NAME_RE.test(opts.queue)) throw new RangeError(`not a queue name: ${JSON.stringify(opts.queue)}`);
+    this.queue = opts.queue;
+    this.dir = path.join(opts.root, opts.queue);
+    this.slice = opts.slice ?? WHOLE;
+    this.recoveryLimit = opts.recoveryLimit ?? 3;
+    this.logger = opts.logger;
+    this.dirSync = new DirSyncer(this.dir);
+    this.batch = new SliceBatch(this.dir, this.slice);
+  }
+
+  /** Open a queue, creating its directory (0700) when missing. */
+  static async open(opts: SwitchboardOptions): Promise<Switchboard> {
+    const sb = new Switchboard(opts);
+    try {
+      await mkdir(sb.dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new QueueUnavailableError(`cannot create queue directory ${sb.dir}: ${describeError(err)}`, { cause: err });
+    }
+    return sb;
+  }
+
+  /** Queue one entry durably; resolves with its sha1 once file and directory are fsynced. */
+  async enqueue(message: Buffer, meta: NewEntryMeta, opts: EnqueueOptions = {}): Promise<string> {
+    const [id] = await this.enqueueMany([{ message, meta, ...opts }]);
+    return id ?? "";
+  }
+
+  /**
+   * Queue several entries with one directory fsync (group commit). All are durable when it resolves;
+   * on failure none is left half-written (temp files are removed), though some may have been queued.
+   */
+  async enqueueMany(items: readonly ({ message: Buffer; meta: NewEntryMeta } & EnqueueOptions)[]): Promise<string[]> {
+    const now = Date.now();
+    const written = await Promise.all(items.map((it) => this.writeTemp(it.message, fullMeta(it.meta, now), it)));
+    try {
+      for (const w of written) await rename(w.tmp, w.final);
+      await this.dirSync.sync();
+    } catch (err) {
+      await Promise.all(written.map((w) => unlink(w.tmp).catch(() => undefined)));
+      throw unavailable(`cannot queue into ${this.dir}`, err);
+    }
+    return written.map((w) => w.id);
+  }
+
+  private async writeTemp(
+    message: Buffer,
+    meta: EntryMeta,
+    opts: EnqueueOptions,
+  ): Promise<{ id: string; tmp: string; final: string }> {
+    // an explicit time is kept exactly, so that re-running a crashed step rewrites the same name
+    const time = opts.notBefore !== undefined ? exactTimePrefix(opts.notBefore) : timePrefix(Date.now());
+    const bufs = encodeEntry(meta, message);
+    const id = opts.id ?? entrySha1(message, (bufs[1] ?? Buffer.alloc(0)).toString("latin1"), time);
+    const base = `${time}+${id}`;
+    const tmp = path.join(this.dir, base + EXT_TMP);
+    let fh;
+    try {
+      // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
+      fh = await open(tmp, "w", 0o600);
+      await fh.writev(bufs);
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw unavailable(`cannot write ${tmp}`, err);
+    }
+    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED) };
+  }
+
+  /**
+   * The next due entry of this slice, oldest first, marked in progress (`.wip`). A file that cannot be
+   * read or parsed is moved to `bad` (logged) and skipped. Null when nothing is due.
+   */
+  async dequeue(now: number = Date.now()): Promise<Entry | null> {
+    for (;;) {
+      const name = await this.batch.next(now);
+      if (name === null) return null;
+      const p = parseName(name);
+      if (!p) continue;
+      const wip = path.join(this.dir, p.base + EXT_WIP);
+      try {
+        await rename(path.join(this.dir, name), wip);
+      } catch (err) {
+        if (isErrno(err, "ENOENT")) continue; // taken by someone else, or removed by an operator
+        throw unavailable(`cannot mark ${name} in progress`, err);
+      }
+      try {
+        return await this.readEntry(wip, name);
+      } catch (err) {
+        if (err instanceof CorruptEntryError) {
+          await this.moveToBad(wip, p.base, err.message);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async readEntry(file: string, name: string): Promise<Entry> {
+    const p = parseName(path.basename(file));
+    if (!p) throw new CorruptEntryError(file, "not an entry file name");
+    const data = await readFile(file);
+    const { meta, message } = decodeEntry(file, data);
+    return { queue: this.queue, id: p.sha1, name, time: p.time, meta, message };
+  }
+
+  /** Done with an entry: remove it. */
+  async finish(entry: Entry): Promise<void> {
+    const p = parseName(entry.name);
+    if (!p) return;
+    await unlink(path.join(this.dir, p.base + EXT_WIP)).catch((err: unknown) => {
+      if (!isErrno(err, "ENOENT")) throw err;
+    });
+  }
+
+  /** Put an in-progress entry back, with new metadata, due at `notBefore`; the new file is durable first. */
+  async requeue(entry: Entry, meta: EntryMeta, notBefore?: number): Promise<void> {
+    await this.enqueueMany([
+      { message: entry.message, meta, id: entry.id, ...(notBefore !== undefined ? { notBefore } : {}) },
+    ]);
+    await this.finish(entry);
+    this.batch.invalidate();
+  }
+
+  /** Move an in-progress entry to the shunt queue with the reason and its origin; durable before removal. */
+  async shunt(entry: Entry, reason: string, shunt: Switchboard): Promise<void> {
+    const meta: EntryMeta = { ...entry.meta, shuntedFrom: this.queue, shuntReason: reason };
+    await shunt.enqueueMany([{ message: entry.message, meta, id: entry.id }]);
+    await this.finish(entry);
+    this.logger?.warn({ queue: this.queue, entry: entry.id, reason }, "entry shunted");
+  }
+
+  /**
+   * After a crash: put back this slice's in-progress entries, counting recoveries; an entry recovered
+   * more than `recoveryLimit` times is shunted as poison. Stale temp files are removed. Run it only
+   * when no other worker of this slice is running.
+   */
+  async recover(shunt?: Switchboard): Promise<{ recovered: number; shunted: number }> {
+    let recovered = 0;
+    let shunted = 0;
+    const wips = (await scanSlice(this.dir, this.slice, "wip", Number.MAX_SAFE_INTEGER)).names;
+    const queued = wips.length ? await this.queuedIds() : new Set<string>();
+    for (const name of wips) {
+      const p = parseName(name);
+      if (!p) continue;
+      const wip = path.join(this.dir, name);
+      // a requeue that crashed after writing its successor: the successor stands
+      if (queued.has(p.sha1)) {
+        await unlink(wip).catch(() => undefined);
+        continue;
+      }
+      let entry: Entry;
+      try {
+        entry = await this.readEntry(wip, p.base + EXT_QUEUED);
+      } catch (err) {
+        if (err instanceof CorruptEntryError) {
+          await this.moveToBad(wip, p.base, err.message);
+          continue;
+        }
+        throw err;
+      }
+      const meta: EntryMeta = { ...entry.meta, recoveries: entry.meta.recoveries + 1 };
+      if (meta.recoveries > this.recoveryLimit && shunt) {
+        const reason = `poison: its runner crashed while handling it ${meta.recoveries} times`;
+        await this.shunt({ ...entry, meta }, reason, shunt);
+        shunted++;
+      } else {
+        await this.enqueueMany([{ message: entry.message, meta, id: entry.id, notBefore: p.time }]);
+        await unlink(wip).catch(() => undefined);
+        recovered++;
+      }
+    }
+    await this.removeStaleTemps();
+    this.batch.invalidate();
+    if (recovered || shunted) this.logger?.info({ queue: this.queue, recovered, shunted }, "recovered in-progress entries");
+    return { recovered, shunted };
+  }
+
+  private async queuedIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (const name of (await scanSlice(this.dir, this.slice, "qf", Number.MAX_SAFE_INTEGER)).names) {
+      const p = parseName(name);
+      if (p) ids.add(p.sha1);
+    }
+    return ids;
+  }
+
+  private async removeStaleTemps(): Promise<void> {
+    const tmps = (await scanSlice(this.dir, this.slice, "tmp", Number.MAX_SAFE_INTEGER)).names;
+    const now = Date.now();
+    for (const name of tmps) {
+      const file = path.join(this.dir, name);
+      const st = await stat(file).catch(() => null);
+      if (st && now - st.mtimeMs > STALE_TMP_MS) await unlink(file).catch(() => undefined);
+    }
+  }
+
+  /** Move an unreadable file to `bad` (a sibling directory of this queue), logging why. */
+  private async moveToBad(file: string, base: string, reason: string): Promise<void> {
+    const badDir = path.join(path.dirname(this.dir), "bad");
+    await mkdir(badDir, { recursive: true, mode: 0o700 });
+    const target = path.join(badDir, `${base}.${this.queue}.bad`);
+    await rename(file, target);
+    this.logger?.error({ queue: this.queue, file: path.basename(file), moved: target, reason }, "unreadable entry moved to bad");
+  }
+
+  /** Entries of this slice that are queued now and due, as far as the last listing knows. */
+  get depthHint(): number {
+    return this.batch.depthHint;
+  }
+
+  /** ms epoch when the earliest not-yet-due entry of the last listing falls due; null when unknown. */
+  nextDueTime(): number | null {
+    return this.batch.nextDueTime();
+  }
+
+  /** Read an entry by file name without taking it (for inspection). */
+  async peek(name: string): Promise<Entry> {
+    return this.readEntry(path.join(this.dir, name), name);
+  }
+
+  /** Safe to call twice; the Switchboard holds no descriptors between calls. */
+  close(): void {
+    this.closed = true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+function fullMeta(meta: NewEntryMeta, now: number): EntryMeta {
+  return {
+    ...meta,
+    version: 1,
+    received: meta.received ?? now,
+    attempts: meta.attempts ?? 0,
+    failures: meta.failures ?? [],
+    recoveries: meta.recoveries ?? 0,
+  };
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
+}
+
+function unavailable(what: string, err: unknown): QueueUnavailableError {
+  return new QueueUnavailableError(`${what}: ${describeError(err)}`, { cause: err });
+}
+
+export interface QueueStats {
+  /** entries queued (.qf) */
+  depth: number;
+  /** entries being handled (.wip) */
+  inProgress: number;
+  /** ms epoch of the oldest queued or in-progress entry; null when empty */
+  oldest: number | null;
+}
+
+/** Depth, in-progress count and oldest entry of a whole queue (all slices). */
+export async function queueStats(root: string, queue: string): Promise<QueueStats> {
+  const stats: QueueStats = { depth: 0, inProgress: 0, oldest: null };
+  let d;
+  try {
+    d = await opendir(path.join(root, queue), { bufferSize: 1024 });
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return stats;
+    throw err;
+  }
+  for await (const e of d) {
+    const p = parseName(e.name);
+    if (!p || p.ext === "tmp") continue;
+    if (p.ext === "qf") stats.depth++;
+    else stats.inProgress++;
+    if (stats.oldest === null || p.time < stats.oldest) stats.oldest = p.time;
+  }
+  return stats;
+}

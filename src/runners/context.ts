@@ -1,0 +1,50 @@
+/** What a runner is given: the config in force, the lists, a logger, the queues, a stop signal. */
+import type { Logger } from "pino";
+import type { Config, RunnerName } from "../config/schema.js";
+import type { ListConfig } from "../lists/schema.js";
+import { Switchboard } from "../queue/switchboard.js";
+import type { Slice } from "../queue/slice.js";
+
+/** The config and lists in force; replaced as a whole when a valid edit is loaded. */
+export interface Settings {
+  readonly config: Config;
+  readonly lists: ReadonlyMap<string, ListConfig>;
+}
+
+/** Whole-space Switchboards of the queues a runner hands entries to, opened on first use. */
+export class Queues {
+  private readonly open = new Map<string, Promise<Switchboard>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get(queue: string): Promise<Switchboard> {
+    let sb = this.open.get(queue);
+    if (!sb) {
+      sb = Switchboard.open({ root: this.root, queue, logger: this.logger });
+      this.open.set(queue, sb);
+      // a failed open is not cached: the next call tries again
+      sb.catch(() => this.open.delete(queue));
+    }
+    return sb;
+  }
+
+  /** Safe to call twice. */
+  async close(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    for (const p of all.reverse()) (await p.catch(() => null))?.close();
+  }
+}
+
+export interface RunnerContext {
+  readonly runner: RunnerName;
+  readonly slice: Slice;
+  /** the settings in force right now (a getter: reloads replace them) */
+  settings(): Settings;
+  readonly logger: Logger;
+  readonly queues: Queues;
+  readonly signal: AbortSignal;
+}

@@ -1,0 +1,150 @@
+/**
+ * One worker process: one runner over one slice. The master starts it as
+ * `qrunner start --runner=NAME --slice=K/N`; an operator can start exactly the same by hand.
+ * SIGTERM/SIGINT finish the entries in hand and exit 0; SIGHUP rereads the config (an invalid edit
+ * keeps the old one) and reopens the log file; losing the master's IPC channel is a stop too.
+ */
+import os from "node:os";
+import type { Logger } from "pino";
+import { loadAll } from "../config/load.js";
+import { RUNNER_NAMES, type RunnerName } from "../config/schema.js";
+import { parseSlice, formatSlice, type Slice } from "../queue/slice.js";
+import { Switchboard } from "../queue/switchboard.js";
+import { ConfigError, describeError } from "../util/errors.js";
+import { createLogger, type LoggerHandle } from "../util/log.js";
+import { Queues, type RunnerContext, type Settings } from "./context.js";
+import { RunnerLoop } from "./base.js";
+import { HEARTBEAT_MS, WorkerExit, type WorkerMessage } from "./ipc.js";
+import { createHandler } from "./registry.js";
+
+export interface WorkerOptions {
+  configFile: string;
+  runner: string;
+  slice: string;
+  once: boolean;
+}
+
+export async function runWorker(opts: WorkerOptions): Promise<number> {
+  if (!(RUNNER_NAMES as readonly string[]).includes(opts.runner)) {
+    process.stderr.write(`qrunner: unknown runner ${JSON.stringify(opts.runner)} (one of ${RUNNER_NAMES.join(", ")})\n`);
+    return WorkerExit.USAGE;
+  }
+  const runner = opts.runner as RunnerName;
+  let slice: Slice;
+  try {
+    slice = parseSlice(opts.slice);
+  } catch (err) {
+    process.stderr.write(`qrunner: ${describeError(err)}\n`);
+    return WorkerExit.USAGE;
+  }
+  let settings: Settings;
+  try {
+    settings = await loadAll(opts.configFile);
+  } catch (err) {
+    process.stderr.write(`qrunner: ${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+    return WorkerExit.CONFIG;
+  }
+  process.umask(0o077);
+  const sliceText = formatSlice(slice);
+  const logHandle: LoggerHandle = createLogger(settings.config.log, { runner, slice: sliceText });
+  const logger = logHandle.logger;
+  const runnerConfig = settings.config.runners[runner];
+  setNice(runnerConfig.nice, logger);
+
+  const abort = new AbortController();
+  const queues = new Queues(settings.config.qfiles, logger);
+  const ctx: RunnerContext = {
+    runner,
+    slice,
+    settings: () => settings,
+    logger,
+    queues,
+    signal: abort.signal,
+  };
+  const stop = (why: string) => (): void => {
+    if (!abort.signal.aborted) logger.info({ why }, "stopping after the entries in hand");
+    abort.abort();
+  };
+  const onTerm = stop("SIGTERM");
+  const onInt = stop("SIGINT");
+  const onDisconnect = stop("master gone (IPC channel closed)");
+  const onHup = (): void => {
+    logHandle.reopen();
+    loadAll(opts.configFile).then(
+      (s) => {
+        settings = s;
+        logger.info({ version: s.config.version }, "config reloaded");
+      },
+      (err: unknown) => logger.error({ err: describeError(err) }, "config edit rejected; the old config stays in force"),
+    );
+  };
+  process.on("SIGTERM", onTerm);
+  process.on("SIGINT", onInt);
+  process.on("SIGHUP", onHup);
+  process.on("disconnect", onDisconnect);
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  let handler;
+  try {
+    const queue = await Switchboard.open({
+      root: settings.config.qfiles,
+      queue: runner,
+      slice,
+      recoveryLimit: settings.config.master.recovery_limit,
+      logger,
+    });
+    const shunt = await queues.get("shunt");
+    await queue.recover(shunt);
+    handler = await createHandler(runner, ctx);
+    const loop = new RunnerLoop(ctx, queue, shunt, handler, {
+      concurrency: runnerConfig.concurrency,
+      sleep: runnerConfig.sleep,
+      once: opts.once,
+    });
+    send({ type: "ready", runner, slice: sliceText, pid: process.pid });
+    logger.info({ queue: runner, concurrency: runnerConfig.concurrency }, "worker ready");
+    heartbeat = setInterval(() => {
+      const s = loop.stats;
+      send({
+        type: "heartbeat",
+        handled: s.handled,
+        failed: s.failed,
+        lastProgress: s.lastProgress,
+        due: loop.due,
+        inHand: s.inHand,
+        ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
+        ...(s.waiting !== undefined ? { waiting: s.waiting } : {}),
+      });
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
+    await loop.run();
+    logger.info({ handled: loop.stats.handled, failed: loop.stats.failed }, "worker stopped");
+    return WorkerExit.OK;
+  } catch (err) {
+    logger.fatal({ err }, "worker failed");
+    return WorkerExit.SOFTWARE;
+  } finally {
+    clearInterval(heartbeat);
+    process.off("SIGTERM", onTerm);
+    process.off("SIGINT", onInt);
+    process.off("SIGHUP", onHup);
+    process.off("disconnect", onDisconnect);
+    await handler?.close?.().catch(() => undefined);
+    await queues.close();
+    logHandle.close();
+    if (process.connected) process.disconnect();
+  }
+}
+
+function send(msg: WorkerMessage): void {
+  if (process.send && process.connected) process.send(msg);
+}
+
+function setNice(nice: number, logger: Logger): void {
+  if (nice === 0) return;
+  try {
+    os.setPriority(0, nice);
+  } catch (err) {
+    logger.warn({ err: describeError(err), nice }, "cannot set process priority");
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Group commit of directory fsyncs. A rename is durable only once its directory is fsynced; when
+ * several entries are renamed into one directory at about the same time, one fsync covers them all.
+ * A caller whose rename happened while an fsync was already running must wait for the *next* one,
+ * since the running one may have missed it.
+ */
+import { open } from "node:fs/promises";
+
+export class DirSyncer {
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  /** Resolves once an fsync of the directory that started after this call has completed. */
+  sync(): Promise<void> {
+    if (!this.running) {
+      this.running = this.fsyncOnce().finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    if (!this.next) {
+      const after = this.running.catch(() => undefined);
+      this.next = after.then(() => {
+        this.next = null;
+        return this.sync();
+      });
+    }
+    return this.next;
+  }
+
+  private fsyncOnce(): Promise<void> {
+    return fsyncDir(this.dir);
+  }
+}
+
+/** fsync one directory now (no grouping). */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
