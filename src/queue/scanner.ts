@@ -4,15 +4,16 @@
  * Mailman lists and sorts the whole directory before every dequeue, so a large backlog makes each
  * dequeue slower. Here one streaming pass over the directory keeps only the oldest `limit` names of
  * our slice (a bounded selection, not a full sort), and the batch is served until it runs out. The
- * batch size grows with the backlog (a quarter of what the last pass saw, capped), so the cost of
+ * batch size grows with the backlog (half of what the last pass saw, within bounds), so the cost of
  * the pass per dequeued entry stays about constant however long the queue is.
  */
 import { opendir } from "node:fs/promises";
 import { inSlice, type Slice } from "./slice.js";
 import { parseName, type ParsedName } from "./names.js";
 
-const MIN_BATCH = 1000;
-const MAX_BATCH = 100_000;
+/** Batch sizes: large enough that even the first pass over a big backlog is amortized over many dequeues. */
+const MIN_BATCH = 100_000;
+const MAX_BATCH = 250_000;
 
 export interface ScanResult {
   /** the oldest names of the slice with the wanted extension, sorted oldest first */
@@ -90,7 +91,7 @@ export class SliceBatch {
   }
 
   private async refill(): Promise<void> {
-    const limit = Math.min(MAX_BATCH, Math.max(MIN_BATCH, Math.floor(this.lastSeen / 4)));
+    const limit = Math.min(MAX_BATCH, Math.max(MIN_BATCH, Math.floor(this.lastSeen / 2)));
     const r = await scanSlice(this.dir, this.slice, "qf", limit);
     this.names = r.names;
     this.pos = 0;

@@ -153,6 +153,20 @@ export class Switchboard {
     }
   }
 
+  /** Take one named entry (as `queue list` shows it) in progress, as dequeue would; null when gone. */
+  async take(name: string): Promise<Entry | null> {
+    const p = parseName(name);
+    if (!p || p.ext !== "qf") return null;
+    const wip = path.join(this.dir, p.base + EXT_WIP);
+    try {
+      await rename(path.join(this.dir, name), wip);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return null;
+      throw unavailable(`cannot take ${name}`, err);
+    }
+    return this.readEntry(wip, name);
+  }
+
   private async readEntry(file: string, name: string): Promise<Entry> {
     const p = parseName(path.basename(file));
     if (!p) throw new CorruptEntryError(file, "not an entry file name");

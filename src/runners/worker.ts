@@ -6,7 +6,7 @@
  */
 import os from "node:os";
 import type { Logger } from "pino";
-import { loadAll } from "../config/load.js";
+import { loadAll } from "../lists/load.js";
 import { RUNNER_NAMES, type RunnerName } from "../config/schema.js";
 import { parseSlice, formatSlice, type Slice } from "../queue/slice.js";
 import { Switchboard } from "../queue/switchboard.js";

@@ -1,0 +1,107 @@
+/**
+ * Reading queues for operators (`queue list`, `queue show`, `status`): entry files are opened only far
+ * enough to read their metadata, never taken, so inspecting a live queue disturbs no runner.
+ */
+import { open, opendir } from "node:fs/promises";
+import path from "node:path";
+import { decodeEntry } from "./entry.js";
+import { parseName } from "./names.js";
+import { QUEUE_NAMES, type EntryMeta } from "./types.js";
+
+export interface EntrySummary {
+  queue: string;
+  id: string;
+  name: string;
+  state: "queued" | "in progress";
+  /** ms epoch from the name: queued at, or due at for deferred entries */
+  time: number;
+  /** message size in bytes */
+  size: number;
+  meta: EntryMeta | null;
+  /** why the metadata could not be read */
+  error?: string;
+}
+
+const HEAD_RE = /^QRQ1 (\d+) (\d+)\n/;
+
+/** Read an entry file's metadata without reading its message. */
+export async function readSummary(dir: string, queue: string, name: string): Promise<EntrySummary | null> {
+  const p = parseName(name);
+  if (!p || p.ext === "tmp") return null;
+  const base: EntrySummary = {
+    queue,
+    id: p.sha1,
+    name,
+    state: p.ext === "qf" ? "queued" : "in progress",
+    time: p.time,
+    size: 0,
+    meta: null,
+  };
+  let fh;
+  try {
+    fh = await open(path.join(dir, name), "r");
+    const head = Buffer.alloc(64);
+    const { bytesRead } = await fh.read(head, 0, 64, 0);
+    const m = HEAD_RE.exec(head.subarray(0, bytesRead).toString("latin1"));
+    if (!m) return { ...base, error: "not a qrunner entry" };
+    const headLen = m[0].length;
+    const metaLen = Number(m[1]);
+    const msgLen = Number(m[2]);
+    const buf = Buffer.alloc(headLen + metaLen + 1);
+    await fh.read(buf, 0, buf.length, 0);
+    const st = await fh.stat();
+    if (st.size !== headLen + metaLen + 1 + msgLen) return { ...base, size: msgLen, error: "truncated" };
+    // decodeEntry checks the metadata; give it a file whose message part is empty
+    const fake = Buffer.concat([Buffer.from(`QRQ1 ${metaLen} 0\n`), buf.subarray(headLen)]);
+    return { ...base, size: msgLen, meta: decodeEntry(name, fake).meta };
+  } catch (err) {
+    if ((err as { code?: unknown }).code === "ENOENT") return null;
+    return { ...base, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Summaries of a queue's entries, oldest first (at most `limit`). */
+export async function listQueue(root: string, queue: string, limit = Infinity): Promise<EntrySummary[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of await opendir(path.join(root, queue), { bufferSize: 1024 })) {
+      const p = parseName(e.name);
+      if (p && p.ext !== "tmp") names.push(e.name);
+    }
+  } catch (err) {
+    if ((err as { code?: unknown }).code === "ENOENT") return [];
+    throw err;
+  }
+  names.sort();
+  const out: EntrySummary[] = [];
+  for (const n of names.slice(0, limit === Infinity ? undefined : limit)) {
+    const s = await readSummary(path.join(root, queue), queue, n);
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** Find entries by id or unambiguous id prefix (at least 6 hex digits) across every queue. */
+export async function findEntries(root: string, idPrefix: string): Promise<EntrySummary[]> {
+  const want = idPrefix.toLowerCase();
+  if (!/^[0-9a-f]{6,40}$/.test(want)) return [];
+  const found: EntrySummary[] = [];
+  for (const q of QUEUE_NAMES) {
+    let d;
+    try {
+      d = await opendir(path.join(root, q), { bufferSize: 1024 });
+    } catch {
+      continue;
+    }
+    for await (const e of d) {
+      const p = parseName(e.name);
+      if (p && p.ext !== "tmp" && p.sha1.startsWith(want)) {
+        const s = await readSummary(path.join(root, q), q, e.name);
+        if (s) found.push(s);
+      }
+    }
+  }
+  return found;
+}
