@@ -7,7 +7,7 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { mkdir, open, readFile, rename, unlink, opendir, stat } from "node:fs/promises";
+import { mkdir, open, readFile, rename, unlink, opendir, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
@@ -112,7 +112,7 @@ export class Switchboard {
     try {
       // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
       fh = await open(tmp, "w", 0o600);
-      await fh.writev(bufs);
+      await writeAll(fh, bufs);
       await fh.sync();
       await fh.close();
       fh = undefined;
@@ -297,6 +297,22 @@ export class Switchboard {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+}
+
+/**
+ * Write every byte: a write on a nearly full filesystem may be short without an error (the next one
+ * then fails with ENOSPC), so a short write must never pass for a complete entry.
+ */
+async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  let { bytesWritten } = await fh.writev(bufs);
+  if (bytesWritten === total) return;
+  const all = Buffer.concat(bufs);
+  while (bytesWritten < total) {
+    const r = await fh.write(all, bytesWritten, total - bytesWritten, bytesWritten);
+    if (r.bytesWritten === 0) throw new QueueUnavailableError(`short write: ${bytesWritten} of ${total} bytes`);
+    bytesWritten += r.bytesWritten;
   }
 }
 

@@ -1,0 +1,313 @@
+/**
+ * Host health as a circuit breaker, shared by every worker through the state directory.
+ *
+ * A host goes down on its first host error (cannot connect, timeout, refused session such as a 421
+ * greeting, TLS or authentication failure): no transaction can get through it until that changes.
+ * While down it is probed: the first probe is due 1s after the outage began, and each probe round
+ * that fails doubles the interval, up to `probe_max`. The first success brings it back up.
+ *
+ * One JSON file per host, `<state>/hosts/<id>.json`, replaced atomically; read-modify-write is
+ * serialised across processes with a lock beside the file. A host without a file is up.
+ */
+import { mkdir, readFile, readdir } from "node:fs/promises";
+import path from "node:path";
+import { createHash } from "node:crypto";
+import lockfile from "proper-lockfile";
+import { z } from "zod";
+import { writeFileAtomic } from "./atomic.js";
+import { HealthStoreError } from "./errors.js";
+import type { HostError, HostErrorKind } from "./outcome.js";
+
+export type HostState = "up" | "down";
+
+export interface HostHealthRecord {
+  id: string;
+  state: HostState;
+  /** ms epoch when the host entered this state (or was first recorded) */
+  since: number;
+  /** host errors since the last success */
+  consecutiveFailures: number;
+  lastError: string | null;
+  lastErrorKind: HostErrorKind | null;
+  /** ms epoch of the last host error */
+  lastErrorAt: number | null;
+  /** ms epoch of the last success */
+  lastSuccess: number | null;
+  /** while down: when the next probe is due (ms epoch); null while up */
+  nextProbe: number | null;
+  /** while down: the current probe interval (ms); null while up */
+  probeInterval: number | null;
+  /** ms epoch when a worker claimed the current probe (claimProbe); null when none is running */
+  probeStarted: number | null;
+}
+
+export interface FailureOutcome {
+  /** this failure took the host from up to down: log "cannot reach host" now, not for every message */
+  outageStarted: boolean;
+  record: HostHealthRecord;
+}
+
+export interface SuccessOutcome {
+  /** this success ended an outage: log "host is back" */
+  recovered: boolean;
+  record: HostHealthRecord;
+}
+
+export interface HostHealthStoreOptions {
+  /** `smtp.probe_max` in ms: the longest interval between probes of a down host (default 30s) */
+  probeMax?: number;
+  /** the first probe interval in ms (default 1s) */
+  probeMin?: number;
+  /** clock, ms epoch (tests) */
+  now?: () => number;
+}
+
+const recordSchema = z.object({
+  id: z.string(),
+  state: z.enum(["up", "down"]),
+  since: z.number(),
+  consecutiveFailures: z.number().int().min(0),
+  lastError: z.string().nullable(),
+  lastErrorKind: z.enum(["connect", "timeout", "greeting", "tls", "auth"]).nullable(),
+  lastErrorAt: z.number().nullable(),
+  lastSuccess: z.number().nullable(),
+  nextProbe: z.number().nullable(),
+  probeInterval: z.number().nullable(),
+  probeStarted: z.number().nullable(),
+});
+
+/** The directory of the health records under the state directory. */
+export function hostsDir(stateDir: string): string {
+  return path.join(stateDir, "hosts");
+}
+
+/**
+ * A file name for a host id that cannot leave the directory: letters, digits, `.`, `_` and `-` are kept,
+ * every other byte becomes %XX (so distinct ids never collide), a leading dot is escaped, and very long
+ * ids are replaced by a hash.
+ */
+export function hostFileName(id: string): string {
+  let s = "";
+  for (const byte of Buffer.from(id, "utf8")) {
+    const c = String.fromCharCode(byte);
+    s += /[A-Za-z0-9._-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  if (s.startsWith(".")) s = `%2E${s.slice(1)}`;
+  if (s === "" || s.length > 200) s = `sha1-${createHash("sha1").update(id).digest("hex")}`;
+  return `${s}.json`;
+}
+
+/** The record of a host nothing has gone wrong with. */
+export function freshRecord(id: string, now: number): HostHealthRecord {
+  return {
+    id,
+    state: "up",
+    since: now,
+    consecutiveFailures: 0,
+    lastError: null,
+    lastErrorKind: null,
+    lastErrorAt: null,
+    lastSuccess: null,
+    nextProbe: null,
+    probeInterval: null,
+    probeStarted: null,
+  };
+}
+
+/** May a message be sent through this host now: it is up, or down with its probe due. */
+export function isAvailable(record: HostHealthRecord, now: number): boolean {
+  return record.state === "up" || (record.nextProbe !== null && now >= record.nextProbe);
+}
+
+async function readRecord(file: string, id: string): Promise<HostHealthRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new HealthStoreError(`cannot read host health ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const parsed = recordSchema.safeParse(JSON.parse(text));
+    // a damaged or foreign file is treated as no record: the host counts as up and the next write replaces it
+    return parsed.success && parsed.data.id === id ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class HostHealthStore {
+  readonly dir: string;
+  readonly #probeMax: number;
+  readonly #probeMin: number;
+  readonly #now: () => number;
+  #dirReady = false;
+
+  constructor(stateDir: string, opts: HostHealthStoreOptions = {}) {
+    this.dir = hostsDir(stateDir);
+    this.#probeMax = opts.probeMax ?? 30_000;
+    this.#probeMin = Math.min(opts.probeMin ?? 1000, this.#probeMax);
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The host's record; a host never recorded is up. */
+  async get(id: string): Promise<HostHealthRecord> {
+    return (await readRecord(this.#file(id), id)) ?? freshRecord(id, this.#now());
+  }
+
+  /** Every recorded host, by id. */
+  async all(): Promise<HostHealthRecord[]> {
+    return readHostHealth(path.dirname(this.dir));
+  }
+
+  /** Is the host usable now (up, or its probe is due)? */
+  async available(id: string): Promise<boolean> {
+    return isAvailable(await this.get(id), this.#now());
+  }
+
+  /** Record a host error (any kind takes the host down); tells whether it started an outage. */
+  async markFailure(id: string, error: HostError | string): Promise<FailureOutcome> {
+    const message = typeof error === "string" ? error : error.message;
+    const kind = typeof error === "string" ? null : error.kind;
+    let outageStarted = false;
+    const record = await this.#update(id, (r, now) => {
+      const next: HostHealthRecord = {
+        ...r,
+        consecutiveFailures: r.consecutiveFailures + 1,
+        lastError: message,
+        lastErrorKind: kind,
+        lastErrorAt: now,
+      };
+      if (r.state === "up") {
+        outageStarted = true;
+        return {
+          ...next,
+          state: "down",
+          since: now,
+          probeInterval: this.#probeMin,
+          nextProbe: now + this.#probeMin,
+          probeStarted: null,
+        };
+      }
+      // one failed probe round doubles the interval; failures of transactions that were already under
+      // way when the round was scheduled (now < nextProbe, no claimed probe) only count
+      if (r.probeStarted !== null || r.nextProbe === null || now >= r.nextProbe) {
+        const interval = Math.min((r.probeInterval ?? this.#probeMin) * 2, this.#probeMax);
+        return { ...next, probeInterval: interval, nextProbe: now + interval, probeStarted: null };
+      }
+      return next;
+    });
+    return { outageStarted, record };
+  }
+
+  /** Record a transaction that got through (any reply from a working session counts). */
+  async markSuccess(id: string): Promise<SuccessOutcome> {
+    // the common case, a host that is up, costs one small read and no write
+    const current = await readRecord(this.#file(id), id);
+    if (!current || current.state === "up") {
+      return { recovered: false, record: current ?? freshRecord(id, this.#now()) };
+    }
+    let recovered = false;
+    const record = await this.#update(id, (r, now) => {
+      if (r.state === "up") return { ...r, lastSuccess: now };
+      recovered = true;
+      return {
+        ...r,
+        state: "up",
+        since: now,
+        consecutiveFailures: 0,
+        lastSuccess: now,
+        nextProbe: null,
+        probeInterval: null,
+        probeStarted: null,
+      };
+    });
+    return { recovered, record };
+  }
+
+  /**
+   * For a down host whose probe is due: claim the probe for this worker, so the others keep waiting
+   * for up to `holdMs` while it runs. True when the caller should probe now (then markFailure or
+   * markSuccess settles it). Optional: without claims every worker may probe once the probe is due.
+   */
+  async claimProbe(id: string, holdMs: number): Promise<boolean> {
+    let claimed = false;
+    await this.#update(id, (r, now) => {
+      if (r.state !== "down" || r.nextProbe === null || now < r.nextProbe) return r;
+      claimed = true;
+      return { ...r, nextProbe: now + holdMs, probeStarted: now };
+    });
+    return claimed;
+  }
+
+  #file(id: string): string {
+    return path.join(this.dir, hostFileName(id));
+  }
+
+  async #update(
+    id: string,
+    change: (r: HostHealthRecord, now: number) => HostHealthRecord,
+  ): Promise<HostHealthRecord> {
+    const file = this.#file(id);
+    try {
+      if (!this.#dirReady) {
+        await mkdir(this.dir, { recursive: true, mode: 0o700 });
+        this.#dirReady = true;
+      }
+      const release = await lockfile.lock(file, {
+        realpath: false,
+        stale: 10_000,
+        retries: { retries: 50, minTimeout: 5, maxTimeout: 100 },
+        // a lock held for milliseconds cannot really be compromised; never throw from a timer
+        onCompromised: () => undefined,
+      });
+      try {
+        const now = this.#now();
+        const before = (await readRecord(file, id)) ?? freshRecord(id, now);
+        const after = change(before, now);
+        if (after !== before) await writeFileAtomic(file, JSON.stringify(after, null, 2) + "\n");
+        return after;
+      } finally {
+        await release().catch(() => undefined);
+      }
+    } catch (err) {
+      if (err instanceof HealthStoreError) throw err;
+      throw new HealthStoreError(`cannot update host health in ${this.dir}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+}
+
+/**
+ * The health of every recorded host, by id, for `qrunner status`. With `ids`, exactly those hosts in
+ * that order, a host without a record being up.
+ */
+export async function readHostHealth(stateDir: string, ids?: readonly string[]): Promise<HostHealthRecord[]> {
+  const dir = hostsDir(stateDir);
+  if (ids) {
+    const now = Date.now();
+    return Promise.all(
+      ids.map(async (id) => (await readRecord(path.join(dir, hostFileName(id)), id)) ?? freshRecord(id, now)),
+    );
+  }
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw new HealthStoreError(`cannot list host health in ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const records: HostHealthRecord[] = [];
+  for (const name of names.filter((n) => n.endsWith(".json") && !n.startsWith("."))) {
+    try {
+      const parsed = recordSchema.safeParse(JSON.parse(await readFile(path.join(dir, name), "utf8")));
+      if (parsed.success && hostFileName(parsed.data.id) === name) records.push(parsed.data);
+    } catch {
+      // removed meanwhile, or damaged: not shown
+    }
+  }
+  return records.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}

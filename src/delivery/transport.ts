@@ -1,0 +1,261 @@
+/**
+ * One SMTP host: a nodemailer connection pool (several messages per connection, up to `pool_size`
+ * connections) that sends a queue entry's raw bytes unchanged with an explicit envelope, and reports
+ * what happened to each recipient.
+ */
+import { readFileSync } from "node:fs";
+import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
+import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
+import type { Logger } from "../util/log.js";
+import type { FallbackHostConfig } from "../config/schema.js";
+import { CaFileError, MissingSecretError } from "./errors.js";
+import { hostId } from "./hosts.js";
+import { hostErrorOf, resultOfError, resultOfInfo, mergeResults } from "./outcome.js";
+import type { HostError, RecipientFailure, SendResult } from "./outcome.js";
+
+/** A primary or fallback host (fallbacks have no weight). */
+export type HostConfig = FallbackHostConfig & { weight?: number };
+
+export interface Envelope {
+  /** envelope sender; "" is the null sender (MAIL FROM:<>) */
+  from: string;
+  to: string[];
+}
+
+export interface HostTransportOptions {
+  /** name sent in EHLO (config `smtp.helo`); default the machine's hostname */
+  helo?: string;
+  logger?: Logger;
+  /** where `auth.pass_env` is looked up; default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** nodemailer's pool accepts maxRequeues, which its type declarations lack. */
+type PoolOptions = SMTPPool.Options & { maxRequeues: number };
+
+/** An address we can put between angle brackets in MAIL FROM / RCPT TO. */
+const BAD_ADDRESS = /[\s<>]/;
+
+/** Any byte >= 0x80: the body needs BODY=8BITMIME where the server offers it. */
+function hasEightBit(raw: Buffer): boolean {
+  for (const b of raw) if (b >= 0x80) return true;
+  return false;
+}
+
+export class HostTransport {
+  /** the host's identity in logs, status and health records */
+  readonly id: string;
+  /** connections kept open to this host; also how many transactions deliverBatched runs at once */
+  readonly poolSize: number;
+  readonly #mailer: Transporter<SMTPPool.SentMessageInfo>;
+  /** the password and its base64 forms, scrubbed from every message we hand out */
+  readonly #secrets: string[];
+  readonly #logger: Logger | undefined;
+  #closed = false;
+
+  /** Throws MissingSecretError when `auth.pass_env` is unset, CaFileError when `ca` cannot be read. */
+  constructor(config: HostConfig, opts: HostTransportOptions = {}) {
+    this.id = hostId(config);
+    this.poolSize = config.pool_size;
+    this.#logger = opts.logger;
+    const env = opts.env ?? process.env;
+
+    let auth: { user: string; pass: string } | undefined;
+    this.#secrets = [];
+    if (config.auth) {
+      const pass = env[config.auth.pass_env];
+      if (pass === undefined || pass === "") throw new MissingSecretError(this.id, config.auth.pass_env);
+      auth = { user: config.auth.user, pass };
+      const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
+      this.#secrets = [pass, b64(pass), b64(`\0${config.auth.user}\0${pass}`)].sort(
+        (a, b) => b.length - a.length,
+      );
+    }
+
+    let ca: Buffer | undefined;
+    if (config.ca !== undefined) {
+      try {
+        ca = readFileSync(config.ca);
+      } catch (err) {
+        throw new CaFileError(this.id, config.ca, { cause: err });
+      }
+    }
+
+    const options: PoolOptions = {
+      pool: true,
+      host: config.host,
+      port: config.port,
+      secure: config.secure,
+      maxConnections: config.pool_size,
+      // reconnect now and then so a long-lived connection to a load-balanced relay cannot go stale
+      maxMessages: 100,
+      // the pool would requeue a message without limit when a connection closes under it (nodemailer
+      // issue #1105); allow one retry on a fresh connection (an idle one closed by the server), no more
+      maxRequeues: 1,
+      connectionTimeout: config.connect_timeout,
+      greetingTimeout: config.timeout,
+      socketTimeout: config.timeout,
+      // with credentials configured, never fall back to sending unauthenticated: a relay would answer
+      // every RCPT "relay access denied", a permanent failure for mail that only needed a login
+      ...(auth ? { auth, forceAuth: true } : {}),
+      ...(config.starttls === "require" ? { requireTLS: true } : {}),
+      ...(config.starttls === "never" ? { ignoreTLS: true } : {}),
+      tls: { rejectUnauthorized: config.tls_reject_unauthorized, ...(ca ? { ca } : {}) },
+      ...(opts.helo !== undefined ? { name: opts.helo } : {}),
+      logger: false,
+      debug: false,
+    };
+    this.#mailer = nodemailer.createTransport(options);
+  }
+
+  /**
+   * One SMTP transaction: MAIL FROM, a RCPT per recipient, DATA with the bytes unchanged. Never rejects;
+   * every recipient ends up in `accepted` or `failed`. At most `max_recipients` recipients: split larger
+   * envelopes with deliverBatched.
+   */
+  async send(envelope: Envelope, raw: Buffer): Promise<SendResult> {
+    const recipients = [...new Set(envelope.to)];
+    const invalid: RecipientFailure[] = [];
+    const valid: string[] = [];
+    for (const r of recipients) {
+      if (r === "" || BAD_ADDRESS.test(r)) {
+        invalid.push({
+          recipient: r,
+          kind: "permanent",
+          message: `invalid recipient address ${JSON.stringify(r)}`,
+        });
+      } else valid.push(r);
+    }
+    if (BAD_ADDRESS.test(envelope.from)) {
+      const message = `invalid envelope sender ${JSON.stringify(envelope.from)}`;
+      return {
+        accepted: [],
+        failed: recipients.map((recipient) => ({ recipient, kind: "permanent", message })),
+      };
+    }
+    if (valid.length === 0) return { accepted: [], failed: invalid };
+    if (this.#closed) {
+      const message = `delivery to ${this.id} stopped: the transport is closed`;
+      return mergeResults([
+        { accepted: [], failed: valid.map((recipient) => ({ recipient, kind: "temporary", message })) },
+        { accepted: [], failed: invalid },
+      ]);
+    }
+
+    let result: SendResult;
+    try {
+      const info = await this.#mailer.sendMail({
+        // nodemailer copies extra envelope keys through to MAIL FROM: SIZE=, BODY=8BITMIME
+        envelope: { from: envelope.from, to: valid, size: raw.length, use8BitMime: hasEightBit(raw) } as {
+          from: string;
+          to: string[];
+        },
+        raw,
+      });
+      result = resultOfInfo(info, valid);
+    } catch (err) {
+      result = resultOfError(err, valid);
+    }
+    result = this.#scrub(mergeResults([result, { accepted: [], failed: invalid }]));
+    this.#logger?.debug(
+      {
+        host: this.id,
+        accepted: result.accepted.length,
+        failed: result.failed.length,
+        hostError: result.hostError?.kind,
+      },
+      "smtp transaction",
+    );
+    return result;
+  }
+
+  /**
+   * Connect, greet, authenticate and quit, without sending anything: a probe of a host that is down.
+   * Resolves undefined when the host works, else what is wrong with it.
+   */
+  async probe(): Promise<HostError | undefined> {
+    if (this.#closed)
+      return { kind: "connect", message: `delivery to ${this.id} stopped: the transport is closed` };
+    try {
+      await this.#mailer.verify();
+      return undefined;
+    } catch (err) {
+      const he = hostErrorOf(err) ?? {
+        kind: "connect" as const,
+        message: err instanceof Error ? err.message : String(err),
+      };
+      return { ...he, message: this.#redact(he.message) };
+    }
+  }
+
+  /** Close the pool's connections; sends still queued resolve as temporary failures. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#mailer.close();
+  }
+
+  #redact(s: string): string {
+    let out = s;
+    for (const secret of this.#secrets) out = out.split(secret).join("[redacted]");
+    return out;
+  }
+
+  #scrub(r: SendResult): SendResult {
+    if (this.#secrets.length === 0) return r;
+    const failed = r.failed.map((f) => ({ ...f, message: this.#redact(f.message) }));
+    return r.hostError
+      ? { ...r, failed, hostError: { ...r.hostError, message: this.#redact(r.hostError.message) } }
+      : { ...r, failed };
+  }
+}
+
+/**
+ * Deliver one message to all its recipients through one host, in transactions of at most `maxRecipients`,
+ * up to `transport.poolSize` at once. Once a transaction meets a host error, the transactions not yet
+ * started are not attempted: their recipients fail temporarily with the same host error.
+ */
+export async function deliverBatched(
+  transport: Pick<HostTransport, "send" | "poolSize">,
+  envelope: Envelope,
+  raw: Buffer,
+  maxRecipients: number,
+): Promise<SendResult> {
+  if (!Number.isInteger(maxRecipients) || maxRecipients < 1)
+    throw new RangeError(`maxRecipients must be >= 1, not ${maxRecipients}`);
+  const recipients = [...new Set(envelope.to)];
+  const batches: string[][] = [];
+  for (let i = 0; i < recipients.length; i += maxRecipients)
+    batches.push(recipients.slice(i, i + maxRecipients));
+
+  const results: SendResult[] = new Array<SendResult>(batches.length);
+  let hostError: HostError | undefined;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < batches.length) {
+      const i = next++;
+      const batch = batches[i] ?? [];
+      if (hostError) {
+        const he = hostError;
+        results[i] = {
+          accepted: [],
+          failed: batch.map((recipient) => ({
+            recipient,
+            kind: "temporary",
+            message: he.message,
+            ...(he.code !== undefined ? { code: he.code } : {}),
+          })),
+          hostError: he,
+        };
+        continue;
+      }
+      const r = await transport.send({ from: envelope.from, to: batch }, raw);
+      results[i] = r;
+      if (r.hostError && !hostError) hostError = r.hostError;
+    }
+  };
+  const lanes = Math.max(1, Math.min(transport.poolSize, batches.length));
+  await Promise.all(Array.from({ length: lanes }, () => worker()));
+  return mergeResults(results);
+}

@@ -1,0 +1,30 @@
+/** Temp folders with real files, for the config and list loader tests. */
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+export interface TempDir {
+  readonly dir: string;
+  /** write a file (creating folders), return its absolute path */
+  write(rel: string, text: string): Promise<string>;
+  remove(): Promise<void>;
+}
+
+export async function tempDir(): Promise<TempDir> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-config-"));
+  return {
+    dir,
+    async write(rel, text) {
+      const file = path.join(dir, rel);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, text);
+      return file;
+    },
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Join lines, so that the line numbers in a test read off the array index + 1. */
+export function lines(...ls: string[]): string {
+  return ls.join("\n") + "\n";
+}
