@@ -1,4 +1,238 @@
+/**
+ * Moderation of held posts: `qrunner held [LIST]`, `approve ID`, `reject ID`, `discard ID`.
+ * Each action first claims the post (an atomic rename), so two moderators acting on one post at once
+ * cannot both post it; an approved post is queued durably in `incoming` before it leaves the held store.
+ */
 import type { Command } from "commander";
+import type { HeldMeta, HeldPost } from "../lists/held.js";
+import type { loadAll } from "../lists/load.js";
+import type { ListConfig } from "../lists/schema.js";
+import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 
-/** Placeholder: this command is being written. */
-export function register(_program: Command): void {}
+interface HeldOptions extends GlobalOptions {
+  json?: boolean;
+}
+
+interface RejectOptions extends GlobalOptions {
+  reason?: string;
+}
+
+type Action = "approve" | "reject" | "discard";
+
+export function register(program: Command): void {
+  withConfigOption(
+    program
+      .command("held")
+      .description("list the posts held for moderation (of one list, or of every list)")
+      .argument("[list]", "the list's address (or its name, when unique); every list when absent")
+      .option("--json", "machine-readable output"),
+  )
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 ok, 67 no such list, 78 invalid config.\n\nExample:\n  qrunner held dev@example.org",
+    )
+    .action(async (list: string | undefined, _opts: HeldOptions, cmd: Command) => {
+      setExit(await held(list, cmd.optsWithGlobals<HeldOptions>()));
+    });
+
+  const help = (example: string): string =>
+    `\nIDs are shown by \`qrunner held\`; capitals are fine.\nExit codes: 0 done, 1 no such held post, 67 its list no longer exists, 75 cannot queue now (retry), 78 invalid config.\n\nExample:\n  ${example}`;
+
+  withConfigOption(
+    program
+      .command("approve")
+      .description("post a held message to its list (queued in incoming, marked approved)")
+      .argument("<id>", "the held post's id"),
+  )
+    .addHelpText("after", help("qrunner approve 7k2m9qx4ab"))
+    .action(async (id: string, _opts: GlobalOptions, cmd: Command) => {
+      setExit(await act("approve", id, cmd.optsWithGlobals<GlobalOptions>()));
+    });
+
+  withConfigOption(
+    program
+      .command("reject")
+      .description("refuse a held message and tell its poster why")
+      .argument("<id>", "the held post's id")
+      .option("--reason <text>", "one line for the poster (default: the list's moderator refused it)"),
+  )
+    .addHelpText("after", help('qrunner reject 7k2m9qx4ab --reason="off topic for this list"'))
+    .action(async (id: string, _opts: RejectOptions, cmd: Command) => {
+      setExit(await act("reject", id, cmd.optsWithGlobals<RejectOptions>()));
+    });
+
+  withConfigOption(
+    program
+      .command("discard")
+      .description("drop a held message silently")
+      .argument("<id>", "the held post's id"),
+  )
+    .addHelpText("after", help("qrunner discard 7k2m9qx4ab"))
+    .action(async (id: string, _opts: GlobalOptions, cmd: Command) => {
+      setExit(await act("discard", id, cmd.optsWithGlobals<GlobalOptions>()));
+    });
+}
+
+async function settingsOrExit(opts: GlobalOptions): Promise<Awaited<ReturnType<typeof loadAll>> | number> {
+  const load = await import("../lists/load.js");
+  const { ConfigError } = await import("../util/errors.js");
+  try {
+    return await load.loadAll(configPath(opts));
+  } catch (err) {
+    warn(err instanceof ConfigError ? `invalid config:\n${err.message}` : (err as Error).message);
+    return Exit.CONFIG;
+  }
+}
+
+async function held(listArg: string | undefined, opts: HeldOptions): Promise<number> {
+  const settings = await settingsOrExit(opts);
+  if (typeof settings === "number") return settings;
+  const { findList } = await import("../lists/addresses.js");
+  const { HeldStore } = await import("../lists/held.js");
+  let lists = [...settings.lists.values()];
+  if (listArg !== undefined) {
+    const list = findList(settings.lists, listArg);
+    if (!list) {
+      warn(`no such list: ${listArg} (lists: ${lists.map((l) => l.address).join(", ") || "none"})`);
+      return Exit.NOUSER;
+    }
+    lists = [list];
+  }
+  const posts: HeldMeta[] = [];
+  for (const l of lists) posts.push(...(await new HeldStore(settings.config.state, l.address).list()));
+  posts.sort((a, b) => a.heldAt - b.heldAt);
+  if (opts.json) {
+    process.stdout.write(JSON.stringify(posts, null, 2) + "\n");
+    return Exit.OK;
+  }
+  if (posts.length === 0) {
+    process.stdout.write(
+      `no held posts${listArg !== undefined ? ` for ${lists[0]?.address ?? listArg}` : ""}\n`,
+    );
+    return Exit.OK;
+  }
+  process.stdout.write(formatHeld(posts, lists.length > 1));
+  return Exit.OK;
+}
+
+/** One line per post; the subject last, cut to keep lines short. */
+export function formatHeld(posts: readonly HeldMeta[], withList: boolean): string {
+  const head = ["ID", "HELD (UTC)", ...(withList ? ["LIST"] : []), "FROM", "SIZE", "REASON", "SUBJECT"];
+  const rows = posts.map((p) => [
+    p.id,
+    new Date(p.heldAt).toISOString().slice(0, 16).replace("T", " "),
+    ...(withList ? [p.list] : []),
+    p.from ?? (p.sender || "<>"),
+    String(p.size),
+    p.reason,
+    // a subject is the poster's text: show it on one line, without control characters
+    // eslint-disable-next-line no-control-regex
+    (p.subject ?? "").replace(/[\x00-\x1f\x7f]+/g, " ").slice(0, 60),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd() + "\n";
+  return line(head) + rows.map(line).join("");
+}
+
+async function act(action: Action, id: string, opts: GlobalOptions & { reason?: string }): Promise<number> {
+  const settings = await settingsOrExit(opts);
+  if (typeof settings === "number") return settings;
+  const { findHeld } = await import("../lists/held.js");
+  const { findList } = await import("../lists/addresses.js");
+  const { describeError, QueueUnavailableError } = await import("../util/errors.js");
+  const { config, lists } = settings;
+
+  const found = await findHeld(config.state, id);
+  if (!found) {
+    warn(
+      `no held post with id ${JSON.stringify(id)} (\`qrunner held\` lists them; it may have been handled or expired)`,
+    );
+    return Exit.FAIL;
+  }
+  const list = findList(lists, found.meta.list);
+  if (!list && action !== "discard") {
+    warn(`list ${found.meta.list} no longer exists; \`qrunner discard ${found.meta.id}\` drops the post`);
+    return Exit.NOUSER;
+  }
+  const post = await found.store.claim(found.meta.id);
+  if (!post) {
+    warn(`held post ${found.meta.id} is being handled by another command`);
+    return Exit.FAIL;
+  }
+  try {
+    const done = { approve: "approved", reject: "rejected", discard: "discarded" }[action];
+    let said = `${done} ${post.meta.id} (${post.meta.list})`;
+    if (action === "approve" && list) {
+      const { Switchboard } = await import("../queue/switchboard.js");
+      const sb = await Switchboard.open({ root: config.qfiles, queue: "incoming" });
+      try {
+        const qid = await sb.enqueue(post.raw, {
+          sender: post.meta.sender,
+          recipients: [list.address],
+          list: list.address,
+          to: list.address,
+          kind: "post",
+          ...(post.meta.received !== undefined ? { received: post.meta.received } : {}),
+          extra: { approved: true, heldId: post.meta.id },
+        });
+        said += `: queued ${qid} in incoming`;
+      } finally {
+        sb.close();
+      }
+    } else if (action === "reject" && list) {
+      said += await sendRejection(config.qfiles, list, post, opts.reason);
+    }
+    await post.done();
+    process.stdout.write(said + "\n");
+    return Exit.OK;
+  } catch (err) {
+    await post.release();
+    warn(`${action} ${post.meta.id} failed, the post stays held: ${describeError(err)}`);
+    return err instanceof QueueUnavailableError ? Exit.TEMPFAIL : Exit.FAIL;
+  }
+}
+
+/** Queue the rejection notice to the poster in `outgoing`; returns what to add to the report line. */
+async function sendRejection(
+  qfiles: string,
+  list: ListConfig,
+  post: HeldPost,
+  reason: string | undefined,
+): Promise<string> {
+  const { isValidAddress, normalizeAddress } = await import("../lists/addresses.js");
+  const { rejectedByModerator } = await import("../lists/notices.js");
+  const { messageId } = await import("../lists/message.js");
+  const { noticeDecision } = await import("../lists/checks.js");
+  // RFC 3834: no automatic mail to the null sender, robots, lists or auto-replies
+  const may = noticeDecision(post.meta.sender, post.raw);
+  if (!may.allowed) return ` (no notice: ${may.reason})`;
+  // the header From is the person; the envelope sender may be a forwarder or a bounce address
+  const poster = [post.meta.from, post.meta.sender].find(
+    (a): a is string => a !== undefined && isValidAddress(a),
+  );
+  if (poster === undefined) return " (no notice: the post has no usable sender address)";
+  const mid = messageId(post.raw);
+  const n = rejectedByModerator(list, {
+    poster: normalizeAddress(poster),
+    ...(post.meta.subject !== undefined ? { subject: post.meta.subject } : {}),
+    ...(mid !== undefined ? { messageId: mid } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+  });
+  const { Switchboard } = await import("../queue/switchboard.js");
+  const sb = await Switchboard.open({ root: qfiles, queue: "outgoing" });
+  try {
+    const qid = await sb.enqueue(n.message, {
+      sender: n.sender,
+      recipients: n.recipients,
+      list: list.address,
+      kind: "notice",
+    });
+    return `: notice to ${n.recipients.join(", ")} queued ${qid} in outgoing`;
+  } finally {
+    sb.close();
+  }
+}

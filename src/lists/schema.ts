@@ -14,9 +14,20 @@ export const address = z
   .regex(ADDRESS_RE, "not a plain mail address (local@domain)")
   .refine((a) => !a.includes(".."), "not a plain mail address (local@domain)");
 
+/**
+ * A list's own address becomes a directory name (state, archives) and a header value: stricter than a
+ * member's, letters, digits, `.`, `_` and `-` only in the local part.
+ */
+export const LIST_ADDRESS_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
 export const listSchema = z
   .object({
-    address: address.describe("the list's posting address; its local part names the list"),
+    address: z
+      .string()
+      .max(254)
+      .regex(LIST_ADDRESS_RE, "a list address takes letters, digits, '.', '_' and '-' before the @")
+      .refine((a) => !a.includes(".."), "a list address cannot contain '..'")
+      .describe("the list's posting address; its local part names the list"),
     description: z.string().max(200).regex(/^[^\r\n]*$/, "one line").optional(),
     owners: z.array(address).min(1).describe("who gets owner mail, held-post and bounce notices"),
     members: z.array(address).default([]),

@@ -1,0 +1,193 @@
+/**
+ * List addressing: what an address is, when two addresses are the same, and which list (and which of
+ * its role addresses) an envelope recipient names.
+ *
+ * Addresses follow RFC 5321: the domain is case-insensitive and kept lowercased, the local part is
+ * kept exactly as written (only the receiving host may interpret its case). The list's own addresses
+ * are ours to interpret, so recipients are matched to lists case-insensitively.
+ */
+import { QrunnerError } from "../util/errors.js";
+import { ADDRESS_RE, type ListConfig } from "./schema.js";
+
+/** An address that is not a plain local@domain mailbox we are willing to use (in a path, a header, an envelope). */
+export class InvalidAddressError extends QrunnerError {
+  readonly address: string;
+  readonly reason: string;
+  constructor(address: string, reason: string, options?: { cause?: unknown }) {
+    // JSON.stringify shows CR, LF and NUL escaped, so the message itself stays one safe line
+    super("EADDRESS", `invalid address ${JSON.stringify(address)}: ${reason}`, options);
+    this.address = address;
+    this.reason = reason;
+  }
+}
+
+export const MAX_ADDRESS_LENGTH = 254;
+
+/**
+ * Characters a shell, a glob or a quoting layer would interpret. ADDRESS_RE (RFC 5322 atext) admits
+ * several of them; we refuse them too, so that an address is inert wherever an operator pastes it.
+ */
+const SHELL_CHARS_RE = /[`'"$|&;<>()\\*?[\]{}~!#\s]/;
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL_RE = /[\x00-\x1f\x7f]/;
+
+/**
+ * The canonical form: surrounding blanks and one pair of angle brackets removed, the domain lowercased,
+ * the local part as written. Does not validate (see `validateAddress`); CR, LF and NUL are kept so that
+ * validation still sees them.
+ */
+export function normalizeAddress(a: string): string {
+  let s = a.replace(/^[ \t]+|[ \t]+$/g, "");
+  if (s.startsWith("<") && s.endsWith(">")) s = s.slice(1, -1).replace(/^[ \t]+|[ \t]+$/g, "");
+  const at = s.lastIndexOf("@");
+  if (at < 0) return s;
+  return s.slice(0, at) + "@" + s.slice(at + 1).toLowerCase();
+}
+
+/** The same mailbox: domains compared case-insensitively, local parts exactly (RFC 5321 section 2.4). */
+export function sameAddress(a: string, b: string): boolean {
+  return normalizeAddress(a) === normalizeAddress(b);
+}
+
+/** Why `a` is not acceptable, or null when it is. */
+export function addressProblem(a: string): string | null {
+  if (CONTROL_RE.test(a)) return "contains a control character (CR, LF, NUL, ...)";
+  const n = normalizeAddress(a);
+  if (n.length === 0) return "empty";
+  if (n.length > MAX_ADDRESS_LENGTH) return `longer than ${MAX_ADDRESS_LENGTH} characters`;
+  if (n.includes("/")) return "contains '/'";
+  if (n.includes("..")) return "contains '..'";
+  if (SHELL_CHARS_RE.test(n)) return "contains a quote, blank or shell character";
+  if (!n.includes("@")) return "no '@domain'";
+  if (!ADDRESS_RE.test(n)) return "not a plain mail address (local@domain)";
+  return null;
+}
+
+/** Validate and normalize; throws InvalidAddressError. Returns the normalized address. */
+export function validateAddress(a: string): string {
+  const problem = addressProblem(a);
+  if (problem !== null) throw new InvalidAddressError(a, problem);
+  return normalizeAddress(a);
+}
+
+export function isValidAddress(a: string): boolean {
+  return addressProblem(a) === null;
+}
+
+export type RouteRole = "post" | "request" | "join" | "leave" | "bounces" | "owner";
+
+export interface Route {
+  list: ListConfig;
+  role: RouteRole;
+  /** for VERP bounces (`dev-bounces+alice=example.net@`): the member the bounce is about */
+  verpMember?: string;
+}
+
+/** The parts of a list that its role addresses derive from. */
+export type ListAddressParts = Pick<ListConfig, "name" | "domain">;
+
+const SUFFIX_ROLES: ReadonlyArray<readonly [string, RouteRole]> = [
+  ["-request", "request"],
+  ["-join", "join"],
+  ["-leave", "leave"],
+  ["-bounces", "bounces"],
+  ["-owner", "owner"],
+];
+
+const VERP_MARK = "-bounces+";
+
+/**
+ * Which list and role an envelope recipient names, or null for none of ours. An exact posting address
+ * wins over a role suffix, so a list called `dev-request` keeps its own posts.
+ */
+export function routeRecipient(rcpt: string, lists: ReadonlyMap<string, ListConfig>): Route | null {
+  if (CONTROL_RE.test(rcpt)) return null;
+  const addr = normalizeAddress(rcpt);
+  const at = addr.lastIndexOf("@");
+  if (at <= 0) return null;
+  const local = addr.slice(0, at);
+  const lower = local.toLowerCase();
+  const domain = addr.slice(at + 1);
+
+  const byName = new Map<string, ListConfig>();
+  for (const list of lists.values()) {
+    if (list.domain.toLowerCase() === domain) byName.set(list.name.toLowerCase(), list);
+  }
+  if (byName.size === 0) return null;
+
+  const exact = byName.get(lower);
+  if (exact) return { list: exact, role: "post" };
+
+  for (const [suffix, role] of SUFFIX_ROLES) {
+    if (lower.endsWith(suffix)) {
+      const list = byName.get(lower.slice(0, -suffix.length));
+      if (list) return { list, role };
+    }
+  }
+
+  // VERP: <name>-bounces+<local>=<domain>@<list domain>; the member part may itself hold "-bounces+"
+  for (let i = lower.indexOf(VERP_MARK); i > 0; i = lower.indexOf(VERP_MARK, i + 1)) {
+    const list = byName.get(lower.slice(0, i));
+    if (!list) continue;
+    const member = decodeVerpMember(local.slice(i + VERP_MARK.length));
+    return member === null ? { list, role: "bounces" } : { list, role: "bounces", verpMember: member };
+  }
+  return null;
+}
+
+/** `alice=example.net` → `alice@example.net`; null when it does not decode to a valid address. */
+export function decodeVerpMember(encoded: string): string | null {
+  // a domain never holds "=", so the last one separates; a local part may hold "=" itself
+  const eq = encoded.lastIndexOf("=");
+  if (eq <= 0 || eq === encoded.length - 1) return null;
+  const member = encoded.slice(0, eq) + "@" + encoded.slice(eq + 1);
+  return isValidAddress(member) ? normalizeAddress(member) : null;
+}
+
+/** The list's posting address, `name@domain`. */
+export function postAddress(list: ListAddressParts): string {
+  return `${list.name}@${list.domain}`;
+}
+
+export function requestAddress(list: ListAddressParts): string {
+  return `${list.name}-request@${list.domain}`;
+}
+
+export function joinAddress(list: ListAddressParts): string {
+  return `${list.name}-join@${list.domain}`;
+}
+
+export function leaveAddress(list: ListAddressParts): string {
+  return `${list.name}-leave@${list.domain}`;
+}
+
+export function bouncesAddress(list: ListAddressParts): string {
+  return `${list.name}-bounces@${list.domain}`;
+}
+
+export function ownerAddress(list: ListAddressParts): string {
+  return `${list.name}-owner@${list.domain}`;
+}
+
+/**
+ * The VERP envelope sender for one member, as Mailman encodes it: `dev-bounces+alice=example.net@example.org`.
+ * A bounce to it names the member without parsing the DSN.
+ */
+export function verpAddress(list: ListAddressParts, member: string): string {
+  const m = normalizeAddress(member);
+  const at = m.lastIndexOf("@");
+  if (at <= 0) throw new InvalidAddressError(member, "no '@domain'");
+  return `${list.name}-bounces+${m.slice(0, at)}=${m.slice(at + 1)}@${list.domain}`;
+}
+
+/**
+ * The list an operator names on the command line: its address (any case), or its bare name when only
+ * one list has that name. Undefined when there is no such list.
+ */
+export function findList(lists: ReadonlyMap<string, ListConfig>, arg: string): ListConfig | undefined {
+  const want = normalizeAddress(arg).toLowerCase();
+  const all = [...lists.values()];
+  if (want.includes("@")) return all.find((l) => l.address.toLowerCase() === want);
+  const named = all.filter((l) => l.name.toLowerCase() === want);
+  return named.length === 1 ? named[0] : undefined;
+}
