@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { loadAll } from "../lists/load.js";
 import { routeRecipient, normalizeAddress, addressProblem, type Route } from "../lists/addresses.js";
-import { isPlausibleMessage, getHeader } from "../lists/message.js";
+import { checkMessage, getHeader, stripFromLine } from "../lists/message.js";
 import { extractAddresses } from "../lists/header-addresses.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { ConfigError, QrunnerError, QueueUnavailableError, describeError } from "../util/errors.js";
@@ -38,10 +38,15 @@ export interface InjectResult {
 /** Queue `raw` for `to` (default: the first list address in To/Cc); durable when it resolves. */
 export async function injectMessage(
   configFile: string,
-  raw: Buffer,
+  input: Buffer,
   envelope: { to?: string | undefined; from?: string | undefined },
 ): Promise<InjectResult> {
-  if (!isPlausibleMessage(raw)) throw new InjectError(65, "not an RFC 5322 message: no valid header block");
+  // an MTA pipe may put an mbox "From " line in front; its address is the envelope sender
+  const stripped = stripFromLine(input);
+  const raw = stripped.raw;
+  if (envelope.from === undefined && stripped.sender !== undefined) envelope = { ...envelope, from: stripped.sender };
+  const check = checkMessage(raw);
+  if (!check.ok) throw new InjectError(65, `not an RFC 5322 message: ${check.reason}`);
   let settings;
   try {
     settings = await loadAll(configFile);

@@ -21,8 +21,29 @@ import type { RunnerContext } from "./context.js";
 import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notices.js";
 import { queueNotice } from "./notify.js";
 
+/** How often held posts are checked for expiry. */
+const EXPIRE_EVERY_MS = 10 * 60_000;
+
 export class IncomingRunner implements Handler {
+  private nextExpiry = 0;
+
   constructor(private readonly ctx: RunnerContext) {}
+
+  /** Held posts past their list's hold_expires are dropped (by the worker of slice 0 only). */
+  async tick(): Promise<void> {
+    const now = Date.now();
+    if (this.ctx.slice.index !== 0 || now < this.nextExpiry) return;
+    this.nextExpiry = now + EXPIRE_EVERY_MS;
+    const { config, lists } = this.ctx.settings();
+    for (const list of lists.values()) {
+      try {
+        const gone = await new HeldStore(config.state, list.address).expire(now, list.hold_expires);
+        if (gone.length) this.ctx.logger.info({ list: list.address, expired: gone.map((g) => g.id) }, "held posts expired");
+      } catch (err) {
+        this.ctx.logger.warn({ err, list: list.address }, "cannot expire held posts");
+      }
+    }
+  }
 
   async handle(entry: Entry, log: Logger): Promise<HandleResult> {
     const { lists } = this.ctx.settings();

@@ -1,0 +1,92 @@
+/**
+ * The command runner: mail to a list's -request (or -join / -leave) address. Each request gets one
+ * reply with the result of each command; join and leave take effect only when confirmed with the
+ * token mailed to the address concerned. The member set changes under the list state lock, so the
+ * next post and `qrunner members` see it. Robots get no reply (null sender, auto-submitted, bulk,
+ * list traffic), and no address gets more than `max_replies_per_hour` replies.
+ */
+import type { Logger } from "pino";
+import { noticeDecision } from "../lists/checks.js";
+import { messageId } from "../lists/message.js";
+import { addMember, isMember, removeMember } from "../lists/members.js";
+import { commandReply, confirmRequest, helpText, type Notice } from "../lists/notices.js";
+import { parseRequest, type RequestCommand } from "../lists/request.js";
+import type { ListConfig } from "../lists/schema.js";
+import { ListStateStore, takeReplySlot, type ListState } from "../lists/state.js";
+import { addToken, takeToken } from "../lists/tokens.js";
+import { addressProblem, normalizeAddress } from "../lists/addresses.js";
+import type { Entry } from "../queue/types.js";
+import type { Handler, HandleResult } from "./base.js";
+import type { RunnerContext } from "./context.js";
+import { queueNotice } from "./notify.js";
+
+export class CommandRunner implements Handler {
+  constructor(private readonly ctx: RunnerContext) {}
+
+  async handle(entry: Entry, log: Logger): Promise<HandleResult> {
+    const { config, lists } = this.ctx.settings();
+    const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
+    if (!list) throw new Error(`command for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
+    const sender = normalizeAddress(entry.meta.sender);
+    const decision = noticeDecision(sender, entry.message);
+    if (!decision.allowed) {
+      // a robot's mail changes nothing and gets no reply: no loops between auto-responders
+      log.info({ sender, reason: decision.reason }, "command mail from a robot ignored");
+      return;
+    }
+    const role = entry.meta.kind === "join" || entry.meta.kind === "leave" ? entry.meta.kind : "request";
+    const parsed = await parseRequest(entry.message, role);
+    const inReplyTo = messageId(entry.message);
+    const store = new ListStateStore(config.state, list.address);
+    const now = Date.now();
+    const notices = await store.update((state) => {
+      const out: Notice[] = [];
+      const results: { line: string; reply: string }[] = [];
+      for (const c of parsed.commands) results.push({ line: c.line, reply: this.run(c, list, state, sender, now, out, inReplyTo) });
+      if (takeReplySlot(state, sender, now, list.max_replies_per_hour))
+        out.unshift(commandReply(list, { to: sender, results, ignored: parsed.ignored, ...(inReplyTo ? { inReplyTo } : {}) }));
+      else log.warn({ sender }, "reply limit reached; no reply sent");
+      return out;
+    });
+    for (const n of notices) await queueNotice(this.ctx.queues, list.address, n);
+    log.info({ sender, commands: parsed.commands.map((c) => c.verb), notices: notices.length }, "commands handled");
+  }
+
+  /** One command against the state (inside the lock); returns the reply text, may add notices. */
+  private run(c: RequestCommand, list: ListConfig, state: ListState, sender: string, now: number, out: Notice[], inReplyTo: string | undefined): string {
+    switch (c.verb) {
+      case "help":
+        return helpText(list);
+      case "echo":
+        return c.args.join(" ");
+      case "join":
+      case "leave": {
+        const who = normalizeAddress(c.args[0] ?? sender);
+        const problem = addressProblem(who);
+        if (problem) return `Not done: ${JSON.stringify(who)} is not an address we accept (${problem}).`;
+        const member = isMember(list, state, who);
+        if (c.verb === "join" && member) return `${who} is already a member of ${list.address}.`;
+        if (c.verb === "leave" && !member) return `${who} is not a member of ${list.address}.`;
+        // the confirmation goes to the address concerned, within its own reply budget
+        if (who !== sender && !takeReplySlot(state, who, now, list.max_replies_per_hour))
+          return `Not done: too many messages to ${who} this hour; try again later.`;
+        const token = addToken(state, c.verb, who, now, list.confirm_expires);
+        out.push(confirmRequest(list, { to: who, token, action: c.verb, ...(who === sender && inReplyTo ? { inReplyTo } : {}) }));
+        return `A confirmation request was sent to ${who}. Reply to it to ${c.verb} ${list.address}.`;
+      }
+      case "confirm": {
+        const token = c.args[0] ?? "";
+        const r = takeToken(state, token, now);
+        if (!r.ok)
+          return r.reason === "expired"
+            ? `Token ${token} has expired; nothing was changed. Send the ${r.pending?.action ?? "join"} request again.`
+            : `Token ${JSON.stringify(token)} is unknown (mistyped, or already used); nothing was changed.`;
+        const { action, address } = r.pending;
+        if (action === "join") return addMember(list, state, address) ? `${address} is now a member of ${list.address}.` : `${address} already was a member.`;
+        return removeMember(list, state, address) ? `${address} has left ${list.address}.` : `${address} was not a member.`;
+      }
+      case "unknown":
+        return `Unknown command. Send "help" for the list of commands.`;
+    }
+  }
+}
