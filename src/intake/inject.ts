@@ -44,7 +44,8 @@ export async function injectMessage(
   // an MTA pipe may put an mbox "From " line in front; its address is the envelope sender
   const stripped = stripFromLine(input);
   const raw = stripped.raw;
-  if (envelope.from === undefined && stripped.sender !== undefined) envelope = { ...envelope, from: stripped.sender };
+  if (envelope.from === undefined && stripped.sender !== undefined && addressProblem(stripped.sender) === null)
+    envelope = { ...envelope, from: stripped.sender };
   const check = checkMessage(raw);
   if (!check.ok) throw new InjectError(65, `not an RFC 5322 message: ${check.reason}`);
   let settings;

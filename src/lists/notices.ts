@@ -301,7 +301,8 @@ export function bounceDisabledMember(list: List, b: BounceDisable): Notice {
     text:
       `Mail from ${list.address} to ${b.member} has bounced too often (score ${b.score}),\n` +
       `so delivery to you is disabled. You are still a member.\n\n` +
-      `To get list mail again, write to the list owners at ${a.owner}.\n`,
+      `To get list mail again, send "join" to ${a.request} and confirm,\n` +
+      `or write to the list owners at ${a.owner}.\n`,
   });
 }
 

@@ -105,3 +105,22 @@ export async function findEntries(root: string, idPrefix: string): Promise<Entry
   }
   return found;
 }
+
+/** Does the queue hold at least one entry (queued or in progress)? Stops at the first one found. */
+export async function hasEntries(root: string, queue: string): Promise<boolean> {
+  let d;
+  try {
+    d = await opendir(path.join(root, queue), { bufferSize: 64 });
+  } catch {
+    return false;
+  }
+  try {
+    for await (const e of d) {
+      const p = parseName(e.name);
+      if (p && p.ext !== "tmp") return true;
+    }
+  } finally {
+    await d.close().catch(() => undefined);
+  }
+  return false;
+}

@@ -8,7 +8,7 @@
 import type { Logger } from "pino";
 import { noticeDecision } from "../lists/checks.js";
 import { messageId } from "../lists/message.js";
-import { addMember, isMember, removeMember } from "../lists/members.js";
+import { addMember, enableMember, isMember, removeMember } from "../lists/members.js";
 import { commandReply, confirmRequest, helpText, type Notice } from "../lists/notices.js";
 import { parseRequest, type RequestCommand } from "../lists/request.js";
 import type { ListConfig } from "../lists/schema.js";
@@ -65,7 +65,9 @@ export class CommandRunner implements Handler {
         const problem = addressProblem(who);
         if (problem) return `Not done: ${JSON.stringify(who)} is not an address we accept (${problem}).`;
         const member = isMember(list, state, who);
-        if (c.verb === "join" && member) return `${who} is already a member of ${list.address}.`;
+        const disabled = member && state.members[who]?.disabled !== undefined;
+        // a disabled member's join is a request to get list mail again, confirmed like any join
+        if (c.verb === "join" && member && !disabled) return `${who} is already a member of ${list.address}.`;
         if (c.verb === "leave" && !member) return `${who} is not a member of ${list.address}.`;
         // the confirmation goes to the address concerned, within its own reply budget
         if (who !== sender && !takeReplySlot(state, who, now, list.max_replies_per_hour))
@@ -82,7 +84,12 @@ export class CommandRunner implements Handler {
             ? `Token ${token} has expired; nothing was changed. Send the ${r.pending?.action ?? "join"} request again.`
             : `Token ${JSON.stringify(token)} is unknown (mistyped, or already used); nothing was changed.`;
         const { action, address } = r.pending;
-        if (action === "join") return addMember(list, state, address) ? `${address} is now a member of ${list.address}.` : `${address} already was a member.`;
+        if (action === "join") {
+          if (addMember(list, state, address)) return `${address} is now a member of ${list.address}.`;
+          if (state.members[normalizeAddress(address)]?.disabled === undefined) return `${address} already was a member.`;
+          enableMember(state, address);
+          return `Delivery of ${list.address} to ${address} is enabled again.`;
+        }
         return removeMember(list, state, address) ? `${address} has left ${list.address}.` : `${address} was not a member.`;
       }
       case "unknown":

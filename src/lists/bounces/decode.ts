@@ -1,0 +1,122 @@
+/**
+ * Turning a MIME leaf into text: transfer encoding (base64, quoted-printable), charset (whatever
+ * TextDecoder knows, latin1 otherwise), RFC 2047 words in headers, and HTML for notices that come
+ * only as HTML. Lenient and bounded like the walk in ./mime.ts: malformed input decodes to something,
+ * never to an exception.
+ */
+import { header, type MimePart } from "./mime.js";
+
+/** Decoded characters kept per text part. */
+export const MAX_PART_TEXT = 256 * 1024;
+
+/** Undo the Content-Transfer-Encoding; returns bytes. */
+export function decodeTransfer(part: MimePart): Buffer {
+  const cte = (header(part.headers, "content-transfer-encoding") ?? "").trim().toLowerCase();
+  const body = part.body.length > MAX_PART_TEXT * 2 ? part.body.slice(0, MAX_PART_TEXT * 2) : part.body;
+  if (cte === "base64") return Buffer.from(body.replace(/[^A-Za-z0-9+/]/g, ""), "base64");
+  if (cte === "quoted-printable") return decodeQuotedPrintable(body);
+  return Buffer.from(body, "latin1");
+}
+
+export function decodeQuotedPrintable(s: string): Buffer {
+  const out = Buffer.alloc(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x3d /* = */) {
+      const a = s[i + 1];
+      const b = s[i + 2];
+      if (a === "\n") {
+        i += 1;
+        continue;
+      }
+      if (a === "\r" && b === "\n") {
+        i += 2;
+        continue;
+      }
+      if (a !== undefined && b !== undefined && /^[0-9A-Fa-f]{2}$/.test(a + b)) {
+        out[n++] = parseInt(a + b, 16);
+        i += 2;
+        continue;
+      }
+    }
+    out[n++] = c & 0xff;
+  }
+  return out.subarray(0, n);
+}
+
+/** Bytes to text in the given charset; unknown charsets fall back to latin1 (ASCII survives either way). */
+export function decodeCharset(bytes: Buffer, charset: string | undefined): string {
+  const label = (charset ?? "utf-8").trim().toLowerCase() || "utf-8";
+  try {
+    return new TextDecoder(label, { fatal: false }).decode(bytes);
+  } catch {
+    return bytes.toString("latin1");
+  }
+}
+
+/** A leaf's text: transfer-decoded, charset-decoded, line ends normalized, capped at MAX_PART_TEXT. */
+export function partText(part: MimePart): string {
+  const text = decodeCharset(decodeTransfer(part), part.params["charset"]).replace(/\r\n?/g, "\n");
+  return text.length > MAX_PART_TEXT ? text.slice(0, MAX_PART_TEXT) : text;
+}
+
+/**
+ * Good-enough HTML to text for notices that come only as HTML: tags out (style and script with their
+ * content), block ends to line breaks, a few entities. A single forward pass, linear on any input.
+ */
+export function htmlToText(html: string): string {
+  const lower = html.toLowerCase();
+  let out = "";
+  let pos = 0;
+  while (pos < html.length) {
+    const lt = html.indexOf("<", pos);
+    if (lt < 0) {
+      out += html.slice(pos);
+      break;
+    }
+    out += html.slice(pos, lt);
+    const gt = html.indexOf(">", lt);
+    if (gt < 0) break; // an unclosed tag: the rest is markup
+    const tag = /^<\s*(\/?)\s*([a-z0-9]*)/i.exec(html.slice(lt, Math.min(gt, lt + 40)));
+    const name = (tag?.[2] ?? "").toLowerCase();
+    pos = gt + 1;
+    if (tag?.[1] === "" && (name === "style" || name === "script")) {
+      const close = lower.indexOf(`</${name}`, pos);
+      pos = close < 0 ? html.length : close;
+    } else if (name === "br" || (tag?.[1] === "/" && /^(p|div|tr|li|h\d|table)$/.test(name))) {
+      out += "\n";
+    }
+  }
+  return out
+    .replace(/&nbsp;/gi, " ")
+    .replace(/&lt;/gi, "<")
+    .replace(/&gt;/gi, ">")
+    .replace(/&quot;/gi, '"')
+    .replace(/&#(\d{1,6});/g, (_m, d: string) => safeCodePoint(Number(d)))
+    .replace(/&amp;/gi, "&");
+}
+
+function safeCodePoint(n: number): string {
+  return n > 0 && n <= 0x10ffff ? String.fromCodePoint(n) : " ";
+}
+
+/** Decode RFC 2047 encoded words (for showing and matching subjects); malformed words stay as written. */
+export function decodeWords(value: string): string {
+  return value
+    .replace(/\?=\s+=\?/g, "?==?")
+    .replace(
+      /=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]{0,2000})\?=/g,
+      (all, cs: string, enc: string, data: string) => {
+        try {
+          const bytes =
+            enc.toLowerCase() === "b"
+              ? Buffer.from(data, "base64")
+              : decodeQuotedPrintable(data.replace(/_/g, " "));
+          return decodeCharset(bytes, cs.split("*")[0]);
+        } catch {
+          return all;
+        }
+      },
+    );
+}
