@@ -16,6 +16,13 @@ import { register as registerBounce } from "./bounce-scan.js";
 import { register as registerModeration } from "./moderation.js";
 import { Exit, warn } from "./context.js";
 
+// `qrunner queue list | head`: a closed pipe is the reader's choice, not an error worth a stack trace
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+
 const program = new Command();
 program
   .name("qrunner")

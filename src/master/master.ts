@@ -1,0 +1,262 @@
+/**
+ * The master process: takes the lock, runs the workers of the config's plan, follows config edits,
+ * answers signals and keeps `<state>/status.json` current.
+ *
+ *   SIGTERM, SIGINT  stop every worker (SIGKILL after master.stop_timeout), release the lock, exit 0
+ *   SIGHUP           reread the config (as a file edit does) and reopen the log file
+ *   SIGUSR1          restart the workers one at a time
+ */
+import os from "node:os";
+import { performance } from "node:perf_hooks";
+import type { Config } from "../config/schema.js";
+import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
+import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
+import { MasterLock } from "./lock.js";
+import { planWorkers, type WorkerSpec } from "./plan.js";
+import {
+  Supervisor,
+  workerCommand,
+  type SupervisorOptions,
+  type SupervisorTimings,
+  type WorkerCommand,
+} from "./supervisor.js";
+import { writeStatus, type MasterStatus, type RejectedEdit } from "./status-file.js";
+import { ConfigWatcher } from "./watch.js";
+
+export interface MasterOptions {
+  configFile: string;
+  /** reads and validates the config and lists; throws ConfigError */
+  load: (file: string) => Promise<{ config: Config }>;
+  /** extra arguments for every worker (e.g. --allow-root) */
+  workerArgs?: readonly string[];
+  /** how to start a worker (default: `qrunner start --runner --slice -C`); tests swap in a fake */
+  command?: (spec: WorkerSpec) => WorkerCommand;
+  /** backoff and health settings, for tests */
+  tuning?: Pick<SupervisorOptions, "backoffBaseMs" | "backoffMaxMs" | "healthyRunMs">;
+  /** how often status.json is rewritten without events, ms (default 2000) */
+  statusIntervalMs?: number;
+}
+
+function timingsOf(config: Config): SupervisorTimings {
+  return {
+    stallTimeoutMs: config.master.stall_timeout,
+    restartWindowMs: config.master.restart_window,
+    stopTimeoutMs: config.master.stop_timeout,
+  };
+}
+
+function issuesOf(err: unknown, file: string): ConfigIssue[] {
+  if (err instanceof ConfigError) return [...err.issues];
+  return [{ file, line: 0, col: 0, message: describeError(err) }];
+}
+
+/**
+ * Run the master until SIGTERM/SIGINT; resolves with the exit code. Throws ConfigError when the
+ * config is invalid at start, MasterRunningError when another master holds the lock.
+ */
+export async function runMaster(opts: MasterOptions): Promise<number> {
+  const { config } = await opts.load(opts.configFile);
+  const logHandle = createLogger(config.log, { role: "master" });
+  let lock: MasterLock;
+  try {
+    lock = await MasterLock.acquire(config.state, logHandle.logger);
+  } catch (err) {
+    logHandle.close();
+    throw err;
+  }
+  return new Master(opts, config, logHandle, lock).run();
+}
+
+class Master {
+  private readonly log: Logger;
+  private readonly stateDir: string;
+  private readonly startedAt = Date.now();
+  private readonly supervisor: Supervisor;
+  private watcher: ConfigWatcher | null = null;
+  private state: MasterStatus["master"]["state"] = "starting";
+  private readyMs: number | null = null;
+  private loadedAt = Date.now();
+  private rejected: RejectedEdit | null = null;
+  private reloads: MasterStatus["reload"] = { count: 0, at: null, why: null, ok: null };
+  /** reloads and rolling restarts run one at a time, in order */
+  private ops: Promise<void> = Promise.resolve();
+  private stopping = false;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private statusSoon: NodeJS.Timeout | null = null;
+  private statusWrite: Promise<void> = Promise.resolve();
+  private done!: (code: number) => void;
+  private readonly signals: Array<[NodeJS.Signals, () => void]>;
+
+  constructor(
+    private readonly opts: MasterOptions,
+    private config: Config,
+    private readonly logHandle: LoggerHandle,
+    private readonly lock: MasterLock,
+  ) {
+    this.log = logHandle.logger;
+    this.stateDir = config.state;
+    this.supervisor = new Supervisor({
+      logger: this.log,
+      timings: timingsOf(config),
+      command: opts.command ?? workerCommand(opts.configFile, opts.workerArgs),
+      ...opts.tuning,
+      onChange: () => this.statusChanged(),
+      onAllReady: (count) => {
+        this.readyMs = Math.round(performance.now());
+        this.log.info({ workers: count, ms: this.readyMs }, "all workers ready");
+        this.statusChanged();
+      },
+    });
+    this.signals = [
+      ["SIGTERM", () => void this.shutdown("SIGTERM")],
+      ["SIGINT", () => void this.shutdown("SIGINT")],
+      ["SIGHUP", () => this.hangup()],
+      ["SIGUSR1", () => this.enqueue("rolling restart", () => this.supervisor.rollingRestart())],
+    ];
+  }
+
+  async run(): Promise<number> {
+    const finished = new Promise<number>((resolve) => (this.done = resolve));
+    for (const [sig, fn] of this.signals) process.on(sig, fn);
+    const specs = planWorkers(this.config);
+    this.log.info(
+      { config: this.opts.configFile, version: this.config.version, workers: specs.length },
+      "master starting",
+    );
+    this.supervisor.start(specs);
+    this.state = "running";
+    this.statusTimer = setInterval(() => this.statusChanged(), this.opts.statusIntervalMs ?? 2000);
+    this.statusChanged();
+    try {
+      const watcher = await ConfigWatcher.start({
+        configFile: this.opts.configFile,
+        listsDir: this.config.lists,
+        logger: this.log,
+        onChange: (paths) => this.enqueue("config edit", () => this.reload("edit", paths)),
+      });
+      if (this.stopping) await watcher.close();
+      else this.watcher = watcher;
+    } catch (err) {
+      this.log.warn(
+        { err: describeError(err) },
+        "cannot watch the config; edits take effect on `qrunner reload` only",
+      );
+    }
+    return finished;
+  }
+
+  private enqueue(what: string, fn: () => Promise<void>): void {
+    this.ops = this.ops.then(async () => {
+      if (this.stopping) return;
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err: describeError(err) }, `${what} failed`);
+      }
+    });
+  }
+
+  private hangup(): void {
+    this.logHandle.reopen();
+    this.enqueue("reload", () => this.reload("SIGHUP", []));
+  }
+
+  /** Read the config again; valid: apply the new plan; invalid: keep the old config, record the issues. */
+  private async reload(why: string, paths: string[]): Promise<void> {
+    let next: Config;
+    try {
+      next = (await this.opts.load(this.opts.configFile)).config;
+    } catch (err) {
+      const issues = issuesOf(err, this.opts.configFile);
+      this.rejected = { at: Date.now(), issues, message: issues.map(formatIssue).join("\n") };
+      this.reloads = { count: this.reloads.count + 1, at: Date.now(), why, ok: false };
+      this.log.error(
+        { why, issues: issues.map(formatIssue) },
+        "config edit rejected; the old config stays in force",
+      );
+      this.statusChanged();
+      return;
+    }
+    if (this.stopping) return;
+    if (next.state !== this.stateDir)
+      this.log.warn({ state: next.state }, "`state` changes take effect at the next start");
+    if (next.log.file !== this.config.log.file)
+      this.log.warn("`log.file` changes take effect at the next start");
+    this.log.level = next.log.level;
+    this.watcher?.setListsDir(next.lists);
+    this.config = next;
+    this.loadedAt = Date.now();
+    this.rejected = null;
+    this.reloads = { count: this.reloads.count + 1, at: this.loadedAt, why, ok: true };
+    this.statusChanged();
+    const diff = await this.supervisor.apply(planWorkers(next), timingsOf(next));
+    this.log.info(
+      {
+        why,
+        ...(paths.length ? { paths } : {}),
+        version: next.version,
+        replaced: diff.removed.map((s) => s.key),
+        started: diff.added.map((s) => s.key),
+        reloaded: diff.kept.length,
+      },
+      "config reloaded",
+    );
+  }
+
+  private async shutdown(signal: string): Promise<void> {
+    if (this.stopping) {
+      this.log.info({ signal }, "already stopping");
+      return;
+    }
+    this.stopping = true;
+    this.state = "stopping";
+    this.log.info({ signal, timeout: this.config.master.stop_timeout }, "stopping the workers");
+    this.statusChanged();
+    await this.watcher?.close();
+    await this.supervisor.stop();
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.statusSoon) clearTimeout(this.statusSoon);
+    this.statusTimer = this.statusSoon = null;
+    this.state = "stopped";
+    await this.statusWrite;
+    await this.writeStatusNow();
+    await this.lock.release();
+    for (const [sig, fn] of this.signals) process.off(sig, fn);
+    this.log.info("master stopped");
+    this.logHandle.close();
+    this.done(0);
+  }
+
+  /** Coalesce status writes: one within 100 ms of an event, one every interval regardless. */
+  private statusChanged(): void {
+    if (this.statusSoon || this.state === "stopped") return;
+    this.statusSoon = setTimeout(() => {
+      this.statusSoon = null;
+      this.statusWrite = this.statusWrite.then(() => this.writeStatusNow());
+    }, 100);
+  }
+
+  private async writeStatusNow(): Promise<void> {
+    const status: MasterStatus = {
+      format: 1,
+      updatedAt: Date.now(),
+      master: {
+        pid: process.pid,
+        host: os.hostname(),
+        state: this.state,
+        startedAt: this.startedAt,
+        readyMs: this.readyMs,
+        rss: process.memoryUsage.rss(),
+      },
+      config: { file: this.config.file, version: this.config.version, loadedAt: this.loadedAt },
+      rejectedEdit: this.rejected,
+      reload: this.reloads,
+      workers: this.state === "stopped" ? [] : this.supervisor.snapshot(),
+    };
+    try {
+      await writeStatus(this.stateDir, status);
+    } catch (err) {
+      this.log.warn({ err: describeError(err), state: this.stateDir }, "cannot write status.json");
+    }
+  }
+}

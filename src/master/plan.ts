@@ -1,0 +1,93 @@
+/**
+ * The worker plan: which worker processes a config asks for. Each spec has a stable key so that a
+ * config edit can tell which workers changed (and must be replaced) from those that only need to
+ * reread the config (SIGHUP).
+ */
+import type { Config, RunnerName, SmtpHostConfig } from "../config/schema.js";
+import { RUNNER_NAMES } from "../config/schema.js";
+
+export interface WorkerSpec {
+  /** stable identity: runner, slice spec and, for outgoing `auto`, the host it serves */
+  readonly key: string;
+  readonly runner: RunnerName;
+  /** `K/N` or the weighted form `K/N:w0,w1,...`, exactly as passed to `--slice` */
+  readonly slice: string;
+  /** outgoing `auto`: the SMTP host this slice maps to (its name, else host:port) */
+  readonly host?: string;
+  /** process priority applied when the worker is spawned */
+  readonly nice: number;
+  /** restarts within master.restart_window before the worker stays down */
+  readonly maxRestarts: number;
+}
+
+/** How an SMTP host is named in keys, logs and status. */
+export function hostId(h: Pick<SmtpHostConfig, "host" | "port" | "name">): string {
+  return h.name ?? `${h.host}:${h.port}`;
+}
+
+/** A weight as it appears in a slice spec: plain decimal, at most 6 places (the precision makeSlice uses). */
+function formatWeight(w: number): string {
+  const s = w.toFixed(6).replace(/\.?0+$/, "");
+  return s === "" || s === "0" ? "0.000001" : s;
+}
+
+function specKey(runner: string, slice: string, host?: string): string {
+  return host === undefined ? `${runner} ${slice}` : `${runner} ${slice} ${host}`;
+}
+
+/** Every worker the config asks for, in runner order then slice order. */
+export function planWorkers(config: Pick<Config, "runners" | "smtp">): WorkerSpec[] {
+  const specs: WorkerSpec[] = [];
+  for (const runner of RUNNER_NAMES) {
+    const rc = config.runners[runner];
+    const base = { runner, nice: rc.nice, maxRestarts: rc.max_restarts };
+    if (runner === "outgoing" && rc.instances === "auto") {
+      // one worker per SMTP host; slice K covers a share of the space proportional to host K's weight
+      const hosts = config.smtp.hosts;
+      const weights = hosts.map((h) => formatWeight(h.weight)).join(",");
+      hosts.forEach((h, k) => {
+        const slice = `${k}/${hosts.length}:${weights}`;
+        const host = hostId(h);
+        specs.push({ ...base, key: specKey(runner, slice, host), slice, host });
+      });
+      continue;
+    }
+    const n = rc.instances === "auto" ? 1 : rc.instances;
+    for (let k = 0; k < n; k++) {
+      const slice = `${k}/${n}`;
+      specs.push({ ...base, key: specKey(runner, slice), slice });
+    }
+  }
+  return specs;
+}
+
+export interface PlanDiff {
+  /** in the old plan only: stop these */
+  readonly removed: WorkerSpec[];
+  /** in the new plan only: start these */
+  readonly added: WorkerSpec[];
+  /** in both (by key): keep running, send SIGHUP; the new spec's settings apply */
+  readonly kept: WorkerSpec[];
+}
+
+/**
+ * Compare two plans by key. A spec whose key is unchanged but whose priority changed is replaced
+ * (nice is applied at spawn), so it shows up as removed and added.
+ */
+export function diffPlan(before: readonly WorkerSpec[], after: readonly WorkerSpec[]): PlanDiff {
+  const old = new Map(before.map((s) => [s.key, s]));
+  const removed: WorkerSpec[] = [];
+  const added: WorkerSpec[] = [];
+  const kept: WorkerSpec[] = [];
+  const next = new Set(after.map((s) => s.key));
+  for (const s of before) if (!next.has(s.key)) removed.push(s);
+  for (const s of after) {
+    const o = old.get(s.key);
+    if (!o) added.push(s);
+    else if (o.nice !== s.nice) {
+      removed.push(o);
+      added.push(s);
+    } else kept.push(s);
+  }
+  return { removed, added, kept };
+}

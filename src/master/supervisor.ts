@@ -1,0 +1,339 @@
+/**
+ * Runs the worker processes of a plan: spawns each one with an IPC channel, restarts those that die
+ * (exponential backoff, up to max_restarts within the restart window), kills and restarts stalled
+ * ones, replaces the ones a config edit changed, and stops them all gracefully.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import os from "node:os";
+import type { Logger } from "../util/log.js";
+import { describeError } from "../util/errors.js";
+import { formatDuration } from "../util/units.js";
+import { WorkerExit } from "../runners/ipc.js";
+import { diffPlan, type PlanDiff, type WorkerSpec } from "./plan.js";
+import type { WorkerStatus } from "./status-file.js";
+import {
+  backoffDelay,
+  isMessage,
+  newSlot,
+  snapshotOf,
+  stallReason,
+  waitExit,
+  waitReady,
+  type Slot,
+  type WorkerCommand,
+} from "./slot.js";
+
+export { workerCommand, type WorkerCommand } from "./slot.js";
+
+export interface SupervisorTimings {
+  /** a worker with due entries and no progress (or no heartbeat) this long is killed and restarted */
+  stallTimeoutMs: number;
+  /** max_restarts counts restarts within this window */
+  restartWindowMs: number;
+  /** grace between SIGTERM and SIGKILL */
+  stopTimeoutMs: number;
+}
+
+export interface SupervisorOptions {
+  logger: Logger;
+  timings: SupervisorTimings;
+  /** how to start a worker; default: `qrunner start --runner --slice -C` (see workerCommand) */
+  command: (spec: WorkerSpec) => WorkerCommand;
+  /** first restart delay, doubling up to backoffMaxMs (default 1 s and 60 s) */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** a worker that ran this long before dying starts its backoff over (default 5 min) */
+  healthyRunMs?: number;
+  /** something `status` shows has changed */
+  onChange?: () => void;
+  /** every planned worker has sent `ready` (called once) */
+  onAllReady?: (count: number) => void;
+}
+
+export class Supervisor {
+  private slots: Slot[] = [];
+  private stopping = false;
+  private announced = false;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private timings: SupervisorTimings;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.timings = opts.timings;
+    this.log = opts.logger;
+  }
+
+  /** Spawn every worker of the plan and start watching for stalls. */
+  start(specs: readonly WorkerSpec[]): void {
+    this.slots = specs.map((spec) => newSlot(spec));
+    for (const slot of this.slots) this.spawn(slot);
+    this.checkTimer = setInterval(() => this.checkStalls(), 1000);
+    this.checkTimer.unref();
+  }
+
+  /**
+   * A new config: stop the workers whose spec went away (gracefully, and wait for them so that old
+   * and new slices never run side by side), start the new ones, and send SIGHUP to the rest.
+   * Workers that were down for good (gave up, bad config) get a fresh start.
+   */
+  async apply(specs: readonly WorkerSpec[], timings: SupervisorTimings): Promise<PlanDiff> {
+    this.timings = timings;
+    const diff = diffPlan(
+      this.slots.map((s) => s.spec),
+      specs,
+    );
+    if (this.stopping) return diff;
+    const gone = this.slots.filter((s) => diff.removed.includes(s.spec));
+    await Promise.all(gone.map((s) => this.stopSlot(s)));
+    if (this.stopping) return diff;
+    const byKey = new Map(this.slots.filter((s) => !gone.includes(s)).map((s) => [s.spec.key, s]));
+    this.slots = specs.map((spec) => {
+      const slot = byKey.get(spec.key);
+      if (!slot) {
+        const fresh = newSlot(spec);
+        this.spawn(fresh);
+        return fresh;
+      }
+      slot.spec = spec;
+      if (slot.child && slot.intent === "run") {
+        // SIGHUP's default action is to terminate: a worker still starting gets it once it says ready
+        if (slot.state === "ready") slot.child.kill("SIGHUP");
+        else slot.hupPending = true;
+      } else if (!slot.child && slot.timer === null) {
+        slot.restartTimes = [];
+        slot.failStreak = 0;
+        this.spawn(slot);
+      }
+      return slot;
+    });
+    this.changed();
+    return diff;
+  }
+
+  /** SIGUSR1: restart the workers one at a time, each once the previous one is ready again. */
+  async rollingRestart(): Promise<void> {
+    for (const slot of [...this.slots]) {
+      if (this.stopping) return;
+      if (!this.slots.includes(slot)) continue;
+      await this.stopSlot(slot);
+      if (this.stopping || !this.slots.includes(slot)) return;
+      slot.restartTimes = [];
+      slot.failStreak = 0;
+      this.spawn(slot);
+      if (!(await waitReady(slot, this.timings.stallTimeoutMs)))
+        this.log.warn(
+          { runner: slot.spec.runner, slice: slot.spec.slice },
+          "worker not ready after restart; going on",
+        );
+    }
+    this.log.info({ workers: this.slots.length }, "rolling restart done");
+  }
+
+  /** SIGTERM to every worker, SIGKILL to those still running after stop_timeout. Safe to call twice. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkTimer = null;
+    await Promise.all(this.slots.map((s) => this.stopSlot(s)));
+  }
+
+  snapshot(): WorkerStatus[] {
+    const now = Date.now();
+    return this.slots.map((s) => snapshotOf(s, now));
+  }
+
+  private changed(): void {
+    this.opts.onChange?.();
+  }
+
+  private spawn(slot: Slot): void {
+    const { file, args } = this.opts.command(slot.spec);
+    const now = Date.now();
+    Object.assign(slot, { intent: "run", state: "starting", startedAt: now, lastMessageAt: now, hb: null });
+    slot.dueSince = null;
+    slot.nextStartAt = null;
+    slot.hupPending = false;
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    } catch (err) {
+      slot.lastError = `cannot start: ${describeError(err)}`;
+      this.scheduleRestart(slot, 0);
+      return;
+    }
+    slot.child = child;
+    let gone = false;
+    const exited = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (gone) return;
+      gone = true;
+      this.onExit(slot, child, code, signal);
+    };
+    child.on("exit", exited);
+    child.on("error", (err) => {
+      slot.lastError = `cannot start: ${describeError(err)}`;
+      if (child.pid === undefined) exited(null, null); // the spawn itself failed: no exit event follows
+    });
+    child.on("message", (m: unknown) => this.onMessage(slot, child, m));
+    if (child.pid !== undefined && slot.spec.nice !== 0) {
+      try {
+        os.setPriority(child.pid, slot.spec.nice);
+      } catch (err) {
+        this.log.warn(
+          { runner: slot.spec.runner, nice: slot.spec.nice, err: describeError(err) },
+          "cannot set nice",
+        );
+      }
+    }
+    this.log.debug(
+      { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
+      "worker spawned",
+    );
+    this.changed();
+  }
+
+  private onMessage(slot: Slot, child: ChildProcess, m: unknown): void {
+    if (slot.child !== child || !isMessage(m)) return;
+    const now = Date.now();
+    slot.lastMessageAt = now;
+    if (m.type === "ready") {
+      if (slot.state === "starting") slot.state = "ready";
+      if (slot.hupPending) child.kill("SIGHUP");
+      slot.hupPending = false;
+      this.log.debug(
+        { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
+        "worker ready",
+      );
+      for (const f of slot.onReady.splice(0)) f(true);
+      this.checkAllReady();
+      this.changed();
+    } else if (m.type === "heartbeat") {
+      slot.hb = m;
+      if (m.lastError !== undefined) slot.lastError = m.lastError;
+      // the stall clock runs only while entries are due and the worker does not say why it waits
+      if (m.due === 0 || m.waiting !== undefined) slot.dueSince = null;
+      else slot.dueSince ??= now;
+    }
+  }
+
+  private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (slot.child !== child) return;
+    slot.child = null;
+    const ranMs = Date.now() - slot.startedAt;
+    for (const f of slot.onExit.splice(0)) f();
+    for (const f of slot.onReady.splice(0)) f(false);
+    const where = { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid, code, signal };
+    if (this.stopping || slot.intent === "stop") {
+      slot.state = "stopped";
+      this.log.debug(where, "worker stopped");
+    } else if (slot.intent === "stall") {
+      this.scheduleRestart(slot, ranMs);
+    } else if (code === WorkerExit.OK) {
+      slot.state = "stopped";
+      this.log.warn(where, "worker exited by itself (exit 0); not restarted until the config changes");
+    } else if (code === WorkerExit.USAGE) {
+      slot.state = "gave-up";
+      slot.lastError = "bad command line (exit 64)";
+      this.log.error(where, "worker refused its command line (exit 64); not restarted");
+    } else if (code === WorkerExit.CONFIG) {
+      slot.state = "config-error";
+      slot.lastError = "invalid config (exit 78); waiting for a config change";
+      this.log.error(
+        where,
+        "worker found the config invalid (exit 78); not restarted until the config changes",
+      );
+    } else {
+      slot.lastError = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      this.log.error({ ...where, ranMs }, "worker exited unexpectedly");
+      this.scheduleRestart(slot, ranMs);
+    }
+    this.changed();
+  }
+
+  private scheduleRestart(slot: Slot, ranMs: number): void {
+    const now = Date.now();
+    if (ranMs >= (this.opts.healthyRunMs ?? 300_000)) slot.failStreak = 0;
+    slot.restartTimes = slot.restartTimes.filter((t) => now - t < this.timings.restartWindowMs);
+    if (slot.restartTimes.length >= slot.spec.maxRestarts) {
+      slot.state = "gave-up";
+      this.log.error(
+        {
+          runner: slot.spec.runner,
+          slice: slot.spec.slice,
+          restarts: slot.restartTimes.length,
+          window: formatDuration(this.timings.restartWindowMs),
+          lastError: slot.lastError,
+        },
+        "worker gave up: too many restarts; fix the cause, then `qrunner reload`",
+      );
+      return;
+    }
+    const delay = backoffDelay(
+      slot.failStreak,
+      this.opts.backoffBaseMs ?? 1000,
+      this.opts.backoffMaxMs ?? 60_000,
+    );
+    slot.failStreak++;
+    slot.state = "backoff";
+    slot.nextStartAt = now + delay;
+    this.log.info(
+      { runner: slot.spec.runner, slice: slot.spec.slice, delayMs: delay },
+      "restarting worker after backoff",
+    );
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      if (this.stopping) return;
+      slot.restartTimes.push(Date.now());
+      slot.restarts++;
+      this.spawn(slot);
+    }, delay);
+  }
+
+  private checkStalls(): void {
+    const now = Date.now();
+    const limit = this.timings.stallTimeoutMs;
+    for (const slot of this.slots) {
+      const child = slot.child;
+      if (!child || slot.intent !== "run") continue;
+      const why = stallReason(slot, now, limit);
+      if (why === null) continue;
+      slot.intent = "stall";
+      slot.state = "stalled";
+      slot.lastError = `stalled: ${why}`;
+      this.log.error(
+        { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
+        `worker stalled (${why}); killing it`,
+      );
+      child.kill("SIGKILL");
+      this.changed();
+    }
+  }
+
+  private checkAllReady(): void {
+    if (this.announced || this.slots.length === 0 || !this.slots.every((s) => s.state === "ready")) return;
+    this.announced = true;
+    this.opts.onAllReady?.(this.slots.length);
+  }
+
+  /** SIGTERM, wait stop_timeout, then SIGKILL; resolves once the process is gone. */
+  private async stopSlot(slot: Slot): Promise<void> {
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.nextStartAt = null;
+    const child = slot.child;
+    slot.intent = "stop";
+    if (!child) {
+      if (slot.state === "backoff") slot.state = "stopped";
+      return;
+    }
+    slot.state = "stopping";
+    this.changed();
+    child.kill("SIGTERM");
+    if (await waitExit(slot, this.timings.stopTimeoutMs)) return;
+    this.log.warn(
+      { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
+      `worker still running ${formatDuration(this.timings.stopTimeoutMs)} after SIGTERM; killing it`,
+    );
+    child.kill("SIGKILL");
+    await waitExit(slot, 10_000);
+  }
+}

@@ -1,0 +1,21 @@
+// Runs the built master (dist/) with fake workers: node run-master.js CONFIG
+import { fileURLToPath } from "node:url";
+import { runMaster } from "../../dist/master/master.js";
+import { loadAll } from "../../dist/lists/load.js";
+
+const fake = fileURLToPath(new URL("./fake-worker.js", import.meta.url));
+try {
+  process.exitCode = await runMaster({
+    configFile: process.argv[2],
+    load: loadAll,
+    command: (spec) => ({
+      file: process.execPath,
+      args: [fake, `--runner=${spec.runner}`, `--slice=${spec.slice}`],
+    }),
+    tuning: { backoffBaseMs: 200, backoffMaxMs: 1000 },
+    statusIntervalMs: 500,
+  });
+} catch (err) {
+  process.stderr.write(`${err.message}\n`);
+  process.exitCode = err.code === "EMASTER_RUNNING" ? 1 : err.code === "ECONFIG" ? 78 : 70;
+}
