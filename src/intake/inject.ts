@@ -3,7 +3,7 @@
  * list, and queue it durably. Shared by `qrunner inject` and the LMTP listener.
  */
 import { readFile } from "node:fs/promises";
-import { loadAll } from "../lists/load.js";
+import { loadAllCached } from "../lists/settings-cache.js";
 import { routeRecipient, normalizeAddress, addressProblem, type Route } from "../lists/addresses.js";
 import { checkMessage, getHeader, stripFromLine } from "../lists/message.js";
 import { extractAddresses } from "../lists/header-addresses.js";
@@ -50,7 +50,7 @@ export async function injectMessage(
   if (!check.ok) throw new InjectError(65, `not an RFC 5322 message: ${check.reason}`);
   let settings;
   try {
-    settings = await loadAll(configFile);
+    settings = await loadAllCached(configFile);
   } catch (err) {
     // an MTA must keep the message and retry: the operator fixes the config meanwhile
     throw new InjectError(75, err instanceof ConfigError ? err.message : describeError(err), { cause: err });

@@ -7,7 +7,8 @@
  * are ours to interpret, so recipients are matched to lists case-insensitively.
  */
 import { QrunnerError } from "../util/errors.js";
-import { ADDRESS_RE, type ListConfig } from "./schema.js";
+import { ADDRESS_RE } from "./address-syntax.js";
+import type { ListConfig } from "./schema.js";
 
 /** An address that is not a plain local@domain mailbox we are willing to use (in a path, a header, an envelope). */
 export class InvalidAddressError extends QrunnerError {

@@ -3,7 +3,6 @@
  * Request mail is rare and small, so here (unlike the post path) we let mailparser do the MIME work,
  * on at most MAX_REQUEST_BYTES of the message.
  */
-import { simpleParser } from "mailparser";
 import { decodeHeaderText, getHeader } from "./message.js";
 
 export type Verb = "help" | "join" | "leave" | "confirm" | "echo" | "unknown";
@@ -102,6 +101,8 @@ export async function parseRequest(
   let subject: string | undefined;
   let text = "";
   try {
+    // loaded on first use: mailparser costs a command worker ~15 MB of memory it would hold idle
+    const { simpleParser } = await import("mailparser");
     const mail = await simpleParser(input, {
       skipTextToHtml: true,
       skipImageLinks: true,

@@ -1,24 +1,15 @@
 /** The schema of one list file, `lists/<list-address>.yaml`. */
 import { z } from "zod";
 import { duration, size } from "../config/schema.js";
+import { ADDRESS_RE, LIST_ADDRESS_RE } from "./address-syntax.js";
 
-/**
- * A mailbox we accept in list files: local@domain, no spaces, quotes, CR/LF, NUL, slashes or shell
- * characters, so an address can never reach outside a directory or inject a header.
- */
-export const ADDRESS_RE = /^[A-Za-z0-9!#%&'*+=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+export { ADDRESS_RE, LIST_ADDRESS_RE };
 
 export const address = z
   .string()
   .max(254)
   .regex(ADDRESS_RE, "not a plain mail address (local@domain)")
   .refine((a) => !a.includes(".."), "not a plain mail address (local@domain)");
-
-/**
- * A list's own address becomes a directory name (state, archives) and a header value: stricter than a
- * member's, letters, digits, `.`, `_` and `-` only in the local part.
- */
-export const LIST_ADDRESS_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 export const listSchema = z
   .object({
