@@ -15,6 +15,11 @@ import { DeliveryStep, Transports, healthStore, type AnyHost } from "./delivery-
 import { deliveryGaveUp } from "../lists/notices.js";
 import { decodeHeaderText, getHeader, messageId } from "../lists/message.js";
 import { queueNotice } from "./notify.js";
+import { ownerAddress } from "../lists/addresses.js";
+import { ListStateStore, takeReplySlot } from "../lists/state.js";
+
+/** How long a claimed probe keeps other workers off the host (the outgoing runner uses the same). */
+const PROBE_HOLD_MS = 60_000;
 
 export class BackoffRunner implements Handler {
   private readonly transports: Transports;
@@ -37,14 +42,23 @@ export class BackoffRunner implements Handler {
 
     const records = new Map<string, HostHealthRecord>();
     for (const h of [...config.smtp.hosts, ...config.smtp.fallback]) records.set(hostId(h), await this.health.get(hostId(h)));
-    const host = routeHost<AnyHost>({
-      hosts: config.smtp.hosts,
-      fallback: config.smtp.fallback,
-      available: (id) => {
-        const r = records.get(id);
-        return r === undefined || isAvailable(r, now);
-      },
-    });
+    // a down host whose probe is due is tried only as that probe, claimed as the outgoing runner
+    // does: without the claim every entry in hand would be sent to it at once
+    const lostClaim = new Set<string>();
+    let host: AnyHost | undefined;
+    for (;;) {
+      host = routeHost<AnyHost>({
+        hosts: config.smtp.hosts,
+        fallback: config.smtp.fallback,
+        available: (id) => {
+          const r = records.get(id);
+          return !lostClaim.has(id) && (r === undefined || isAvailable(r, now));
+        },
+      });
+      if (!host || records.get(hostId(host))?.state !== "down") break;
+      if (await this.health.claimProbe(hostId(host), PROBE_HOLD_MS)) break;
+      lostClaim.add(hostId(host));
+    }
     if (!host) {
       // nothing reachable: wait for the earliest probe, without counting an attempt
       const probes = [...records.values()].map((r) => r.nextProbe ?? now + config.smtp.probe_max);
@@ -73,7 +87,9 @@ export class BackoffRunner implements Handler {
     );
     const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
     // a notice that itself could not be delivered is not announced again (no notice loops)
-    if (list && entry.meta.kind !== "notice") {
+    // at most one give-up notice per list an hour: a long outage must not flood the owners with one
+    // notice per entry (a post is several entries); the bounce events above carry every recipient
+    if (list && entry.meta.kind !== "notice" && (await this.noticeSlot(list.address, ownerAddress(list)))) {
       const subject = getHeader(entry.message, "subject");
       const id = messageId(entry.message);
       await queueNotice(
@@ -89,6 +105,11 @@ export class BackoffRunner implements Handler {
       );
     }
     log.warn({ recipients: entry.meta.recipients.length, reason }, "delivery given up");
+  }
+
+  private noticeSlot(listAddress: string, owner: string): Promise<boolean> {
+    const { config } = this.ctx.settings();
+    return new ListStateStore(config.state, listAddress).update((state) => takeReplySlot(state, owner, Date.now(), 1));
   }
 
   async close(): Promise<void> {

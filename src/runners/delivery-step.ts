@@ -10,6 +10,7 @@ import type { SmtpHostConfig, FallbackHostConfig } from "../config/schema.js";
 import { HostHealthStore, HostTransport, deliverBatched, hostId } from "../delivery/index.js";
 import type { HostError, RecipientFailure, SendResult } from "../delivery/index.js";
 import type { Entry, EntryMeta, FailureRecord } from "../queue/types.js";
+import { describeError } from "../util/errors.js";
 import type { RunnerContext } from "./context.js";
 
 export type AnyHost = SmtpHostConfig | FallbackHostConfig;
@@ -61,9 +62,6 @@ export function retryDelay(ctx: RunnerContext, attempt: number): number {
 }
 
 export class DeliveryStep {
-  /** host ids whose outage this worker has already logged */
-  private readonly outagesLogged = new Set<string>();
-
   constructor(
     private readonly ctx: RunnerContext,
     private readonly transports: Transports,
@@ -75,10 +73,18 @@ export class DeliveryStep {
     const { config } = this.ctx.settings();
     const id = hostId(host);
     const result = await deliverBatched(this.transports.get(host), { from: entry.meta.sender, to: [...recipients] }, entry.message, config.smtp.max_recipients);
-    if (result.hostError) await this.hostFailed(id, result.hostError, log);
-    else {
-      const s = await this.health.markSuccess(id);
-      if (s.recovered || this.outagesLogged.delete(id)) log.warn({ host: id }, "host is reachable again");
+    this.ctx.deliveries?.attempted(id, entry.meta.received, {
+      accepted: result.accepted.length,
+      temporary: count(result.failed, "temporary"),
+      permanent: count(result.failed, "permanent"),
+    });
+    // the outcome is settled: a health record that cannot be written must not fail the entry (a
+    // delivered entry that is shunted or retried would be delivered twice)
+    try {
+      if (result.hostError) await this.hostFailed(id, result.hostError, log);
+      else if ((await this.health.markSuccess(id)).recovered) log.warn({ host: id }, "host is reachable again");
+    } catch (err) {
+      log.error({ host: id, err: describeError(err) }, "cannot record host health");
     }
     log.info(
       { host: id, accepted: result.accepted.length, temporary: count(result.failed, "temporary"), permanent: count(result.failed, "permanent") },
@@ -87,13 +93,13 @@ export class DeliveryStep {
     return result;
   }
 
-  /** Record a host error; log it once per outage. */
+  /**
+   * Record a host error; log it once per outage. The shared record (updated under its lock) tells
+   * which failure took the host down: that one worker logs, not every worker that meets the outage.
+   */
   async hostFailed(id: string, error: HostError, log: Logger): Promise<void> {
     const f = await this.health.markFailure(id, error);
-    if (f.outageStarted || !this.outagesLogged.has(id)) {
-      if (!this.outagesLogged.has(id)) log.error({ host: id, kind: error.kind, error: error.message }, "cannot reach host; its mail goes to backoff");
-      this.outagesLogged.add(id);
-    }
+    if (f.outageStarted) log.error({ host: id, kind: error.kind, error: error.message }, "cannot reach host; its mail goes to backoff");
   }
 
   /**
