@@ -1,6 +1,7 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "qfiles/", "var/", "coverage/"] },
@@ -20,6 +21,6 @@ export default tseslint.config(
   },
   {
     files: ["**/*.js", "bin/*"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+    languageOptions: { globals: globals.node },
   },
 );

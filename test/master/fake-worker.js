@@ -1,4 +1,3 @@
-/* global setTimeout, setInterval, clearInterval */
 // A stand-in worker speaking the worker IPC protocol (src/runners/ipc.ts), for supervisor tests.
 // Usage: node fake-worker.js --runner=NAME --slice=SPEC
 // Behaviour per runner, from the environment (comma-separated runner names):
