@@ -1,24 +1,46 @@
-/** `qrunner queue list|show|unshunt`: inspect entries and return shunted ones to their queue. */
+/**
+ * `qrunner queue list|show|unshunt|requeue|hold|release|delete`: inspect entries, filter them, see a
+ * queue's shape by domain and age, return shunted entries, and act on entries (queue-ops.ts).
+ */
 import type { Command } from "commander";
-import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import type { EntryFilter } from "../queue/filter.js";
+import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { registerOps } from "./queue-ops.js";
+import { qfilesRoot, withFilterOptions, type FilterOptions } from "./queue-select.js";
 
-interface ListOptions extends GlobalOptions {
+interface ListOptions extends FilterOptions {
   json?: boolean;
   limit?: string;
+  shape?: boolean;
+  top?: string;
+  count?: string;
 }
 
 export function register(program: Command): void {
-  const queue = program.command("queue").description("inspect queue entries; return shunted entries to their queue");
+  const queue = program
+    .command("queue")
+    .description("inspect and filter queue entries; requeue, hold, release, delete or unshunt them");
 
   withConfigOption(
-    queue
-      .command("list")
-      .description("entries of one queue, or of every queue, oldest first")
-      .argument("[queue]", "incoming, outgoing, bounce, command, archive, backoff, shunt or bad")
-      .option("--json", "one JSON array, for scripts")
-      .option("--limit <n>", "at most this many entries per queue", "1000"),
+    withFilterOptions(
+      queue
+        .command("list")
+        .description(
+          "entries of one queue, or of every queue, oldest first (--shape: counts by domain and age)",
+        )
+        .argument("[queue]", "incoming, outgoing, bounce, command, archive, backoff, shunt, bad or hold"),
+    )
+      .option("--json", "one JSON array (with --shape: one object per queue), for scripts")
+      .option("--limit <n>", "at most this many entries per queue", "1000")
+      .option("--shape", "a qshape-like table per queue: recipients by domain (rows) and age (columns)")
+      .option("--top <n>", "with --shape: this many domains (the busiest)", "10")
+      .option("--count <unit>", "with --shape: count recipients or entries", "recipients"),
   )
-    .addHelpText("after", "\nExample:\n  qrunner queue list shunt --json")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  qrunner queue list shunt --json\n  qrunner queue list backoff --domain example.net --older-than 1h\n" +
+        "  qrunner queue list --list dev@example.org --kind post\n  qrunner queue list outgoing --shape --top 20",
+    )
     .action(async (name: string | undefined, opts: ListOptions) => setExit(await list(name, opts)));
 
   withConfigOption(
@@ -30,7 +52,9 @@ export function register(program: Command): void {
       .option("--json", "the metadata as JSON"),
   )
     .addHelpText("after", "\nExample:\n  qrunner queue show 3f2a9c")
-    .action(async (id: string, opts: GlobalOptions & { raw?: boolean; json?: boolean }) => setExit(await show(id, opts)));
+    .action(async (id: string, opts: GlobalOptions & { raw?: boolean; json?: boolean }) =>
+      setExit(await show(id, opts)),
+    );
 
   withConfigOption(
     queue
@@ -38,52 +62,120 @@ export function register(program: Command): void {
       .description("return shunted entries (all, or the ids given) to the queue they failed in")
       .argument("[ids...]", "entry ids or prefixes; all shunted entries when none"),
   )
-    .addHelpText("after", "\nExample:\n  qrunner queue unshunt            # every shunted entry\n  qrunner queue unshunt 3f2a9c")
+    .addHelpText(
+      "after",
+      "\nExample:\n  qrunner queue unshunt            # every shunted entry\n  qrunner queue unshunt 3f2a9c",
+    )
     .action(async (ids: string[], opts: GlobalOptions) => setExit(await unshunt(ids, opts)));
-}
 
-async function qfilesRoot(opts: GlobalOptions): Promise<string | null> {
-  const { loadConfig } = await import("../config/load.js");
-  try {
-    return (await loadConfig(configPath(opts))).qfiles;
-  } catch (err) {
-    warn(err instanceof Error ? err.message : String(err));
-    return null;
-  }
+  registerOps(queue);
 }
 
 async function list(name: string | undefined, opts: ListOptions): Promise<number> {
-  const { listQueue } = await import("../queue/inspect.js");
-  const { QUEUE_NAMES } = await import("../queue/types.js");
+  const { KNOWN_QUEUES, listNames, eachSummary } = await import("../queue/inspect.js");
+  const { entryAge, hasFilter, matchesFilter } = await import("../queue/filter.js");
+  const { parseFilter } = await import("./queue-select.js");
   const { table, age } = await import("./table.js");
-  if (name !== undefined && !(QUEUE_NAMES as readonly string[]).includes(name)) {
-    warn(`no such queue: ${name} (one of ${QUEUE_NAMES.join(", ")})`);
+  if (name !== undefined && !KNOWN_QUEUES.includes(name)) {
+    warn(`no such queue: ${name} (one of ${KNOWN_QUEUES.join(", ")})`);
     return Exit.USAGE;
   }
+  const filter = await parseFilter(opts);
+  if (typeof filter === "string") return usage(filter);
+  const limit = Number(opts.limit ?? 1000);
+  if (!Number.isInteger(limit) || limit < 0) return usage(`--limit: not a number of entries: ${opts.limit}`);
   const root = await qfilesRoot(opts);
   if (root === null) return Exit.CONFIG;
-  const limit = Number(opts.limit ?? 1000);
+  const queues = name ? [name] : KNOWN_QUEUES;
+  const now = Date.now();
+  if (opts.shape)
+    return shape(
+      root,
+      queues.filter((q) => q !== "bad"),
+      filter,
+      now,
+      opts,
+    );
+
   const all = [];
-  for (const q of name ? [name] : QUEUE_NAMES) all.push(...(await listQueue(root, q, limit)));
+  let more = 0;
+  for (const q of queues) {
+    const names = await listNames(root, q);
+    let n = 0;
+    // without a filter only the first `limit` files are opened; with one, every file until `limit` match
+    for await (const e of eachSummary(root, q, hasFilter(filter) ? names : names.slice(0, limit))) {
+      if (!matchesFilter(e, filter, now)) continue;
+      if (n++ < limit) all.push(e);
+      else more++;
+    }
+    if (!hasFilter(filter)) more += Math.max(0, names.length - limit);
+  }
   if (opts.json) {
     process.stdout.write(JSON.stringify(all, null, 2) + "\n");
     return Exit.OK;
   }
-  const now = Date.now();
   const rows = all.map((e) => [
     e.id.slice(0, 12),
     e.queue,
     e.state,
-    e.time > now ? `due in ${age(e.time - now)}` : age(now - e.time),
+    // deferred entries say when they fall due; the others how long ago the message reached qrunner
+    e.time > now ? `due in ${age(e.time - now)}` : age(entryAge(e, now)),
     e.meta?.list ?? "-",
     e.meta?.kind ?? "-",
     String(e.meta?.recipients.length ?? "-"),
     String(e.meta?.attempts ?? "-"),
-    e.error ?? e.meta?.shuntReason ?? e.meta?.failures.at(-1)?.message ?? "",
+    e.error ?? e.meta?.shuntReason ?? heldNote(e.meta?.extra) ?? e.meta?.failures.at(-1)?.message ?? "",
   ]);
-  process.stdout.write(table(["ID", "QUEUE", "STATE", "AGE", "LIST", "KIND", "RCPTS", "TRIES", "NOTE"], rows));
-  process.stdout.write(`${all.length} entr${all.length === 1 ? "y" : "ies"}\n`);
+  process.stdout.write(
+    table(["ID", "QUEUE", "STATE", "AGE", "LIST", "KIND", "RCPTS", "TRIES", "NOTE"], rows),
+  );
+  const tail = more > 0 ? ` (and ${more} more past --limit ${limit})` : "";
+  process.stdout.write(`${all.length} entr${all.length === 1 ? "y" : "ies"}${tail}\n`);
   return Exit.OK;
+}
+
+function heldNote(extra: Record<string, unknown> | undefined): string | undefined {
+  const from = extra?.["heldFrom"];
+  return typeof from === "string" ? `held from ${from}` : undefined;
+}
+
+async function shape(
+  root: string,
+  queues: readonly string[],
+  filter: EntryFilter,
+  now: number,
+  opts: ListOptions,
+): Promise<number> {
+  const { eachSummary } = await import("../queue/inspect.js");
+  const { matchesFilter } = await import("../queue/filter.js");
+  const { ShapeCounter } = await import("../queue/shape.js");
+  const { renderShape } = await import("./queue-shape.js");
+  const unit = opts.count ?? "recipients";
+  if (unit !== "recipients" && unit !== "entries")
+    return usage(`--count: recipients or entries, not ${unit}`);
+  const top = Number(opts.top ?? 10);
+  if (!Number.isInteger(top) || top < 0) return usage(`--top: not a number of domains: ${opts.top}`);
+  const shapes = [];
+  for (const q of queues) {
+    const counter = new ShapeCounter(q, unit, filter);
+    let n = 0;
+    for await (const e of eachSummary(root, q)) {
+      if (!matchesFilter(e, filter, now)) continue;
+      counter.add(e, now);
+      n++;
+    }
+    // every queue asked for by name is shown; of all queues, only those holding something
+    if (n > 0 || queues.length === 1) shapes.push(counter.result(top));
+  }
+  if (opts.json) process.stdout.write(JSON.stringify(shapes, null, 2) + "\n");
+  else if (shapes.length === 0) process.stdout.write("every queue is empty\n");
+  else process.stdout.write(shapes.map(renderShape).join("\n"));
+  return Exit.OK;
+}
+
+function usage(msg: string): number {
+  warn(msg);
+  return Exit.USAGE;
 }
 
 async function show(id: string, opts: GlobalOptions & { raw?: boolean; json?: boolean }): Promise<number> {
@@ -93,7 +185,9 @@ async function show(id: string, opts: GlobalOptions & { raw?: boolean; json?: bo
   if (root === null) return Exit.CONFIG;
   const found = await findEntries(root, id);
   if (found.length !== 1) {
-    warn(found.length === 0 ? `no entry with id ${id}` : `${found.length} entries match ${id}; give more digits`);
+    warn(
+      found.length === 0 ? `no entry with id ${id}` : `${found.length} entries match ${id}; give more digits`,
+    );
     return Exit.FAIL;
   }
   const e = found[0]!;
@@ -104,7 +198,10 @@ async function show(id: string, opts: GlobalOptions & { raw?: boolean; json?: bo
     return Exit.OK;
   }
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ queue: e.queue, id: e.id, name: e.name, state: e.state, meta: full.meta }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify({ queue: e.queue, id: e.id, name: e.name, state: e.state, meta: full.meta }, null, 2) +
+        "\n",
+    );
     return Exit.OK;
   }
   const end = headerEnd(full.message);

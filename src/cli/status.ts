@@ -1,14 +1,16 @@
 /**
  * `qrunner status`: the master and its workers (from status.json and pid liveness), every queue's
  * depth and oldest entry, every SMTP host's health. Exit 0 master running, 1 none, 2 only a stale
- * lock or pid file left.
+ * lock or pid file left. `--watch` redraws a compact screen of the same every few seconds.
  */
 import type { Command } from "commander";
 import type { StatusReport as Report } from "../master/render.js";
-import { configPath, Exit, setExit, withConfigOption, type GlobalOptions } from "./context.js";
+import { configPath, Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 
 interface StatusOptions extends GlobalOptions {
   json?: boolean;
+  watch?: boolean;
+  interval?: string;
 }
 
 /** Exit code when no master runs but its lock or pid file is left behind. */
@@ -21,22 +23,32 @@ export function register(program: Command): void {
     program
       .command("status")
       .description("master, workers, queues and SMTP hosts; exit 0 master running, 1 none, 2 stale lock left")
-      .option("--json", "one JSON document (stable keys) instead of tables"),
+      .option("--json", "one JSON document (stable keys) instead of tables; with --watch one per line")
+      .option("--watch", "redraw a compact screen (queues with depth bars, workers, hosts) until Ctrl-C")
+      .option("--interval <seconds>", "with --watch: seconds between refreshes (or 500ms, 1m)", "2"),
   )
     .addHelpText(
       "after",
-      "\nExamples:\n  qrunner status\n  qrunner status --json | jq '.workers[] | select(.state != \"ready\")'",
+      "\nExamples:\n  qrunner status\n  qrunner status --json | jq '.workers[] | select(.state != \"ready\")'\n" +
+        "  qrunner status --watch --interval=1",
     )
-    .action(async (opts: StatusOptions) => setExit(await status(opts)));
+    .action(async (opts: StatusOptions) => setExit(await (opts.watch ? watch(opts) : status(opts))));
 }
 
 async function status(opts: StatusOptions): Promise<number> {
-  const [{ locateMaster, probeMaster }, { renderStatus }, { QUEUE_NAMES }] = await Promise.all([
+  const { renderStatus } = await import("../master/render.js");
+  const { report, code } = await collect(configPath(opts));
+  process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report, Date.now()));
+  return code;
+}
+
+/** Everything `status` shows, and its exit code. */
+async function collect(configFile: string): Promise<{ report: Report; code: number }> {
+  const [{ locateMaster, probeMaster }, { QUEUE_NAMES }, { HOLD_QUEUE }] = await Promise.all([
     import("../master/control.js"),
-    import("../master/render.js"),
     import("../queue/types.js"),
+    import("../queue/inspect.js"),
   ]);
-  const configFile = configPath(opts);
   const where = await locateMaster(configFile);
   const probe = await probeMaster(where.stateDir);
   const s = probe.owner && probe.status?.master.pid === probe.owner.pid ? probe.status : null;
@@ -64,11 +76,10 @@ async function status(opts: StatusOptions): Promise<number> {
     reload: s?.reload ?? null,
     rejectedEdit: s?.rejectedEdit ?? null,
     workers: running && s ? s.workers : [],
-    queues: await queues(where.qfiles, QUEUE_NAMES),
+    queues: await queues(where.qfiles, [...QUEUE_NAMES, HOLD_QUEUE]),
     hosts: await hosts(configFile, where.stateDir),
   };
-  process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report, now));
-  return running ? Exit.OK : stale ? STALE : Exit.FAIL;
+  return { report, code: running ? Exit.OK : stale ? STALE : Exit.FAIL };
 }
 
 async function queues(root: string, names: readonly string[]): Promise<Report["queues"]> {
@@ -102,4 +113,74 @@ async function hosts(configFile: string, stateDir: string): Promise<Report["host
   } catch {
     return null;
   }
+}
+
+/** ANSI: hide/show the cursor, home, clear the screen, clear to the end of the line and of the screen. */
+const HIDE = "\x1b[?25l";
+const SHOW = "\x1b[?25h";
+const HOME = "\x1b[H";
+const CLEAR = "\x1b[2J";
+const EOL = "\x1b[K";
+const EOS = "\x1b[J";
+
+/**
+ * Redraw until SIGINT or SIGTERM. On a terminal each frame overwrites the last (cursor home, each line
+ * cleared to its end, the rest of the screen cleared), sized to the terminal; otherwise plain frames
+ * of 80 columns follow each other, separated by a blank line. Exits 0, the cursor shown again.
+ */
+async function watch(opts: StatusOptions): Promise<number> {
+  const { parseDuration } = await import("../util/units.js");
+  const { renderWatch } = await import("../master/render.js");
+  const { setTimeout: sleep } = await import("node:timers/promises");
+  const intervalMs = parseDuration(opts.interval ?? "2");
+  if (intervalMs === undefined || intervalMs < 100) {
+    warn(`--interval: not a duration of at least 100ms: ${opts.interval}`);
+    return Exit.USAGE;
+  }
+  const configFile = configPath(opts);
+  const out = process.stdout;
+  const tty = out.isTTY === true && !opts.json;
+  const unicode = /utf-?8/i.test(
+    process.env["LC_ALL"] || process.env["LC_CTYPE"] || process.env["LANG"] || "",
+  );
+
+  const stop = new AbortController();
+  let wake = new AbortController();
+  const onSignal = () => {
+    stop.abort();
+    wake.abort();
+  };
+  const onResize = () => wake.abort();
+  // `on`, not `once`: a second Ctrl-C while a frame is being read must not kill us with the cursor hidden
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  if (tty) {
+    out.on("resize", onResize);
+    out.write(HIDE + CLEAR);
+  }
+  try {
+    for (let first = true; !stop.signal.aborted; first = false) {
+      const { report } = await collect(configFile);
+      if (stop.signal.aborted) break;
+      const now = Date.now();
+      if (opts.json) out.write(JSON.stringify({ at: now, ...report }) + "\n");
+      else {
+        const width = tty ? out.columns || 80 : 80;
+        const height = tty ? out.rows || 24 : Infinity;
+        const lines = renderWatch(report, { now, width, height, intervalMs, unicode });
+        if (tty) out.write(HOME + lines.join(EOL + "\n") + EOL + EOS);
+        else out.write((first ? "" : "\n") + lines.join("\n") + "\n");
+      }
+      wake = new AbortController();
+      await sleep(intervalMs, undefined, { signal: wake.signal }).catch(() => undefined);
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (tty) {
+      out.off("resize", onResize);
+      out.write(SHOW + "\n");
+    }
+  }
+  return Exit.OK;
 }

@@ -124,3 +124,162 @@ export function renderStatus(r: StatusReport, now = Date.now()): string {
   }
   return out.join("\n") + "\n";
 }
+
+export interface WatchOptions {
+  now: number;
+  /** terminal columns (80 when not a terminal) */
+  width: number;
+  /** terminal rows; the frame is cut to fit (Infinity: never) */
+  height: number;
+  intervalMs: number;
+  /** block characters and an ellipsis; plain ASCII otherwise */
+  unicode: boolean;
+}
+
+/**
+ * The `status --watch` frame: one line per item, each at most `width` columns (long cells are cut
+ * with an ellipsis), at most `height` lines. Queues come first, with depth bars scaled to the
+ * deepest queue, then workers and SMTP hosts.
+ */
+export function renderWatch(r: StatusReport, o: WatchOptions): string[] {
+  const ell = o.unicode ? "…" : "~";
+  const clip = (s: string, w: number) => (s.length <= w ? s : w <= 0 ? "" : s.slice(0, w - 1) + ell);
+  const lines: string[] = [];
+  const clock = new Date(o.now).toTimeString().slice(0, 8);
+  // right-aligned extras, kept only where they fit beside the left part
+  const beside = (left: string, right: string) =>
+    left.length + right.length + 2 <= o.width ? left.padEnd(o.width - right.length) + right : left;
+  lines.push(beside(`qrunner  ${masterLine(r)}`, `${clock} every ${formatDuration(o.intervalMs)}`));
+  const config = r.rejectedEdit
+    ? `config   edit REJECTED ${ago(r.rejectedEdit.at, o.now)}: ${r.rejectedEdit.message.split("\n")[0] ?? ""}`
+    : r.config
+      ? `config   version ${r.config.version.slice(0, 12)}, loaded ${ago(r.config.loadedAt, o.now)}`
+      : "";
+  lines.push(beside(config, "Ctrl-C quits"));
+  lines.push("", ...queueLines(r, o));
+  if (r.workers.length > 0) {
+    const counts = new Map<string, number>();
+    for (const w of r.workers) counts.set(w.state, (counts.get(w.state) ?? 0) + 1);
+    const head = ["RUNNER", "SLICE", "HOST", "PID", "STATE", "RST", "HANDLED", "DUE", "PROGRESS", "NOTE"];
+    const rows = r.workers.map((w) => [
+      w.runner,
+      w.slice,
+      w.host ?? "-",
+      w.pid === null ? "-" : String(w.pid),
+      w.state,
+      String(w.restarts),
+      String(w.handled),
+      String(w.due),
+      w.sinceProgress === null ? "-" : formatDuration(w.sinceProgress * 1000),
+      workerNote(w, o.now),
+    ]);
+    lines.push("", `workers: ${[...counts].map(([s, n]) => `${n} ${s}`).join(", ")}`);
+    // NOTE gives way first, then HOST and SLICE; numbers are right-aligned
+    lines.push(...fitTable(head, rows, o.width, ell, [9, 2, 1, 0], [3, 5, 6, 7]));
+  }
+  if (r.hosts && r.hosts.length > 0) {
+    const str = (v: unknown) => (v === null || v === undefined ? "-" : String(v));
+    const rows = r.hosts.map((h) => [
+      str(h["id"]),
+      str(h["state"]),
+      typeof h["since"] === "number" ? formatDuration(Math.max(0, o.now - h["since"])) : "-",
+      str(h["consecutiveFailures"]),
+      str(h["lastError"]),
+    ]);
+    lines.push(
+      "",
+      ...fitTable(["SMTP HOST", "STATE", "SINCE", "FAIL", "LAST ERROR"], rows, o.width, ell, [4, 0], [3]),
+    );
+  }
+  const fitted = lines.map((l) => clip(l, o.width));
+  if (fitted.length <= o.height) return fitted;
+  const keep = Math.max(0, o.height - 1);
+  return [
+    ...fitted.slice(0, keep),
+    clip(`${ell} ${fitted.length - keep} more lines: enlarge the terminal`, o.width),
+  ];
+}
+
+function masterLine(r: StatusReport): string {
+  const m = r.master;
+  if (r.running && m && "state" in m)
+    return `master ${m.state}, pid ${m.pid} on ${m.host}, up ${formatDuration(m.uptimeSeconds * 1000)}, rss ${mb(m.rss)}`;
+  if (r.running && m) return `master running, pid ${m.pid} on ${m.host}`;
+  if (r.stale) return `master not running (stale lock left${m ? `, pid ${m.pid} on ${m.host}` : ""})`;
+  return "master not running";
+}
+
+/** The queue table with a depth bar per queue, scaled so that the deepest queue fills the width. */
+function queueLines(r: StatusReport, o: WatchOptions): string[] {
+  const rows = r.queues.map((q) => [
+    q.name,
+    String(q.depth),
+    String(q.inProgress),
+    // a deferred queue's names carry due times: show when the first falls due instead of a bogus age
+    q.oldest === null
+      ? "-"
+      : q.oldest > o.now
+        ? `in ${formatDuration(q.oldest - o.now)}`
+        : formatDuration(o.now - q.oldest),
+  ]);
+  const head = ["QUEUE", "DEPTH", "WIP", "OLDEST"];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const cell = (row: readonly string[]) =>
+    row.map((c, i) => (i === 1 || i === 2 ? c.padStart(w[i] ?? 0) : c.padEnd(w[i] ?? 0))).join("  ");
+  const used = w.reduce((a, b) => a + b, 0) + 2 * w.length;
+  const barWidth = Math.max(0, o.width - used);
+  const max = Math.max(0, ...r.queues.map((q) => q.depth));
+  // the bar column's header is its scale: 0 at the left, the deepest queue's depth at the right
+  const scale =
+    max > 0 && barWidth >= String(max).length + 2 ? "  0" + String(max).padStart(barWidth - 1) : "";
+  const out = [cell(head) + scale];
+  r.queues.forEach((q, i) =>
+    out.push(`${cell(rows[i] ?? [])}  ${bar(q.depth, max, barWidth, o.unicode)}`.trimEnd()),
+  );
+  return out;
+}
+
+const EIGHTHS = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+
+/** A bar of `width` cells for n of max, at least one sliver when n > 0. */
+export function bar(n: number, max: number, width: number, unicode: boolean): string {
+  if (n <= 0 || max <= 0 || width <= 0) return "";
+  const cells = (Math.min(n, max) / max) * width;
+  if (!unicode) return "#".repeat(Math.max(1, Math.round(cells)));
+  const whole = Math.floor(cells);
+  const part = Math.floor((cells - whole) * 8);
+  const s = "█".repeat(whole) + (EIGHTHS[part] ?? "");
+  return s === "" ? "▏" : s;
+}
+
+/**
+ * A table cut to `width`: columns as wide as their widest cell; when too wide, the columns in
+ * `shrink` give way in that order (down to their header's width), and cells are cut with `ell`.
+ */
+export function fitTable(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  width: number,
+  ell: string,
+  shrink: readonly number[],
+  rightAligned: readonly number[] = [],
+): string[] {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const total = () => w.reduce((a, b) => a + b, 0) + 2 * (w.length - 1);
+  for (const i of shrink) {
+    const over = total() - width;
+    if (over <= 0) break;
+    w[i] = Math.max((head[i] ?? "").length, (w[i] ?? 0) - over);
+  }
+  const cut = (s: string, n: number) => (s.length <= n ? s : n <= 0 ? "" : s.slice(0, n - 1) + ell);
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => {
+        const n = w[i] ?? 0;
+        const v = cut(c, n);
+        return rightAligned.includes(i) ? v.padStart(n) : v.padEnd(n);
+      })
+      .join("  ")
+      .trimEnd();
+  return [line(head), ...rows.map(line)];
+}

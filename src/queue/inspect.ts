@@ -8,6 +8,12 @@ import { decodeEntry } from "./entry.js";
 import { parseName } from "./names.js";
 import { QUEUE_NAMES, type EntryMeta } from "./types.js";
 
+/** Entries an operator put aside (`queue hold`); no runner consumes it, `queue release` empties it. */
+export const HOLD_QUEUE = "hold";
+
+/** Every queue an operator can inspect: the runners' queues, shunt, bad, and hold. */
+export const KNOWN_QUEUES: readonly string[] = [...QUEUE_NAMES, HOLD_QUEUE];
+
 export interface EntrySummary {
   queue: string;
   id: string;
@@ -62,8 +68,8 @@ export async function readSummary(dir: string, queue: string, name: string): Pro
   }
 }
 
-/** Summaries of a queue's entries, oldest first (at most `limit`). */
-export async function listQueue(root: string, queue: string, limit = Infinity): Promise<EntrySummary[]> {
+/** Entry file names of a queue (queued and in progress, not temp files), oldest first. */
+export async function listNames(root: string, queue: string): Promise<string[]> {
   const names: string[] = [];
   try {
     for await (const e of await opendir(path.join(root, queue), { bufferSize: 1024 })) {
@@ -74,21 +80,49 @@ export async function listQueue(root: string, queue: string, limit = Infinity): 
     if ((err as { code?: unknown }).code === "ENOENT") return [];
     throw err;
   }
-  names.sort();
-  const out: EntrySummary[] = [];
-  for (const n of names.slice(0, limit === Infinity ? undefined : limit)) {
-    const s = await readSummary(path.join(root, queue), queue, n);
-    if (s) out.push(s);
+  // the names start with a fixed-width time, so string order is time order
+  return names.sort();
+}
+
+/** How many metadata reads are in flight at once while walking a queue. */
+const READ_AHEAD = 32;
+
+/**
+ * Every entry of a queue, oldest first, read a few at a time so that walking a queue of 100,000
+ * entries holds only a handful of summaries in memory. Entries gone since the listing are skipped.
+ */
+export async function* eachSummary(
+  root: string,
+  queue: string,
+  names?: readonly string[],
+): AsyncGenerator<EntrySummary> {
+  const all = names ?? (await listNames(root, queue));
+  const dir = path.join(root, queue);
+  for (let i = 0; i < all.length; i += READ_AHEAD) {
+    const chunk = await Promise.all(all.slice(i, i + READ_AHEAD).map((n) => readSummary(dir, queue, n)));
+    for (const s of chunk) if (s) yield s;
   }
+}
+
+/** Summaries of a queue's entries, oldest first (at most `limit`). */
+export async function listQueue(root: string, queue: string, limit = Infinity): Promise<EntrySummary[]> {
+  const names = await listNames(root, queue);
+  const out: EntrySummary[] = [];
+  for await (const s of eachSummary(root, queue, limit === Infinity ? names : names.slice(0, limit)))
+    out.push(s);
   return out;
 }
 
-/** Find entries by id or unambiguous id prefix (at least 6 hex digits) across every queue. */
-export async function findEntries(root: string, idPrefix: string): Promise<EntrySummary[]> {
+/** Find entries by id or unambiguous id prefix (at least 6 hex digits) across every known queue. */
+export async function findEntries(
+  root: string,
+  idPrefix: string,
+  queues: readonly string[] = KNOWN_QUEUES,
+): Promise<EntrySummary[]> {
   const want = idPrefix.toLowerCase();
   if (!/^[0-9a-f]{6,40}$/.test(want)) return [];
   const found: EntrySummary[] = [];
-  for (const q of QUEUE_NAMES) {
+  for (const q of queues) {
     let d;
     try {
       d = await opendir(path.join(root, q), { bufferSize: 1024 });
