@@ -14,6 +14,9 @@ import { Switchboard } from "../queue/switchboard.js";
 import type { Entry, EntryMeta, JsonValue } from "../queue/types.js";
 import { QrunnerError, describeError } from "../util/errors.js";
 
+/** A `.wip` in hold or shunt older than this was left by a crashed command. */
+const ABANDONED_MS = 10 * 60_000;
+
 export type Op = "requeue" | "hold" | "release" | "delete";
 
 /** A move that stopped half-way: the entries not yet moved are back in their queue. */
@@ -105,7 +108,11 @@ export async function applyOp(
   const boards = new Map<string, Switchboard>();
   const board = async (queue: string): Promise<Switchboard> => {
     let sb = boards.get(queue);
-    if (!sb) boards.set(queue, (sb = await Switchboard.open({ root, queue })));
+    if (!sb) {
+      boards.set(queue, (sb = await Switchboard.open({ root, queue })));
+      // no runner recovers these queues: take back what a crashed earlier command left in progress
+      if (queue === "hold" || queue === "shunt") await sb.recoverAbandoned(ABANDONED_MS);
+    }
     return sb;
   };
   let i = 0;

@@ -239,6 +239,8 @@ async function unshunt(ids: string[], opts: GlobalOptions): Promise<number> {
     }
   }
   const shunt = await Switchboard.open({ root, queue: "shunt" });
+  // no runner serves shunt: take back entries an earlier unshunt left in progress when it crashed
+  await shunt.recoverAbandoned(10 * 60_000);
   let moved = 0;
   for (const t of targets) {
     if (t.state !== "queued") continue;

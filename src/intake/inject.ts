@@ -2,12 +2,14 @@
  * Intake of one message into `incoming`: check it is a message, route its envelope recipient to a
  * list, and queue it durably. Shared by `qrunner inject` and the LMTP listener.
  */
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { loadAllCached } from "../lists/settings-cache.js";
 import { routeRecipient, normalizeAddress, addressProblem, type Route } from "../lists/addresses.js";
+import type { ListConfig } from "../lists/schema.js";
 import { checkMessage, getHeader, stripFromLine } from "../lists/message.js";
 import { extractAddresses } from "../lists/header-addresses.js";
 import { Switchboard } from "../queue/switchboard.js";
+import type { NewEntryMeta } from "../queue/types.js";
 import { ConfigError, QrunnerError, QueueUnavailableError, describeError } from "../util/errors.js";
 
 /** An intake failure with the sysexits code it maps to (65, 67, 75). */
@@ -21,12 +23,41 @@ export class InjectError extends QrunnerError {
   }
 }
 
-/** Read the whole message from a file or standard input. */
-export async function readMessage(file: string | undefined): Promise<Buffer> {
-  if (file) return readFile(file);
+/**
+ * The largest message `inject` takes: 64 MiB, well above any list's `max_size` and any relay's SIZE
+ * limit. Past it the input is refused with 65 (a permanent failure: retrying cannot make it smaller)
+ * before any of it is parsed, and no more than the limit is ever held in memory.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+function tooLarge(limit: number): InjectError {
+  return new InjectError(65, `message larger than ${limit} bytes (the limit of inject); not queued`);
+}
+
+/**
+ * Read the whole message from a file or standard input, holding at most `limit` bytes. Standard
+ * input past the limit is read to its end and dropped, so that the MTA writing into the pipe sees
+ * our exit code rather than a broken pipe.
+ */
+export async function readMessage(
+  file: string | undefined,
+  limit: number = MAX_MESSAGE_BYTES,
+  stdin: NodeJS.ReadableStream = process.stdin,
+): Promise<Buffer> {
+  const input = file ? createReadStream(file) : stdin;
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  let total = 0;
+  for await (const c of input) {
+    const chunk = typeof c === "string" ? Buffer.from(c, "latin1") : (c as Buffer);
+    total += chunk.length;
+    if (total <= limit) chunks.push(chunk);
+    else if (file) {
+      (input as ReturnType<typeof createReadStream>).destroy();
+      break;
+    } else chunks.length = 0;
+  }
+  if (total > limit) throw tooLarge(limit);
+  return Buffer.concat(chunks, total);
 }
 
 export interface InjectResult {
@@ -35,19 +66,62 @@ export interface InjectResult {
   role: Route["role"];
 }
 
+/** A message checked for intake: the bytes to queue (without an mbox From_ line) and its envelope sender. */
+export interface PreparedMessage {
+  raw: Buffer;
+  sender: string;
+}
+
+/** An envelope recipient that names one of our lists, normalized. */
+export interface RoutedRecipient {
+  to: string;
+  route: Route;
+}
+
+/**
+ * Check `input` is a message and settle its envelope sender: `from` when given, else the mbox From_
+ * line an MTA pipe may put in front, else Return-Path or From. Throws InjectError(65).
+ */
+export function prepareMessage(input: Buffer, from: string | undefined): PreparedMessage {
+  if (input.length > MAX_MESSAGE_BYTES) throw tooLarge(MAX_MESSAGE_BYTES);
+  // an MTA pipe may put an mbox "From " line in front; its address is the envelope sender
+  const stripped = stripFromLine(input);
+  const raw = stripped.raw;
+  if (from === undefined && stripped.sender !== undefined && addressProblem(stripped.sender) === null)
+    from = stripped.sender;
+  const check = checkMessage(raw);
+  if (!check.ok) throw new InjectError(65, `not an RFC 5322 message: ${check.reason}`);
+  return { raw, sender: envelopeSender(raw, from) };
+}
+
+/** The list and role `address` names, or null when it is no address of ours. */
+export function routeAddress(
+  address: string,
+  lists: ReadonlyMap<string, ListConfig>,
+): RoutedRecipient | null {
+  const route = routeRecipient(address, lists);
+  return route ? { to: normalizeAddress(address), route } : null;
+}
+
+/** The metadata of the `incoming` entry for one routed recipient. */
+export function incomingMeta(sender: string, r: RoutedRecipient): NewEntryMeta {
+  return {
+    sender,
+    recipients: [r.to],
+    to: r.to,
+    list: r.route.list.address,
+    kind: r.route.role,
+    ...(r.route.verpMember !== undefined ? { extra: { verpMember: r.route.verpMember } } : {}),
+  };
+}
+
 /** Queue `raw` for `to` (default: the first list address in To/Cc); durable when it resolves. */
 export async function injectMessage(
   configFile: string,
   input: Buffer,
   envelope: { to?: string | undefined; from?: string | undefined },
 ): Promise<InjectResult> {
-  // an MTA pipe may put an mbox "From " line in front; its address is the envelope sender
-  const stripped = stripFromLine(input);
-  const raw = stripped.raw;
-  if (envelope.from === undefined && stripped.sender !== undefined && addressProblem(stripped.sender) === null)
-    envelope = { ...envelope, from: stripped.sender };
-  const check = checkMessage(raw);
-  if (!check.ok) throw new InjectError(65, `not an RFC 5322 message: ${check.reason}`);
+  const { raw, sender } = prepareMessage(input, envelope.from);
   let settings;
   try {
     settings = await loadAllCached(configFile);
@@ -56,33 +130,23 @@ export async function injectMessage(
     throw new InjectError(75, err instanceof ConfigError ? err.message : describeError(err), { cause: err });
   }
   const candidates = envelope.to !== undefined ? [envelope.to] : [...headerRecipients(raw)];
-  let route: Route | null = null;
-  let to = "";
+  let routed: RoutedRecipient | null = null;
   for (const c of candidates) {
-    route = routeRecipient(c, settings.lists);
-    if (route) {
-      to = normalizeAddress(c);
-      break;
-    }
+    routed = routeAddress(c, settings.lists);
+    if (routed) break;
   }
-  if (!route) {
+  if (!routed) {
     const what = envelope.to !== undefined ? envelope.to : "any list address in To or Cc";
     throw new InjectError(67, `no such list or address: ${JSON.stringify(what)}`);
   }
-  const sender = envelopeSender(raw, envelope.from);
-  const queue = await Switchboard.open({ root: settings.config.qfiles, queue: "incoming" }).catch((err: unknown) => {
-    throw new InjectError(75, describeError(err), { cause: err });
-  });
+  const queue = await Switchboard.open({ root: settings.config.qfiles, queue: "incoming" }).catch(
+    (err: unknown) => {
+      throw new InjectError(75, describeError(err), { cause: err });
+    },
+  );
   try {
-    const id = await queue.enqueue(raw, {
-      sender,
-      recipients: [to],
-      to,
-      list: route.list.address,
-      kind: route.role,
-      ...(route.verpMember !== undefined ? { extra: { verpMember: route.verpMember } } : {}),
-    });
-    return { id, to, role: route.role };
+    const id = await queue.enqueue(raw, incomingMeta(sender, routed));
+    return { id, to: routed.to, role: routed.route.role };
   } catch (err) {
     if (err instanceof QueueUnavailableError) throw new InjectError(75, err.message, { cause: err });
     throw err;
@@ -108,7 +172,8 @@ function envelopeSender(raw: Buffer, from: string | undefined): string {
   };
   const explicit = pick(from);
   if (from !== undefined) {
-    if (explicit === undefined) throw new InjectError(65, `not a valid sender address: ${JSON.stringify(from)}`);
+    if (explicit === undefined)
+      throw new InjectError(65, `not a valid sender address: ${JSON.stringify(from)}`);
     return explicit;
   }
   const rp = getHeader(raw, "return-path");

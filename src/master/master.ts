@@ -9,6 +9,8 @@
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
+import type { ListConfig } from "../lists/schema.js";
+import { MasterListeners } from "../metrics/listeners.js";
 import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 import { MasterLock } from "./lock.js";
@@ -26,7 +28,7 @@ import { ConfigWatcher } from "./watch.js";
 export interface MasterOptions {
   configFile: string;
   /** reads and validates the config and lists; throws ConfigError */
-  load: (file: string) => Promise<{ config: Config }>;
+  load: (file: string) => Promise<{ config: Config; lists?: ReadonlyMap<string, ListConfig> }>;
   /** extra arguments for every worker (e.g. --allow-root) */
   workerArgs?: readonly string[];
   /** how to start a worker (default: `qrunner start --runner --slice -C`); tests swap in a fake */
@@ -55,7 +57,7 @@ function issuesOf(err: unknown, file: string): ConfigIssue[] {
  * config is invalid at start, MasterRunningError when another master holds the lock.
  */
 export async function runMaster(opts: MasterOptions): Promise<number> {
-  const { config } = await opts.load(opts.configFile);
+  const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
   let lock: MasterLock;
   try {
@@ -64,7 +66,7 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     logHandle.close();
     throw err;
   }
-  return new Master(opts, config, logHandle, lock).run();
+  return new Master(opts, config, lists ?? new Map(), logHandle, lock).run();
 }
 
 class Master {
@@ -72,6 +74,8 @@ class Master {
   private readonly stateDir: string;
   private readonly startedAt = Date.now();
   private readonly supervisor: Supervisor;
+  /** LMTP intake and the metrics endpoint */
+  private readonly listeners: MasterListeners;
   private watcher: ConfigWatcher | null = null;
   private state: MasterStatus["master"]["state"] = "starting";
   private readyMs: number | null = null;
@@ -90,6 +94,7 @@ class Master {
   constructor(
     private readonly opts: MasterOptions,
     private config: Config,
+    private lists: ReadonlyMap<string, ListConfig>,
     private readonly logHandle: LoggerHandle,
     private readonly lock: MasterLock,
   ) {
@@ -101,11 +106,18 @@ class Master {
       command: opts.command ?? workerCommand(opts.configFile, opts.workerArgs),
       ...opts.tuning,
       onChange: () => this.statusChanged(),
+      onHeartbeat: (spec, pid, hb) =>
+        this.listeners.heartbeat({ key: spec.key, runner: spec.runner, slice: spec.slice, pid }, hb),
       onAllReady: (count) => {
         this.readyMs = Math.round(performance.now());
         this.log.info({ workers: count, ms: this.readyMs }, "all workers ready");
         this.statusChanged();
       },
+    });
+    this.listeners = new MasterListeners({
+      settings: () => ({ config: this.config, lists: this.lists }),
+      workers: () => this.supervisor.snapshot(),
+      logger: this.log,
     });
     this.signals = [
       ["SIGTERM", () => void this.shutdown("SIGTERM")],
@@ -117,6 +129,16 @@ class Master {
 
   async run(): Promise<number> {
     const finished = new Promise<number>((resolve) => (this.done = resolve));
+    try {
+      // before any worker: a master that cannot take its LMTP or metrics address fails at once
+      await this.listeners.apply(this.config, true);
+    } catch (err) {
+      this.log.fatal({ err: describeError(err) }, "cannot start the listeners; fix the address or free it");
+      await this.listeners.close();
+      await this.lock.release();
+      this.logHandle.close();
+      return 1;
+    }
     for (const [sig, fn] of this.signals) process.on(sig, fn);
     const specs = planWorkers(this.config);
     this.log.info(
@@ -164,8 +186,10 @@ class Master {
   /** Read the config again; valid: apply the new plan; invalid: keep the old config, record the issues. */
   private async reload(why: string, paths: string[]): Promise<void> {
     let next: Config;
+    let loaded: Awaited<ReturnType<MasterOptions["load"]>>;
     try {
-      next = (await this.opts.load(this.opts.configFile)).config;
+      loaded = await this.opts.load(this.opts.configFile);
+      next = loaded.config;
     } catch (err) {
       const issues = issuesOf(err, this.opts.configFile);
       this.rejected = { at: Date.now(), issues, message: issues.map(formatIssue).join("\n") };
@@ -185,10 +209,12 @@ class Master {
     this.log.level = next.log.level;
     this.watcher?.setListsDir(next.lists);
     this.config = next;
+    if (loaded.lists) this.lists = loaded.lists;
     this.loadedAt = Date.now();
     this.rejected = null;
     this.reloads = { count: this.reloads.count + 1, at: this.loadedAt, why, ok: true };
     this.statusChanged();
+    await this.listeners.apply(next, false);
     const diff = await this.supervisor.apply(planWorkers(next), timingsOf(next));
     this.log.info(
       {
@@ -213,7 +239,10 @@ class Master {
     this.log.info({ signal, timeout: this.config.master.stop_timeout }, "stopping the workers");
     this.statusChanged();
     await this.watcher?.close();
+    // no new mail while the workers stop; transactions in DATA are finished first
+    await this.listeners.closeIntake();
     await this.supervisor.stop();
+    await this.listeners.close();
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.statusSoon) clearTimeout(this.statusSoon);
     this.statusTimer = this.statusSoon = null;

@@ -8,7 +8,7 @@ import os from "node:os";
 import type { Logger } from "../util/log.js";
 import { describeError } from "../util/errors.js";
 import { formatDuration } from "../util/units.js";
-import { WorkerExit } from "../runners/ipc.js";
+import { WorkerExit, type WorkerMessage } from "../runners/ipc.js";
 import { diffPlan, type PlanDiff, type WorkerSpec } from "./plan.js";
 import type { WorkerStatus } from "./status-file.js";
 import {
@@ -48,6 +48,8 @@ export interface SupervisorOptions {
   onChange?: () => void;
   /** every planned worker has sent `ready` (called once) */
   onAllReady?: (count: number) => void;
+  /** each heartbeat, with the worker it came from (for the metrics) */
+  onHeartbeat?: (spec: WorkerSpec, pid: number, hb: Extract<WorkerMessage, { type: "heartbeat" }>) => void;
 }
 
 export class Supervisor {
@@ -208,6 +210,7 @@ export class Supervisor {
       this.changed();
     } else if (m.type === "heartbeat") {
       slot.hb = m;
+      this.opts.onHeartbeat?.(slot.spec, child.pid ?? 0, m);
       if (m.lastError !== undefined) slot.lastError = m.lastError;
       // the stall clock runs only while entries are due and the worker does not say why it waits
       if (m.due === 0 || m.waiting !== undefined) slot.dueSince = null;

@@ -247,6 +247,27 @@ export class Switchboard {
     return { recovered, shunted };
   }
 
+  /**
+   * For queues no runner serves (`hold`, `shunt`): put back `.wip` files that an operator's command
+   * left when it crashed mid-move, once they have been in progress for `minAgeMs` (their ctime, set
+   * by the rename): younger ones may belong to a command still running. Returns how many.
+   */
+  async recoverAbandoned(minAgeMs: number): Promise<number> {
+    const now = Date.now();
+    let n = 0;
+    for (const name of (await scanSlice(this.dir, this.slice, "wip", Number.MAX_SAFE_INTEGER)).names) {
+      const p = parseName(name);
+      const st = p ? await stat(path.join(this.dir, name)).catch(() => null) : null;
+      if (!p || !st || now - st.ctimeMs < minAgeMs) continue;
+      await rename(path.join(this.dir, name), path.join(this.dir, p.base + EXT_QUEUED)).then(
+        () => n++,
+        () => undefined,
+      );
+    }
+    if (n) this.batch.invalidate();
+    return n;
+  }
+
   private async queuedIds(): Promise<Set<string>> {
     const ids = new Set<string>();
     for (const name of (await scanSlice(this.dir, this.slice, "qf", Number.MAX_SAFE_INTEGER)).names) {

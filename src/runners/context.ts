@@ -4,6 +4,7 @@ import type { Config, RunnerName } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import type { Slice } from "../queue/slice.js";
+import type { DeliveryObserver } from "./ipc.js";
 
 /** The config and lists in force; replaced as a whole when a valid edit is loaded. */
 export interface Settings {
@@ -47,4 +48,6 @@ export interface RunnerContext {
   readonly logger: Logger;
   readonly queues: Queues;
   readonly signal: AbortSignal;
+  /** delivery outcomes for the master's metrics (set by the worker; absent in tools and tests) */
+  readonly deliveries?: DeliveryObserver;
 }

@@ -14,7 +14,7 @@ import { ConfigError, describeError } from "../util/errors.js";
 import { createLogger, type LoggerHandle } from "../util/log.js";
 import { Queues, type RunnerContext, type Settings } from "./context.js";
 import { RunnerLoop } from "./base.js";
-import { HEARTBEAT_MS, WorkerExit, type WorkerMessage } from "./ipc.js";
+import { DeliveryTally, HEARTBEAT_MS, WorkerExit, type WorkerMessage } from "./ipc.js";
 import { createHandler } from "./registry.js";
 
 export interface WorkerOptions {
@@ -26,7 +26,9 @@ export interface WorkerOptions {
 
 export async function runWorker(opts: WorkerOptions): Promise<number> {
   if (!(RUNNER_NAMES as readonly string[]).includes(opts.runner)) {
-    process.stderr.write(`qrunner: unknown runner ${JSON.stringify(opts.runner)} (one of ${RUNNER_NAMES.join(", ")})\n`);
+    process.stderr.write(
+      `qrunner: unknown runner ${JSON.stringify(opts.runner)} (one of ${RUNNER_NAMES.join(", ")})\n`,
+    );
     return WorkerExit.USAGE;
   }
   const runner = opts.runner as RunnerName;
@@ -53,6 +55,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
 
   const abort = new AbortController();
   const queues = new Queues(settings.config.qfiles, logger);
+  const tally = new DeliveryTally();
   const ctx: RunnerContext = {
     runner,
     slice,
@@ -60,6 +63,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     logger,
     queues,
     signal: abort.signal,
+    deliveries: tally,
   };
   const stop = (why: string) => (): void => {
     if (!abort.signal.aborted) logger.info({ why }, "stopping after the entries in hand");
@@ -75,7 +79,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
         settings = s;
         logger.info({ version: s.config.version }, "config reloaded");
       },
-      (err: unknown) => logger.error({ err: describeError(err) }, "config edit rejected; the old config stays in force"),
+      (err: unknown) =>
+        logger.error({ err: describeError(err) }, "config edit rejected; the old config stays in force"),
     );
   };
   process.on("SIGTERM", onTerm);
@@ -85,6 +90,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
 
   let heartbeat: NodeJS.Timeout | undefined;
   let handler;
+  let beat: (() => WorkerMessage) | undefined;
   try {
     const queue = await Switchboard.open({
       root: settings.config.qfiles,
@@ -103,9 +109,9 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     });
     send({ type: "ready", runner, slice: sliceText, pid: process.pid });
     logger.info({ queue: runner, concurrency: runnerConfig.concurrency }, "worker ready");
-    heartbeat = setInterval(() => {
+    beat = () => {
       const s = loop.stats;
-      send({
+      return {
         type: "heartbeat",
         handled: s.handled,
         failed: s.failed,
@@ -114,8 +120,11 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
         inHand: s.inHand,
         ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
         ...(s.waiting !== undefined ? { waiting: s.waiting } : {}),
-      });
-    }, HEARTBEAT_MS);
+        ...tally.drain(),
+      };
+    };
+    const next = beat;
+    heartbeat = setInterval(() => send(next()), HEARTBEAT_MS);
     heartbeat.unref();
     await loop.run();
     logger.info({ handled: loop.stats.handled, failed: loop.stats.failed }, "worker stopped");
@@ -125,6 +134,8 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     return WorkerExit.SOFTWARE;
   } finally {
     clearInterval(heartbeat);
+    // a last heartbeat, so that the master's counters include the final entries
+    if (beat) await sendFlushed(beat());
     process.off("SIGTERM", onTerm);
     process.off("SIGINT", onInt);
     process.off("SIGHUP", onHup);
@@ -138,6 +149,24 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
 
 function send(msg: WorkerMessage): void {
   if (process.send && process.connected) process.send(msg);
+}
+
+/** Send and wait (briefly) until the message is handed to the channel, before it is disconnected. */
+function sendFlushed(msg: WorkerMessage): Promise<void> {
+  const channel = process.send?.bind(process);
+  if (!channel || !process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    try {
+      channel(msg, undefined, undefined, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 function setNice(nice: number, logger: Logger): void {

@@ -145,3 +145,16 @@ describe("Switchboard", () => {
     expect(st.oldest).not.toBeNull();
   });
 });
+
+describe("Switchboard.recoverAbandoned", () => {
+  it("puts back old .wip files of a runner-less queue and leaves young ones alone", async () => {
+    const sb = await Switchboard.open({ root, queue: "hold" });
+    await sb.enqueue(Buffer.from("a"), meta);
+    await sb.enqueue(Buffer.from("b"), meta);
+    const a = (await sb.dequeue())!;
+    expect(await sb.recoverAbandoned(60_000)).toBe(0);
+    expect(await sb.recoverAbandoned(0)).toBe(1);
+    const again = await sb.dequeue();
+    expect([a.id]).toContain(again?.id ?? "none");
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * The listeners the master runs beside its workers: the LMTP intake (`intake.lmtp`) and the metrics
+ * endpoint (`metrics.listen`). `apply` follows the config: a listener whose address changed is closed
+ * and opened on the new one, a removed one is closed. The metrics object lives as long as the master
+ * (counters keep counting across reloads), whether or not its endpoint is currently served.
+ */
+import type { Config } from "../config/schema.js";
+import type { ListConfig } from "../lists/schema.js";
+import { LmtpListener, type ListenAddress } from "../intake/lmtp.js";
+import type { WorkerMessage } from "../runners/ipc.js";
+import { describeError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+import { QrunnerMetrics, type HeartbeatOrigin } from "./metrics.js";
+import { MetricsServer } from "./server.js";
+import type { WorkerView } from "./sources.js";
+
+export interface ListenersOptions {
+  settings: () => { config: Config; lists: ReadonlyMap<string, ListConfig> };
+  workers: () => readonly WorkerView[];
+  logger: Logger;
+}
+
+export class MasterListeners {
+  readonly metrics: QrunnerMetrics;
+  private lmtp: { spec: string; listener: LmtpListener } | null = null;
+  private http: { spec: string; server: MetricsServer } | null = null;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ListenersOptions) {
+    this.log = opts.logger;
+    this.metrics = new QrunnerMetrics({
+      settings: opts.settings,
+      workers: opts.workers,
+      logger: opts.logger,
+    });
+  }
+
+  /** Where the listeners are bound right now (for logs and tests). */
+  addresses(): { lmtp: ListenAddress | null; metrics: ListenAddress | null } {
+    return { lmtp: this.lmtp?.listener.address ?? null, metrics: this.http?.server.address ?? null };
+  }
+
+  /** A worker's heartbeat, for the metrics; never throws (it runs in the IPC message handler). */
+  heartbeat(from: HeartbeatOrigin, hb: Extract<WorkerMessage, { type: "heartbeat" }>): void {
+    try {
+      this.metrics.heartbeat(from, hb);
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, "metrics: bad heartbeat");
+    }
+  }
+
+  /**
+   * Open, move or close the listeners to match `config`. With `strict` (at start) a listener that
+   * cannot listen rejects (ListenError); afterwards (a reload) the error is logged and the listener
+   * stays closed until a later config change.
+   */
+  async apply(config: Config, strict: boolean): Promise<void> {
+    if (this.closed) return;
+    const lmtpSpec = config.intake.lmtp;
+    if (this.lmtp && this.lmtp.spec !== lmtpSpec) {
+      await this.lmtp.listener.close();
+      this.lmtp = null;
+    }
+    if (lmtpSpec !== undefined && !this.lmtp) {
+      try {
+        const listener = await LmtpListener.start({
+          listen: lmtpSpec,
+          settings: this.opts.settings,
+          logger: this.log.child({ listener: "lmtp" }),
+          onOutcome: (outcome, n) => this.metrics.lmtpOutcome(outcome, n),
+        });
+        if (this.closed) await listener.close();
+        else this.lmtp = { spec: lmtpSpec, listener };
+      } catch (err) {
+        if (strict) throw err;
+        this.log.error({ err: describeError(err) }, "LMTP intake not running");
+      }
+    }
+    const httpSpec = config.metrics.listen;
+    if (this.http && this.http.spec !== httpSpec) {
+      await this.http.server.close();
+      this.http = null;
+    }
+    if (httpSpec !== undefined && !this.http) {
+      try {
+        const server = await MetricsServer.start({
+          listen: httpSpec,
+          metrics: this.metrics,
+          logger: this.log,
+        });
+        if (this.closed) await server.close();
+        else this.http = { spec: httpSpec, server };
+      } catch (err) {
+        if (strict) throw err;
+        this.log.error({ err: describeError(err) }, "metrics endpoint not running");
+      }
+    }
+  }
+
+  /** Stop taking mail (LMTP transactions in DATA finish first). Safe to call twice. */
+  async closeIntake(): Promise<void> {
+    const l = this.lmtp;
+    this.lmtp = null;
+    await l?.listener.close();
+  }
+
+  /** Close both listeners; no listener is opened afterwards. Safe to call twice. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.closeIntake();
+    const h = this.http;
+    this.http = null;
+    await h?.server.close();
+  }
+}
