@@ -1,13 +1,15 @@
 /**
  * The archive runner: appends each accepted post to its list's monthly mbox
  * (`<state>/archives/<list>/<YYYY-MM>.mbox`, mboxrd). The append is idempotent by entry id, so a post
- * recovered after a crash mid-append is archived once. It runs at low priority (nice, long sleep).
+ * recovered after a crash mid-append is archived once. An archive that cannot be written now keeps
+ * its entries queued (retried after `sleep`). It runs at low priority (nice, long sleep).
  */
 import path from "node:path";
 import type { Logger } from "pino";
 import { validateAddress } from "../lists/addresses.js";
-import { appendToArchive } from "../lists/mbox.js";
+import { appendToArchive, ArchiveError } from "../lists/mbox.js";
 import type { Entry } from "../queue/types.js";
+import { QueueUnavailableError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 
@@ -25,7 +27,23 @@ export class ArchiveRunner implements Handler {
     }
     // validated before it becomes a path component: nothing can reach outside the state directory
     const dir = path.join(config.state, "archives", validateAddress(listAddress).toLowerCase());
-    const r = await appendToArchive(dir, entry.id, entry.message, entry.meta.sender, new Date(entry.meta.received));
+    let r: "appended" | "already";
+    try {
+      r = await appendToArchive(
+        dir,
+        entry.id,
+        entry.message,
+        entry.meta.sender,
+        new Date(entry.meta.received),
+      );
+    } catch (err) {
+      // the archive cannot be written now (disk full, lock busy, a file an operator must repair):
+      // the entry stays queued and is retried after `sleep`, instead of being shunted and the post
+      // missing from the archive for good
+      if (err instanceof ArchiveError)
+        throw new QueueUnavailableError(`cannot archive now: ${err.message}`, { cause: err });
+      throw err;
+    }
     log.info({ list: listAddress, result: r }, r === "appended" ? "archived" : "already archived");
   }
 }

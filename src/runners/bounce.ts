@@ -2,14 +2,15 @@
  * The bounce runner: mail to a list's -bounces address (a VERP address names the member directly;
  * otherwise the bounce detector reads the DSN or the MTA's text), and bounce events that outgoing
  * synthesised from 5xx replies. Each bounce scores the member (at most once a day); at the list's
- * threshold the member is disabled and the member and the owners get one notice each. Unrecognised
- * bounces are kept in `shunt` for inspection and counted. With `idle_only`, it works only while the
- * machine is idle and the incoming and outgoing queues are empty: bounces wait, never lost.
+ * threshold the member is disabled and the member and the owners get one notice each. Automatic
+ * replies and success reports are no bounces: logged and dropped. Unrecognised bounces are kept in
+ * `shunt` for inspection and counted. With `idle_only`, it works only while the machine is idle and
+ * the incoming and outgoing queues are empty: bounces wait, never lost.
  */
 import os from "node:os";
 import type { Logger } from "pino";
 import { normalizeAddress } from "../lists/addresses.js";
-import { scanBounce } from "../lists/bounces/detect.js";
+import { scanBounce, type BounceScan } from "../lists/bounces/detect.js";
 import { applyBounce, policyFromList, type BounceKind } from "../lists/bounces/score.js";
 import { isMember } from "../lists/members.js";
 import { bounceDisabledMember, bounceDisabledOwners, type Notice } from "../lists/notices.js";
@@ -17,16 +18,28 @@ import type { ListConfig } from "../lists/schema.js";
 import { ListStateStore } from "../lists/state.js";
 import { hasEntries } from "../queue/inspect.js";
 import type { Entry } from "../queue/types.js";
+import { QrunnerError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { queueNotice } from "./notify.js";
 
 /** A bounce the detector could not read: kept (shunted) for an operator, never dropped. */
-export class UnrecognisedBounceError extends Error {
+export class UnrecognisedBounceError extends QrunnerError {
   constructor(reason: string) {
-    super(`unrecognised bounce (kept for inspection): ${reason}`);
-    this.name = "UnrecognisedBounceError";
+    super("EBOUNCE_UNRECOGNISED", `unrecognised bounce (kept for inspection): ${reason}`);
   }
+}
+
+/**
+ * Why a message the detector read is positively no delivery failure (an automatic reply, a DSN that
+ * lists only delivered or relayed recipients), or null. Messages it could not read at all are not
+ * this: a VERP bounce in an unknown layout still names its member, and other unreadable bounces are
+ * kept for an operator. (The detector says so only in its reason text; these are its words.)
+ */
+function notABounce(scan: BounceScan): string | null {
+  if (scan.recognized || scan.reason === undefined) return null;
+  if (/not a delivery failure|lists no failed or delayed recipient/.test(scan.reason)) return scan.reason;
+  return null;
 }
 
 interface Finding {
@@ -52,7 +65,8 @@ export class BounceRunner implements Handler {
   async handle(entry: Entry, log: Logger): Promise<HandleResult> {
     const { lists } = this.ctx.settings();
     const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
-    if (!list) throw new Error(`bounce for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
+    if (!list)
+      throw new Error(`bounce for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
     const findings = await this.findings(entry, list, log);
     await this.score(list, findings, log);
   }
@@ -63,14 +77,29 @@ export class BounceRunner implements Handler {
     if (entry.meta.kind === "bounce-event" && event && typeof event === "object" && !Array.isArray(event)) {
       const recipient = typeof event["recipient"] === "string" ? event["recipient"] : "";
       const kind: BounceKind = event["kind"] === "temporary" ? "temporary" : "permanent";
-      return [{ address: recipient, kind, reason: String(event["message"] ?? "rejected by the SMTP server") }];
+      return [
+        { address: recipient, kind, reason: String(event["message"] ?? "rejected by the SMTP server") },
+      ];
     }
     const scan = await scanBounce(entry.message);
+    const notBounce = notABounce(scan);
+    if (notBounce !== null) {
+      // an out-of-office reply or a success report sent to the bounce address (often the VERP one:
+      // autoresponders answer the envelope sender) says nothing about the member's mailbox
+      log.info({ reason: notBounce, verpMember: extra["verpMember"] ?? null }, "not a bounce; dropped");
+      return [];
+    }
     const verp = typeof extra["verpMember"] === "string" ? extra["verpMember"] : undefined;
     if (verp) {
       // VERP names the member; the DSN, when readable, says whether it was only a delay
       const onlyDelay = scan.recognized && scan.permanent.length === 0 && scan.temporary.length > 0;
-      return [{ address: verp, kind: onlyDelay ? "temporary" : "permanent", reason: scan.details[0]?.diagnostic ?? "VERP bounce" }];
+      return [
+        {
+          address: verp,
+          kind: onlyDelay ? "temporary" : "permanent",
+          reason: scan.details[0]?.diagnostic ?? "VERP bounce",
+        },
+      ];
     }
     if (!scan.recognized) {
       await new ListStateStore(this.ctx.settings().config.state, list.address).update((s) => {
@@ -79,7 +108,11 @@ export class BounceRunner implements Handler {
       log.warn({ reason: scan.reason }, "unrecognised bounce");
       throw new UnrecognisedBounceError(scan.reason ?? "no delivery-status part and no known text pattern");
     }
-    return scan.details.map((d) => ({ address: d.address, kind: d.kind, reason: d.diagnostic ?? d.status ?? scan.format }));
+    return scan.details.map((d) => ({
+      address: d.address,
+      kind: d.kind,
+      reason: d.diagnostic ?? d.status ?? scan.format,
+    }));
   }
 
   private async score(list: ListConfig, findings: readonly Finding[], log: Logger): Promise<void> {
@@ -97,7 +130,10 @@ export class BounceRunner implements Handler {
         const before = state.members[addr] ?? { score: 0 };
         const r = applyBounce(before, { kind: f.kind, at: now }, policy);
         state.members[addr] = r.state;
-        log.info({ member: addr, kind: f.kind, counted: r.counted, score: r.state.score, reason: f.reason }, "bounce scored");
+        log.info(
+          { member: addr, kind: f.kind, counted: r.counted, score: r.state.score, reason: f.reason },
+          "bounce scored",
+        );
         if (r.disabledNow) {
           const b = { member: addr, score: r.state.score, reason: f.reason };
           out.push(bounceDisabledMember(list, b), bounceDisabledOwners(list, b));

@@ -3,7 +3,8 @@
  * reply with the result of each command; join and leave take effect only when confirmed with the
  * token mailed to the address concerned. The member set changes under the list state lock, so the
  * next post and `qrunner members` see it. Robots get no reply (null sender, auto-submitted, bulk,
- * list traffic), and no address gets more than `max_replies_per_hour` replies.
+ * list traffic), and no address gets more than `max_replies_per_hour` messages an hour (replies and
+ * confirmation requests alike); a request beyond its sender's budget is ignored.
  */
 import type { Logger } from "pino";
 import { noticeDecision } from "../lists/checks.js";
@@ -14,7 +15,7 @@ import { parseRequest, type RequestCommand } from "../lists/request.js";
 import type { ListConfig } from "../lists/schema.js";
 import { ListStateStore, takeReplySlot, type ListState } from "../lists/state.js";
 import { addToken, takeToken } from "../lists/tokens.js";
-import { addressProblem, normalizeAddress } from "../lists/addresses.js";
+import { addressProblem, normalizeAddress, routeRecipient } from "../lists/addresses.js";
 import type { Entry } from "../queue/types.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
@@ -26,7 +27,8 @@ export class CommandRunner implements Handler {
   async handle(entry: Entry, log: Logger): Promise<HandleResult> {
     const { config, lists } = this.ctx.settings();
     const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
-    if (!list) throw new Error(`command for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
+    if (!list)
+      throw new Error(`command for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
     const sender = normalizeAddress(entry.meta.sender);
     const decision = noticeDecision(sender, entry.message);
     if (!decision.allowed) {
@@ -40,20 +42,45 @@ export class CommandRunner implements Handler {
     const store = new ListStateStore(config.state, list.address);
     const now = Date.now();
     const notices = await store.update((state) => {
+      // the reply is reserved first: a request we may not answer is not acted on either, so a flood
+      // of requests (a robot loop, a forged sender naming other addresses) cannot make more mail than
+      // the sender's budget allows
+      if (!takeReplySlot(state, sender, now, list.max_replies_per_hour)) return null;
       const out: Notice[] = [];
       const results: { line: string; reply: string }[] = [];
-      for (const c of parsed.commands) results.push({ line: c.line, reply: this.run(c, list, state, sender, now, out, inReplyTo) });
-      if (takeReplySlot(state, sender, now, list.max_replies_per_hour))
-        out.unshift(commandReply(list, { to: sender, results, ignored: parsed.ignored, ...(inReplyTo ? { inReplyTo } : {}) }));
-      else log.warn({ sender }, "reply limit reached; no reply sent");
+      for (const c of parsed.commands)
+        results.push({ line: c.line, reply: this.run(c, list, state, sender, now, out, inReplyTo) });
+      out.unshift(
+        commandReply(list, {
+          to: sender,
+          results,
+          ignored: parsed.ignored,
+          ...(inReplyTo ? { inReplyTo } : {}),
+        }),
+      );
       return out;
     });
+    if (notices === null) {
+      log.warn({ sender, max: list.max_replies_per_hour }, "reply limit reached; request ignored");
+      return;
+    }
     for (const n of notices) await queueNotice(this.ctx.queues, list.address, n);
-    log.info({ sender, commands: parsed.commands.map((c) => c.verb), notices: notices.length }, "commands handled");
+    log.info(
+      { sender, commands: parsed.commands.map((c) => c.verb), notices: notices.length },
+      "commands handled",
+    );
   }
 
   /** One command against the state (inside the lock); returns the reply text, may add notices. */
-  private run(c: RequestCommand, list: ListConfig, state: ListState, sender: string, now: number, out: Notice[], inReplyTo: string | undefined): string {
+  private run(
+    c: RequestCommand,
+    list: ListConfig,
+    state: ListState,
+    sender: string,
+    now: number,
+    out: Notice[],
+    inReplyTo: string | undefined,
+  ): string {
     switch (c.verb) {
       case "help":
         return helpText(list);
@@ -64,16 +91,29 @@ export class CommandRunner implements Handler {
         const who = normalizeAddress(c.args[0] ?? sender);
         const problem = addressProblem(who);
         if (problem) return `Not done: ${JSON.stringify(who)} is not an address we accept (${problem}).`;
+        // a confirmation mailed to one of our own list addresses would come back in as a post (or a
+        // command, or a bounce): lists are made members in the list file, never by mail
+        const ours = routeRecipient(who, this.ctx.settings().lists);
+        if (ours)
+          return `Not done: ${who} is an address of the list ${ours.list.address}; a list cannot ${c.verb} by mail.`;
         const member = isMember(list, state, who);
         const disabled = member && state.members[who]?.disabled !== undefined;
         // a disabled member's join is a request to get list mail again, confirmed like any join
         if (c.verb === "join" && member && !disabled) return `${who} is already a member of ${list.address}.`;
         if (c.verb === "leave" && !member) return `${who} is not a member of ${list.address}.`;
-        // the confirmation goes to the address concerned, within its own reply budget
-        if (who !== sender && !takeReplySlot(state, who, now, list.max_replies_per_hour))
+        // the confirmation goes to the address concerned, within its budget: the requester's too,
+        // or each join in a request would mail the sender once more than the limit allows
+        if (!takeReplySlot(state, who, now, list.max_replies_per_hour))
           return `Not done: too many messages to ${who} this hour; try again later.`;
         const token = addToken(state, c.verb, who, now, list.confirm_expires);
-        out.push(confirmRequest(list, { to: who, token, action: c.verb, ...(who === sender && inReplyTo ? { inReplyTo } : {}) }));
+        out.push(
+          confirmRequest(list, {
+            to: who,
+            token,
+            action: c.verb,
+            ...(who === sender && inReplyTo ? { inReplyTo } : {}),
+          }),
+        );
         return `A confirmation request was sent to ${who}. Reply to it to ${c.verb} ${list.address}.`;
       }
       case "confirm": {
@@ -86,11 +126,14 @@ export class CommandRunner implements Handler {
         const { action, address } = r.pending;
         if (action === "join") {
           if (addMember(list, state, address)) return `${address} is now a member of ${list.address}.`;
-          if (state.members[normalizeAddress(address)]?.disabled === undefined) return `${address} already was a member.`;
+          if (state.members[normalizeAddress(address)]?.disabled === undefined)
+            return `${address} already was a member.`;
           enableMember(state, address);
           return `Delivery of ${list.address} to ${address} is enabled again.`;
         }
-        return removeMember(list, state, address) ? `${address} has left ${list.address}.` : `${address} was not a member.`;
+        return removeMember(list, state, address)
+          ? `${address} has left ${list.address}.`
+          : `${address} was not a member.`;
       }
       case "unknown":
         return `Unknown command. Send "help" for the list of commands.`;
