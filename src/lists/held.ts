@@ -66,6 +66,16 @@ export function normalizeHeldId(id: string): string | null {
   return ID_RE.test(s) ? s : null;
 }
 
+/**
+ * The held id of a queue entry, derived from its sha1: holding the same entry again (a runner that
+ * crashed after holding it, before finishing the entry) finds the post already held.
+ */
+export function heldIdFor(entryId: string): string {
+  let id = "";
+  for (let i = 0; i < ID_LENGTH; i++) id += ALPHABET[parseInt(entryId.slice(i * 2, i * 2 + 2), 16) & 31];
+  return id;
+}
+
 export function newHeldId(): string {
   const bytes = randomBytes(ID_LENGTH);
   let id = "";
@@ -135,11 +145,14 @@ export class HeldStore {
     return path.join(this.dir, id + ext);
   }
 
-  /** Store a post durably; resolves with its id once file and directory are on disk. */
-  async hold(raw: Buffer, meta: HoldMeta, now: number = Date.now()): Promise<string> {
+  /**
+   * Store a post durably; resolves with its id once file and directory are on disk. With `fixedId`
+   * (see heldIdFor) a post already held under that id is not held twice.
+   */
+  async hold(raw: Buffer, meta: HoldMeta, now: number = Date.now(), fixedId?: string): Promise<string> {
     await ensureDir(this.dir);
     for (;;) {
-      const id = newHeldId();
+      const id = fixedId ?? newHeldId();
       const record: HeldMeta = {
         ...meta,
         version: 1,
@@ -161,7 +174,10 @@ export class HeldStore {
         await fsp.link(tmp, this.file(id, HELD));
       } catch (err) {
         await fsp.rm(tmp, { force: true });
-        if ((err as NodeJS.ErrnoException).code === "EEXIST") continue;
+        if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+          if (fixedId !== undefined) return fixedId;
+          continue;
+        }
         throw err;
       }
       await fsp.rm(tmp, { force: true });

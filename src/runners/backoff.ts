@@ -41,7 +41,8 @@ export class BackoffRunner implements Handler {
     if (now - since > config.backoff.max_age) return this.giveUp(entry, now - since, log);
 
     const records = new Map<string, HostHealthRecord>();
-    for (const h of [...config.smtp.hosts, ...config.smtp.fallback]) records.set(hostId(h), await this.health.get(hostId(h)));
+    for (const h of [...config.smtp.hosts, ...config.smtp.fallback])
+      records.set(hostId(h), await this.health.get(hostId(h)));
     // a down host whose probe is due is tried only as that probe, claimed as the outgoing runner
     // does: without the claim every entry in hand would be sent to it at once
     const lostClaim = new Set<string>();
@@ -102,6 +103,7 @@ export class BackoffRunner implements Handler {
           ...(subject !== undefined ? { subject: decodeHeaderText(subject) } : {}),
           ...(id !== undefined ? { messageId: id } : {}),
         }),
+        { entry, index: 0 },
       );
     }
     log.warn({ recipients: entry.meta.recipients.length, reason }, "delivery given up");
@@ -109,7 +111,9 @@ export class BackoffRunner implements Handler {
 
   private noticeSlot(listAddress: string, owner: string): Promise<boolean> {
     const { config } = this.ctx.settings();
-    return new ListStateStore(config.state, listAddress).update((state) => takeReplySlot(state, owner, Date.now(), 1));
+    return new ListStateStore(config.state, listAddress).update((state) =>
+      takeReplySlot(state, owner, Date.now(), 1),
+    );
   }
 
   async close(): Promise<void> {

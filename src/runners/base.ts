@@ -133,8 +133,10 @@ export class RunnerLoop {
       return;
     }
     try {
-      if (result && "requeue" in result) await this.queue.requeue(entry, result.requeue.meta, result.requeue.notBefore);
-      else if (result && "release" in result) await this.queue.requeue(entry, entry.meta, result.release.notBefore);
+      if (result && "requeue" in result)
+        await this.queue.requeue(entry, result.requeue.meta, result.requeue.notBefore);
+      else if (result && "release" in result)
+        await this.queue.requeue(entry, entry.meta, result.release.notBefore);
       else await this.queue.finish(entry);
       this.stats.handled++;
       this.stats.lastProgress = Date.now();

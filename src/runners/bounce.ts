@@ -34,12 +34,10 @@ export class UnrecognisedBounceError extends QrunnerError {
  * Why a message the detector read is positively no delivery failure (an automatic reply, a DSN that
  * lists only delivered or relayed recipients), or null. Messages it could not read at all are not
  * this: a VERP bounce in an unknown layout still names its member, and other unreadable bounces are
- * kept for an operator. (The detector says so only in its reason text; these are its words.)
+ * kept for an operator.
  */
 function notABounce(scan: BounceScan): string | null {
-  if (scan.recognized || scan.reason === undefined) return null;
-  if (/not a delivery failure|lists no failed or delayed recipient/.test(scan.reason)) return scan.reason;
-  return null;
+  return scan.notBounce !== undefined ? (scan.reason ?? scan.notBounce) : null;
 }
 
 interface Finding {
@@ -68,7 +66,7 @@ export class BounceRunner implements Handler {
     if (!list)
       throw new Error(`bounce for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
     const findings = await this.findings(entry, list, log);
-    await this.score(list, findings, log);
+    await this.score(entry, list, findings, log);
   }
 
   private async findings(entry: Entry, list: ListConfig, log: Logger): Promise<Finding[]> {
@@ -115,11 +113,18 @@ export class BounceRunner implements Handler {
     }));
   }
 
-  private async score(list: ListConfig, findings: readonly Finding[], log: Logger): Promise<void> {
+  private async score(
+    entry: Entry,
+    list: ListConfig,
+    findings: readonly Finding[],
+    log: Logger,
+  ): Promise<void> {
     const { config } = this.ctx.settings();
     const policy = policyFromList(list.bounce);
     const now = Date.now();
-    const notices = await new ListStateStore(config.state, list.address).update((state) => {
+    // notices are queued inside the update, before the new scores are written: a crash in between
+    // re-runs the bounce, which rewrites the same notice files instead of losing them
+    await new ListStateStore(config.state, list.address).update(async (state) => {
       const out: Notice[] = [];
       for (const f of findings) {
         const addr = normalizeAddress(f.address);
@@ -140,8 +145,8 @@ export class BounceRunner implements Handler {
           log.warn({ member: addr, score: r.state.score }, "member disabled after bounces");
         }
       }
-      return out;
+      for (const [index, n] of out.entries())
+        await queueNotice(this.ctx.queues, list.address, n, { entry, index });
     });
-    for (const n of notices) await queueNotice(this.ctx.queues, list.address, n);
   }
 }

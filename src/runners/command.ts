@@ -41,7 +41,9 @@ export class CommandRunner implements Handler {
     const inReplyTo = messageId(entry.message);
     const store = new ListStateStore(config.state, list.address);
     const now = Date.now();
-    const notices = await store.update((state) => {
+    // the notices are queued (durably) inside the update, before the new state is written: a crash in
+    // between re-runs the request, which rewrites the same notice files instead of losing them
+    const sent = await store.update(async (state) => {
       // the reply is reserved first: a request we may not answer is not acted on either, so a flood
       // of requests (a robot loop, a forged sender naming other addresses) cannot make more mail than
       // the sender's budget allows
@@ -58,17 +60,15 @@ export class CommandRunner implements Handler {
           ...(inReplyTo ? { inReplyTo } : {}),
         }),
       );
-      return out;
+      for (const [index, n] of out.entries())
+        await queueNotice(this.ctx.queues, list.address, n, { entry, index });
+      return out.length;
     });
-    if (notices === null) {
+    if (sent === null) {
       log.warn({ sender, max: list.max_replies_per_hour }, "reply limit reached; request ignored");
       return;
     }
-    for (const n of notices) await queueNotice(this.ctx.queues, list.address, n);
-    log.info(
-      { sender, commands: parsed.commands.map((c) => c.verb), notices: notices.length },
-      "commands handled",
-    );
+    log.info({ sender, commands: parsed.commands.map((c) => c.verb), notices: sent }, "commands handled");
   }
 
   /** One command against the state (inside the lock); returns the reply text, may add notices. */

@@ -25,7 +25,10 @@ export class Transports {
     let t = this.byId.get(id);
     if (!t) {
       const { config } = this.ctx.settings();
-      t = new HostTransport(host, { logger: this.ctx.logger, ...(config.smtp.helo !== undefined ? { helo: config.smtp.helo } : {}) });
+      t = new HostTransport(host, {
+        logger: this.ctx.logger,
+        ...(config.smtp.helo !== undefined ? { helo: config.smtp.helo } : {}),
+      });
       this.byId.set(id, t);
     }
     return t;
@@ -69,10 +72,20 @@ export class DeliveryStep {
   ) {}
 
   /** Send `entry` to `recipients` through `host`, and record the host's health. */
-  async attempt(entry: Entry, host: AnyHost, recipients: readonly string[], log: Logger): Promise<SendResult> {
+  async attempt(
+    entry: Entry,
+    host: AnyHost,
+    recipients: readonly string[],
+    log: Logger,
+  ): Promise<SendResult> {
     const { config } = this.ctx.settings();
     const id = hostId(host);
-    const result = await deliverBatched(this.transports.get(host), { from: entry.meta.sender, to: [...recipients] }, entry.message, config.smtp.max_recipients);
+    const result = await deliverBatched(
+      this.transports.get(host),
+      { from: entry.meta.sender, to: [...recipients] },
+      entry.message,
+      config.smtp.max_recipients,
+    );
     this.ctx.deliveries?.attempted(id, entry.meta.received, {
       accepted: result.accepted.length,
       temporary: count(result.failed, "temporary"),
@@ -82,12 +95,18 @@ export class DeliveryStep {
     // delivered entry that is shunted or retried would be delivered twice)
     try {
       if (result.hostError) await this.hostFailed(id, result.hostError, log);
-      else if ((await this.health.markSuccess(id)).recovered) log.warn({ host: id }, "host is reachable again");
+      else if ((await this.health.markSuccess(id)).recovered)
+        log.warn({ host: id }, "host is reachable again");
     } catch (err) {
       log.error({ host: id, err: describeError(err) }, "cannot record host health");
     }
     log.info(
-      { host: id, accepted: result.accepted.length, temporary: count(result.failed, "temporary"), permanent: count(result.failed, "permanent") },
+      {
+        host: id,
+        accepted: result.accepted.length,
+        temporary: count(result.failed, "temporary"),
+        permanent: count(result.failed, "permanent"),
+      },
       "delivery attempt",
     );
     return result;
@@ -99,7 +118,11 @@ export class DeliveryStep {
    */
   async hostFailed(id: string, error: HostError, log: Logger): Promise<void> {
     const f = await this.health.markFailure(id, error);
-    if (f.outageStarted) log.error({ host: id, kind: error.kind, error: error.message }, "cannot reach host; its mail goes to backoff");
+    if (f.outageStarted)
+      log.error(
+        { host: id, kind: error.kind, error: error.message },
+        "cannot reach host; its mail goes to backoff",
+      );
   }
 
   /**
@@ -130,15 +153,26 @@ export class DeliveryStep {
       const due = opts.retryNow ? now : now + retryDelay(this.ctx, attempts);
       const backoff = await this.ctx.queues.get("backoff");
       await backoff.enqueueMany([{ message: entry.message, meta, id: entry.id, notBefore: due }]);
-      log.info({ recipients: temporary.length, attempts, due: new Date(due).toISOString() }, "temporary failure; retry scheduled");
+      log.info(
+        { recipients: temporary.length, attempts, due: new Date(due).toISOString() },
+        "temporary failure; retry scheduled",
+      );
     }
     if (permanent.length) await this.bounceEvents(entry, permanent, host, log);
   }
 
   /** Permanent failures as bounce events for the list's members, handled by the bounce runner. */
-  async bounceEvents(entry: Entry, failures: readonly RecipientFailure[], host: string, log: Logger): Promise<void> {
+  async bounceEvents(
+    entry: Entry,
+    failures: readonly RecipientFailure[],
+    host: string,
+    log: Logger,
+  ): Promise<void> {
     if (!entry.meta.list) {
-      log.warn({ recipients: failures.map((f) => f.recipient) }, "permanent failure for mail of no list; nothing to score");
+      log.warn(
+        { recipients: failures.map((f) => f.recipient) },
+        "permanent failure for mail of no list; nothing to score",
+      );
       return;
     }
     const now = Date.now();
@@ -152,11 +186,22 @@ export class DeliveryStep {
           list: entry.meta.list ?? "",
           kind: "bounce-event",
           failures: records([f], host, now),
-          extra: { event: { recipient: f.recipient, kind: "permanent", message: f.message, ...(f.code !== undefined ? { code: f.code } : {}) }, origin: entry.id },
+          extra: {
+            event: {
+              recipient: f.recipient,
+              kind: "permanent",
+              message: f.message,
+              ...(f.code !== undefined ? { code: f.code } : {}),
+            },
+            origin: entry.id,
+          },
         },
       })),
     );
-    log.warn({ recipients: failures.map((f) => `${f.recipient} (${f.code ?? "?"})`) }, "permanent failure; bounce events queued");
+    log.warn(
+      { recipients: failures.map((f) => `${f.recipient} (${f.code ?? "?"})`) },
+      "permanent failure; bounce events queued",
+    );
   }
 }
 
@@ -171,7 +216,16 @@ function records(failed: readonly RecipientFailure[], host: string, at: number):
     const key = `${f.kind} ${f.code ?? ""} ${f.message}`;
     const r = byReply.get(key);
     if (r) r.recipients?.push(f.recipient);
-    else byReply.set(key, { at, queue: "delivery", host, kind: f.kind, message: f.message, recipients: [f.recipient], ...(f.code !== undefined ? { code: f.code } : {}) });
+    else
+      byReply.set(key, {
+        at,
+        queue: "delivery",
+        host,
+        kind: f.kind,
+        message: f.message,
+        recipients: [f.recipient],
+        ...(f.code !== undefined ? { code: f.code } : {}),
+      });
   }
   return [...byReply.values()];
 }

@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { bouncesAddress, routeRecipient, verpAddress, type Route } from "../lists/addresses.js";
 import { screenPost } from "../lists/checks.js";
 import { decorate } from "../lists/headers.js";
-import { HeldStore } from "../lists/held.js";
+import { HeldStore, heldIdFor } from "../lists/held.js";
 import { decodeHeaderText, getHeader, messageId } from "../lists/message.js";
 import { enabledRecipients, isMember } from "../lists/members.js";
 import type { ListConfig } from "../lists/schema.js";
@@ -38,7 +38,8 @@ export class IncomingRunner implements Handler {
     for (const list of lists.values()) {
       try {
         const gone = await new HeldStore(config.state, list.address).expire(now, list.hold_expires);
-        if (gone.length) this.ctx.logger.info({ list: list.address, expired: gone.map((g) => g.id) }, "held posts expired");
+        if (gone.length)
+          this.ctx.logger.info({ list: list.address, expired: gone.map((g) => g.id) }, "held posts expired");
       } catch (err) {
         this.ctx.logger.warn({ err, list: list.address }, "cannot expire held posts");
       }
@@ -67,8 +68,13 @@ export class IncomingRunner implements Handler {
   }
 
   private async pass(entry: Entry, queue: "command" | "bounce", route: Route, log: Logger): Promise<void> {
-    const extra = { ...(entry.meta.extra ?? {}), ...(route.verpMember ? { verpMember: route.verpMember } : {}) };
-    await (await this.ctx.queues.get(queue)).enqueueMany([
+    const extra = {
+      ...(entry.meta.extra ?? {}),
+      ...(route.verpMember ? { verpMember: route.verpMember } : {}),
+    };
+    await (
+      await this.ctx.queues.get(queue)
+    ).enqueueMany([
       {
         message: entry.message,
         meta: { ...entry.meta, list: route.list.address, kind: route.role, extra },
@@ -84,7 +90,13 @@ export class IncomingRunner implements Handler {
     await outgoing.enqueueMany([
       {
         message: entry.message,
-        meta: { sender: bouncesAddress(list), recipients: [...list.owners], list: list.address, kind: "owner", received: entry.meta.received },
+        meta: {
+          sender: bouncesAddress(list),
+          recipients: [...list.owners],
+          list: list.address,
+          kind: "owner",
+          received: entry.meta.received,
+        },
         id: derivedId(entry.id, 0),
         notBefore: entry.time,
       },
@@ -99,9 +111,18 @@ export class IncomingRunner implements Handler {
     const approved = entry.meta.extra?.["approved"] === true;
     const sender = entry.meta.sender;
     const verdict = approved
-      ? ({ action: "accept", reason: "approved by a moderator", check: "poster", notify: false, poster: sender } as const)
+      ? ({
+          action: "accept",
+          reason: "approved by a moderator",
+          check: "poster",
+          notify: false,
+          poster: sender,
+        } as const)
       : screenPost(entry.message, sender, list, (a) => isMember(list, state, a));
-    log.info({ action: verdict.action, check: verdict.check, reason: verdict.reason, sender }, "post checked");
+    log.info(
+      { action: verdict.action, check: verdict.check, reason: verdict.reason, sender },
+      "post checked",
+    );
     const rawSubject = getHeader(entry.message, "subject");
     const post = {
       poster: verdict.poster || sender,
@@ -117,22 +138,28 @@ export class IncomingRunner implements Handler {
             verdict.check === "size"
               ? rejectedForSize(list, { ...post, size: entry.message.length })
               : rejectedNonmember(list, post);
-          await queueNotice(this.ctx.queues, list.address, n);
+          await queueNotice(this.ctx.queues, list.address, n, { entry, index: 0 });
         }
         return;
       case "hold": {
         const held = new HeldStore(config.state, list.address);
-        const id = await held.hold(entry.message, {
-          sender,
-          reason: verdict.reason,
-          ...(verdict.poster ? { from: verdict.poster } : {}),
-          ...(post.subject !== undefined ? { subject: post.subject } : {}),
-          received: entry.meta.received,
-        });
+        const id = await held.hold(
+          entry.message,
+          {
+            sender,
+            reason: verdict.reason,
+            ...(verdict.poster ? { from: verdict.poster } : {}),
+            ...(post.subject !== undefined ? { subject: post.subject } : {}),
+            received: entry.meta.received,
+          },
+          Date.now(),
+          heldIdFor(entry.id),
+        );
         await queueNotice(
           this.ctx.queues,
           list.address,
           heldForModeration(list, { ...post, id, reason: verdict.reason, size: entry.message.length }),
+          { entry, index: 0 },
         );
         log.info({ held: id }, "post held for moderation");
         return;
@@ -140,20 +167,41 @@ export class IncomingRunner implements Handler {
       case "accept":
         break;
     }
-    const decorated = decorate(entry.message, list, list.archive_url !== undefined ? { archiveUrl: list.archive_url } : {});
+    const decorated = decorate(
+      entry.message,
+      list,
+      list.archive_url !== undefined ? { archiveUrl: list.archive_url } : {},
+    );
     const recipients = enabledRecipients(list, state);
     const items: { message: Buffer; meta: NewEntryMeta; id: string; notBefore: number }[] = [];
     const base = { list: list.address, kind: "post", received: entry.meta.received };
     const batches = list.verp
       ? recipients.map((r) => ({ sender: verpAddress(list, r), recipients: [r] }))
-      : chunk(recipients, config.smtp.max_recipients).map((rs) => ({ sender: bouncesAddress(list), recipients: rs }));
+      : chunk(recipients, config.smtp.max_recipients).map((rs) => ({
+          sender: bouncesAddress(list),
+          recipients: rs,
+        }));
     // ids and times derived from the incoming entry: re-running a crashed fan-out rewrites the same
     // files instead of adding copies
-    batches.forEach((b, i) => items.push({ message: decorated, meta: { ...base, ...b }, id: derivedId(entry.id, i + 1), notBefore: entry.time }));
+    batches.forEach((b, i) =>
+      items.push({
+        message: decorated,
+        meta: { ...base, ...b },
+        id: derivedId(entry.id, i + 1),
+        notBefore: entry.time,
+      }),
+    );
     if (items.length) await (await this.ctx.queues.get("outgoing")).enqueueMany(items);
     if (list.archive)
-      await (await this.ctx.queues.get("archive")).enqueueMany([
-        { message: decorated, meta: { ...base, sender, recipients: [] }, id: derivedId(entry.id, 0), notBefore: entry.time },
+      await (
+        await this.ctx.queues.get("archive")
+      ).enqueueMany([
+        {
+          message: decorated,
+          meta: { ...base, sender, recipients: [] },
+          id: derivedId(entry.id, 0),
+          notBefore: entry.time,
+        },
       ]);
     log.info({ recipients: recipients.length, transactions: items.length }, "post accepted and fanned out");
   }

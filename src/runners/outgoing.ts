@@ -28,7 +28,8 @@ export class OutgoingRunner implements Handler {
     const { config } = this.ctx.settings();
     const hosts = config.smtp.hosts;
     const { slice } = this.ctx;
-    if (config.runners.outgoing.instances === "auto" && slice.count === hosts.length) return hosts[slice.index] ?? hosts[0]!;
+    if (config.runners.outgoing.instances === "auto" && slice.count === hosts.length)
+      return hosts[slice.index] ?? hosts[0]!;
     return hostForSha1(hosts, entry.id);
   }
 
@@ -40,7 +41,8 @@ export class OutgoingRunner implements Handler {
     const record = await this.health.get(id);
     const now = Date.now();
     // down: try only as the one probe that is due, claimed so that workers do not all probe at once
-    const usable = record.state === "up" || (isAvailable(record, now) && (await this.health.claimProbe(id, 60_000)));
+    const usable =
+      record.state === "up" || (isAvailable(record, now) && (await this.health.claimProbe(id, 60_000)));
     if (!usable) {
       const why = `host ${id} down for ${formatDuration(now - record.since)}: ${record.lastError ?? "unreachable"}`;
       await this.step.dispose(

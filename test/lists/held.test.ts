@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CLAIM_STALE_MS, HeldStore, findHeld, newHeldId, normalizeHeldId } from "../../src/lists/held.js";
+import { CLAIM_STALE_MS, HeldStore, findHeld, heldIdFor, newHeldId, normalizeHeldId } from "../../src/lists/held.js";
 import { InvalidAddressError } from "../../src/lists/addresses.js";
 
 let tmp: string;
@@ -134,5 +134,18 @@ describe("findHeld", () => {
     expect(f?.store.dir).toBe(ann.dir);
     expect(await findHeld(tmp, "0000000000")).toBeNull();
     expect(await findHeld(tmp, "../../x")).toBeNull();
+  });
+});
+
+describe("held ids derived from entries", () => {
+  it("holds a re-run entry once: the same id finds the post already held", async () => {
+    const store = new HeldStore(tmp, "dev@example.org");
+    const entryId = "3f2a9c".padEnd(40, "0");
+    const id = heldIdFor(entryId);
+    expect(normalizeHeldId(id)).toBe(id);
+    expect(heldIdFor(entryId)).toBe(id);
+    expect(await store.hold(RAW, { sender: "a@example.net", reason: "nonmember" }, Date.now(), id)).toBe(id);
+    expect(await store.hold(RAW, { sender: "a@example.net", reason: "nonmember" }, Date.now(), id)).toBe(id);
+    expect((await store.list()).map((m) => m.id)).toEqual([id]);
   });
 });

@@ -50,6 +50,11 @@ export interface BounceScan {
   details: BounceDetail[];
   /** when not recognized: why, in words an operator can act on */
   reason?: string;
+  /**
+   * when not recognized because the message is positively no delivery failure: an automatic reply,
+   * or a DSN that lists only delivered, relayed or expanded recipients
+   */
+  notBounce?: "auto-reply" | "no-failure";
 }
 
 /** Only this much of a message is examined: the notice comes first, the returned message last. */
@@ -96,19 +101,25 @@ function scan(raw: Buffer): BounceScan {
   }
   if (found.size > 0) return found.result("rfc3464");
   if (blocks > 0) {
-    return notRecognized(
-      "rfc3464",
-      unreadable > 0
-        ? "the delivery-status report names no readable recipient address"
-        : "the delivery-status report lists no failed or delayed recipient (delivered, relayed and expanded are not bounces)",
-    );
+    if (unreadable > 0)
+      return notRecognized("rfc3464", "the delivery-status report names no readable recipient address");
+    return {
+      ...notRecognized(
+        "rfc3464",
+        "the delivery-status report lists no failed or delayed recipient (delivered, relayed and expanded are not bounces)",
+      ),
+      notBounce: "no-failure",
+    };
   }
 
   // 2. the notice's text
   const h = root.headers;
   const auto = autoReplySign(h);
   if (auto !== undefined)
-    return notRecognized("none", `an automatic reply (${auto}), not a delivery failure`);
+    return {
+      ...notRecognized("none", `an automatic reply (${auto}), not a delivery failure`),
+      notBounce: "auto-reply",
+    };
   const automated = machineMade(h);
   const lines = noticeLines(parts);
   let empty: TextMatch | undefined;
