@@ -16,7 +16,7 @@ export const listSchema = z
     address: z
       .string()
       .max(254)
-      .regex(LIST_ADDRESS_RE, "a list address takes letters, digits, '.', '_' and '-' before the @")
+      .regex(LIST_ADDRESS_RE, "a list address (letters, digits, '.', '_' and '-' before the @)")
       .refine((a) => !a.includes(".."), "a list address cannot contain '..'")
       .describe("the list's posting address; its local part names the list"),
     description: z.string().max(200).regex(/^[^\r\n]*$/, "one line").optional(),

@@ -141,6 +141,8 @@ describe("loadLists", () => {
     );
     const issues = await issuesOf(loadLists(dir));
     expect(issues.map(at)).toEqual([
+      // a VERP-shaped address is no list address at all ('+' and '=' are refused), and it is taken
+      `lists/dev-bounces+x=y.org@example.org.yaml:1:10: address: expected a list address (letters, digits, '.', '_' and '-' before the @), got "dev-bounces+x=y.org@example.org"`,
       "lists/dev-bounces+x=y.org@example.org.yaml:1:10: list address dev-bounces+x=y.org@example.org is taken: it is the bounces address of list DEV@example.org",
       "lists/dev-request@example.org.yaml:1:10: list address dev-request@example.org is taken: it is the request address of list DEV@example.org",
       `lists/dev@example.org.yaml:1:10: list dev@example.org is already defined in ${path.join(dir, "DEV@example.org.yaml")}`,
