@@ -35,7 +35,10 @@ export interface HostTransportOptions {
 /** nodemailer's pool accepts maxRequeues and getSocket, which its type declarations lack. */
 type PoolOptions = SMTPPool.Options & {
   maxRequeues: number;
-  getSocket: (options: unknown, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void) => void;
+  getSocket: (
+    options: unknown,
+    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
+  ) => void;
 };
 
 /**
@@ -45,12 +48,18 @@ type PoolOptions = SMTPPool.Options & {
  * so nodemailer's own handlers still see ECONNREFUSED and the like as connection errors.
  */
 function noDelaySocket(host: string, port: number, connectTimeout: number) {
-  return (_options: unknown, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void => {
+  return (
+    _options: unknown,
+    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
+  ): void => {
     const connection = net.connect({ host, port });
     connection.setNoDelay(true);
     // nodemailer's own connect timer stops once it has the socket; keep connect_timeout ourselves
     const timer = setTimeout(() => {
-      const err = Object.assign(new Error(`connect ETIMEDOUT ${host}:${port} (connect_timeout)`), { code: "ETIMEDOUT", syscall: "connect" });
+      const err = Object.assign(new Error(`connect ETIMEDOUT ${host}:${port} (connect_timeout)`), {
+        code: "ETIMEDOUT",
+        syscall: "connect",
+      });
       connection.destroy(err);
     }, connectTimeout);
     timer.unref();

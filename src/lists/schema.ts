@@ -19,11 +19,19 @@ export const listSchema = z
       .regex(LIST_ADDRESS_RE, "a list address (letters, digits, '.', '_' and '-' before the @)")
       .refine((a) => !a.includes(".."), "a list address cannot contain '..'")
       .describe("the list's posting address; its local part names the list"),
-    description: z.string().max(200).regex(/^[^\r\n]*$/, "one line").optional(),
+    description: z
+      .string()
+      .max(200)
+      .regex(/^[^\r\n]*$/, "one line")
+      .optional(),
     owners: z.array(address).min(1).describe("who gets owner mail, held-post and bounce notices"),
     members: z.array(address).default([]),
     members_file: z.string().optional().describe("one address a line, relative to the list file"),
-    subject_prefix: z.string().max(64).regex(/^[^\r\n]*$/, "one line").optional(),
+    subject_prefix: z
+      .string()
+      .max(64)
+      .regex(/^[^\r\n]*$/, "one line")
+      .optional(),
     nonmembers: z.enum(["accept", "hold", "reject", "discard"]).default("hold"),
     max_size: size.default("1MB"),
     archive: z.boolean().default(true),
@@ -31,12 +39,22 @@ export const listSchema = z
     verp: z.boolean().default(false).describe("one transaction per recipient with a VERP envelope sender"),
     hold_expires: duration.default("14d").describe("held posts are discarded after this"),
     confirm_expires: duration.default("3d").describe("join/leave confirmation tokens expire after this"),
-    max_replies_per_hour: z.number().int().min(1).default(5).describe("command replies to one address per hour"),
+    max_replies_per_hour: z
+      .number()
+      .int()
+      .min(1)
+      .default(5)
+      .describe("command replies to one address per hour"),
     bounce: z
       .object({
         threshold: z.number().min(1).default(5),
         stale_after: duration.default("7d"),
-        temporary_weight: z.number().min(0).max(1).default(0).describe("what a temporary bounce adds to the score"),
+        temporary_weight: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0)
+          .describe("what a temporary bounce adds to the score"),
       })
       .strict()
       .default({}),

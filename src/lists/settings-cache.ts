@@ -41,7 +41,11 @@ async function stampOf(p: string): Promise<Stamp> {
 }
 
 /** The files and folders a load depends on: config file, lists folder, list files, members files. */
-async function stampsFor(configFile: string, listsDir: string | undefined, lists: Iterable<ListConfig>): Promise<Stamp[]> {
+async function stampsFor(
+  configFile: string,
+  listsDir: string | undefined,
+  lists: Iterable<ListConfig>,
+): Promise<Stamp[]> {
   const paths = [configFile];
   if (listsDir !== undefined) {
     paths.push(listsDir);
@@ -75,7 +79,10 @@ export async function loadAllCached(configFile: string): Promise<Settings> {
   // stamps taken before the load: an edit during the load makes the next use a miss, never stale
   const before = await stampsFor(abs, undefined, []);
   const settings = await loadAll(configFile);
-  const stamps = [...before, ...(await stampsFor(abs, settings.config.lists, settings.lists.values())).slice(1)];
+  const stamps = [
+    ...before,
+    ...(await stampsFor(abs, settings.config.lists, settings.lists.values())).slice(1),
+  ];
   const data: CacheFile = { format: 1, stamps, config: settings.config, lists: [...settings.lists] };
   const tmp = `${file}.${process.pid}.tmp`;
   try {

@@ -43,12 +43,18 @@ export function decodeEntry(file: string, data: Buffer): { meta: EntryMeta; mess
 }
 
 function checkMeta(file: string, meta: unknown): asserts meta is EntryMeta {
-  if (typeof meta !== "object" || meta === null) throw new CorruptEntryError(file, "metadata is not an object");
+  if (typeof meta !== "object" || meta === null)
+    throw new CorruptEntryError(file, "metadata is not an object");
   const m = meta as Record<string, unknown>;
-  if (m["version"] !== 1) throw new CorruptEntryError(file, `unknown entry format version ${String(m["version"])}`);
+  if (m["version"] !== 1)
+    throw new CorruptEntryError(file, `unknown entry format version ${String(m["version"])}`);
   if (typeof m["sender"] !== "string") throw new CorruptEntryError(file, "metadata lacks sender");
   if (!Array.isArray(m["recipients"]) || !m["recipients"].every((r) => typeof r === "string"))
     throw new CorruptEntryError(file, "metadata lacks recipients");
-  if (typeof m["attempts"] !== "number" || typeof m["recoveries"] !== "number" || !Array.isArray(m["failures"]))
+  if (
+    typeof m["attempts"] !== "number" ||
+    typeof m["recoveries"] !== "number" ||
+    !Array.isArray(m["failures"])
+  )
     throw new CorruptEntryError(file, "metadata lacks attempts, recoveries or failures");
 }

@@ -53,5 +53,10 @@ function formatMicros(micros: number): string {
 
 /** The sha1 covers the content, metadata, time and a random nonce: uniform, and never equal for two entries. */
 export function entrySha1(message: Buffer, metaJson: string, time: string): string {
-  return createHash("sha1").update(message).update(metaJson).update(time).update(randomBytes(16)).digest("hex");
+  return createHash("sha1")
+    .update(message)
+    .update(metaJson)
+    .update(time)
+    .update(randomBytes(16))
+    .digest("hex");
 }

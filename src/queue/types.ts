@@ -1,7 +1,16 @@
 /** The queue entry model shared by every layer above the queue. */
 
 /** Names of the queues under `qfiles/`. */
-export const QUEUE_NAMES = ["incoming", "outgoing", "bounce", "command", "archive", "backoff", "shunt", "bad"] as const;
+export const QUEUE_NAMES = [
+  "incoming",
+  "outgoing",
+  "bounce",
+  "command",
+  "archive",
+  "backoff",
+  "shunt",
+  "bad",
+] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** JSON values only: metadata is data, never code. */

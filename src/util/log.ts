@@ -26,7 +26,10 @@ export function createLogger(opts: LogOptions, bindings: Record<string, unknown>
       level: opts.level,
       base: { pid: process.pid, ...bindings },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ["pass", "password", "*.pass", "*.password", "auth.pass", "*.auth.pass"], censor: "[redacted]" },
+      redact: {
+        paths: ["pass", "password", "*.pass", "*.password", "auth.pass", "*.auth.pass"],
+        censor: "[redacted]",
+      },
       formatters: { level: (label) => ({ level: label }) },
     },
     dest as DestinationStream,

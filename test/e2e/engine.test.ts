@@ -10,7 +10,16 @@ import { Switchboard } from "../../src/queue/switchboard.js";
 import { inSlice, makeSlice } from "../../src/queue/slice.js";
 import { parseName } from "../../src/queue/names.js";
 import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import { logLines, makeSite, message, requireBuild, runCli, spawnCli, waitFor, type Site } from "../helpers/site.js";
+import {
+  logLines,
+  makeSite,
+  message,
+  requireBuild,
+  runCli,
+  spawnCli,
+  waitFor,
+  type Site,
+} from "../helpers/site.js";
 
 beforeAll(() => requireBuild());
 
@@ -23,7 +32,11 @@ afterEach(async () => {
   site = undefined;
 });
 
-const DEV = { address: "dev@example.org", members: ["bob@example.com"], extra: "archive: false\nnonmembers: accept" };
+const DEV = {
+  address: "dev@example.org",
+  members: ["bob@example.com"],
+  extra: "archive: false\nnonmembers: accept",
+};
 
 describe("inject", () => {
   it("queues a message durably and exits 0; 65 for junk; 67 for an unknown address", async () => {
@@ -35,13 +48,19 @@ describe("inject", () => {
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/^\d{10}\.\d{6}\+[0-9a-f]{40}\.qf$/);
 
-    const junk = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: Buffer.from([0, 1, 2, 3, 255]) });
+    const junk = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], {
+      input: Buffer.from([0, 1, 2, 3, 255]),
+    });
     expect(junk.code).toBe(65);
-    const unknown = await runCli(["inject", "-C", site.configFile, "--to=nobody@example.org"], { input: message() });
+    const unknown = await runCli(["inject", "-C", site.configFile, "--to=nobody@example.org"], {
+      input: message(),
+    });
     expect(unknown.code).toBe(67);
     expect(unknown.stderr).toMatch(/no such list or address/);
     // the To header is used when --to is absent
-    const byHeader = await runCli(["inject", "-C", site.configFile], { input: message({ to: "Dev List <dev-request@example.org>" }) });
+    const byHeader = await runCli(["inject", "-C", site.configFile], {
+      input: message({ to: "Dev List <dev-request@example.org>" }),
+    });
     expect(byHeader.code).toBe(0);
     expect(byHeader.stdout).toMatch(/\(request\)/);
     expect(await site.files("incoming")).toHaveLength(2);
@@ -59,7 +78,9 @@ describe("inject", () => {
       expect(full.code).toBe(75);
       expect(await readdir(incoming)).toEqual([]);
       execFileSync("mount", ["-o", "remount,ro", incoming]);
-      const ro = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: message() });
+      const ro = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], {
+        input: message(),
+      });
       expect(ro.code).toBe(75);
       expect(await readdir(incoming)).toEqual([]);
     } finally {
@@ -74,13 +95,22 @@ describe("runners over slices", () => {
     const incoming = await Switchboard.open({ root: site.qfiles, queue: "incoming" });
     const items = Array.from({ length: 2000 }, (_, i) => ({
       message: message({ subject: `post ${i}` }),
-      meta: { sender: "alice@example.net", recipients: ["dev@example.org"], to: "dev@example.org", list: "dev@example.org", kind: "post" },
+      meta: {
+        sender: "alice@example.net",
+        recipients: ["dev@example.org"],
+        to: "dev@example.org",
+        list: "dev@example.org",
+        kind: "post",
+      },
     }));
     const ids = new Set<string>();
-    for (let i = 0; i < items.length; i += 500) for (const id of await incoming.enqueueMany(items.slice(i, i + 500))) ids.add(id);
+    for (let i = 0; i < items.length; i += 500)
+      for (const id of await incoming.enqueueMany(items.slice(i, i + 500))) ids.add(id);
     expect(ids.size).toBe(2000);
 
-    const runs = [0, 1, 2, 3].map((k) => spawnCli(["start", "-C", site!.configFile, "--runner=incoming", `--slice=${k}/4`, "--once"]));
+    const runs = [0, 1, 2, 3].map((k) =>
+      spawnCli(["start", "-C", site!.configFile, "--runner=incoming", `--slice=${k}/4`, "--once"]),
+    );
     const handledBy = new Map<string, number>();
     for (const [k, r] of runs.entries()) {
       const { code } = await r.exited;
@@ -117,10 +147,16 @@ describe("crash recovery", () => {
     sink.setFaults({ dataDelayMs: 60_000 });
     const outgoing = await Switchboard.open({ root: site.qfiles, queue: "outgoing" });
     const msg = message({ id: "<crash-1@test.example>" });
-    const id = await outgoing.enqueue(msg, { sender: "dev-bounces@example.org", recipients: ["bob@example.com"], list: "dev@example.org" });
+    const id = await outgoing.enqueue(msg, {
+      sender: "dev-bounces@example.org",
+      recipients: ["bob@example.com"],
+      list: "dev@example.org",
+    });
 
     const w = spawnCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1"]);
-    await waitFor("the entry to be in progress", async () => (await site!.files("outgoing")).some((f) => f.endsWith(".wip")));
+    await waitFor("the entry to be in progress", async () =>
+      (await site!.files("outgoing")).some((f) => f.endsWith(".wip")),
+    );
     await waitFor("the SMTP session to start", () => sink!.connections > 0);
     w.child.kill("SIGKILL");
     await w.exited;
@@ -128,7 +164,14 @@ describe("crash recovery", () => {
     expect(sink.deliveries().size).toBe(0);
 
     sink.clearFaults();
-    const again = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const again = await runCli([
+      "start",
+      "-C",
+      site.configFile,
+      "--runner=outgoing",
+      "--slice=0/1",
+      "--once",
+    ]);
     expect(again.code, again.stderr).toBe(0);
     const recovered = logLines(again.stdout).find((l) => l["msg"] === "recovered in-progress entries");
     expect(recovered?.["recovered"]).toBe(1);
@@ -150,7 +193,11 @@ describe("crash recovery", () => {
     for (let crash = 0; crash < 3; crash++) {
       const before = sink.connections;
       const w = spawnCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1"]);
-      await waitFor(`crash ${crash}: the worker to take the entry`, async () => sink!.connections > before && (await site!.files("outgoing")).some((f) => f.endsWith(".wip")));
+      await waitFor(
+        `crash ${crash}: the worker to take the entry`,
+        async () =>
+          sink!.connections > before && (await site!.files("outgoing")).some((f) => f.endsWith(".wip")),
+      );
       w.child.kill("SIGKILL");
       await w.exited;
     }
@@ -158,7 +205,10 @@ describe("crash recovery", () => {
     expect(last.code, last.stderr).toBe(0);
     expect(await site.files("outgoing")).toEqual([]);
     const shunted = await runCli(["queue", "list", "shunt", "--json", "-C", site.configFile]);
-    const entries = JSON.parse(shunted.stdout) as { id: string; meta: { shuntReason: string; shuntedFrom: string } }[];
+    const entries = JSON.parse(shunted.stdout) as {
+      id: string;
+      meta: { shuntReason: string; shuntedFrom: string };
+    }[];
     expect(entries.map((e) => e.id)).toEqual([id]);
     expect(entries[0]?.meta.shuntedFrom).toBe("outgoing");
     expect(entries[0]?.meta.shuntReason).toMatch(/poison/);
@@ -166,7 +216,14 @@ describe("crash recovery", () => {
     // unshunt resets the count: the entry goes back and is delivered
     sink.clearFaults();
     expect((await runCli(["queue", "unshunt", "-C", site.configFile])).code).toBe(0);
-    const after = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const after = await runCli([
+      "start",
+      "-C",
+      site.configFile,
+      "--runner=outgoing",
+      "--slice=0/1",
+      "--once",
+    ]);
     expect(after.code, after.stderr).toBe(0);
     expect(sink.deliveries().get("<poison@test.example> bob@example.com")).toBe(1);
   });

@@ -13,7 +13,8 @@ export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = path.join(REPO, "bin/qrunner");
 
 export function requireBuild(): void {
-  if (!existsSync(path.join(REPO, "dist/cli/main.js"))) throw new Error("dist/ is missing: run `npm run build` first");
+  if (!existsSync(path.join(REPO, "dist/cli/main.js")))
+    throw new Error("dist/ is missing: run `npm run build` first");
 }
 
 export interface ListSpec {
@@ -79,7 +80,10 @@ export interface Running {
 }
 
 /** Start `qrunner ARGS` (as root it passes QRUNNER_ALLOW_ROOT=1). */
-export function spawnCli(args: string[], opts: { input?: Buffer | string; env?: Record<string, string> } = {}): Running {
+export function spawnCli(
+  args: string[],
+  opts: { input?: Buffer | string; env?: Record<string, string> } = {},
+): Running {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: REPO,
     env: { ...process.env, QRUNNER_ALLOW_ROOT: "1", ...opts.env },
@@ -108,7 +112,11 @@ export async function runCli(
 }
 
 /** Poll until `cond` holds (checked every 50 ms), or fail after `timeoutMs` saying what was awaited. */
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -125,7 +133,9 @@ export function logLines(stdout: string): Record<string, unknown>[] {
 }
 
 /** A small RFC 5322 message. */
-export function message(opts: { from?: string; to?: string; subject?: string; id?: string; body?: string; headers?: string[] } = {}): Buffer {
+export function message(
+  opts: { from?: string; to?: string; subject?: string; id?: string; body?: string; headers?: string[] } = {},
+): Buffer {
   const id = opts.id ?? `<${Math.random().toString(36).slice(2)}@test.example>`;
   return Buffer.from(
     [

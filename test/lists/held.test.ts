@@ -2,7 +2,14 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CLAIM_STALE_MS, HeldStore, findHeld, heldIdFor, newHeldId, normalizeHeldId } from "../../src/lists/held.js";
+import {
+  CLAIM_STALE_MS,
+  HeldStore,
+  findHeld,
+  heldIdFor,
+  newHeldId,
+  normalizeHeldId,
+} from "../../src/lists/held.js";
 import { InvalidAddressError } from "../../src/lists/addresses.js";
 
 let tmp: string;

@@ -46,7 +46,9 @@ describe("settings cache for inject", () => {
     const text = await readFile(listFile, "utf8");
     await writeFile(listFile, text.replace("a@example.net", "b@example.net"));
     await utimes(listFile, new Date(), new Date(Date.now() + 5000));
-    expect((await loadAllCached(site.configFile)).lists.get("dev@example.org")?.allMembers).toEqual(["b@example.net"]);
+    expect((await loadAllCached(site.configFile)).lists.get("dev@example.org")?.allMembers).toEqual([
+      "b@example.net",
+    ]);
   });
 
   it("ignores a cache file that others could have written", async () => {

@@ -62,6 +62,7 @@ describe("slices", () => {
     expect(formatSlice(parseSlice("2/5"))).toBe("2/5");
     expect(formatSlice(parseSlice("1/2:3,1"))).toBe("1/2:3,1");
     expect(parseSlice("0/2:3,1").hi).toBe(makeSlice(0, 2, [3, 1]).hi);
-    for (const bad of ["4/4", "x/2", "1/0", "-1/2", "0/2:1", "0/2:1,0", ""]) expect(() => parseSlice(bad)).toThrow();
+    for (const bad of ["4/4", "x/2", "1/0", "-1/2", "0/2:1", "0/2:1,0", ""])
+      expect(() => parseSlice(bad)).toThrow();
   });
 });

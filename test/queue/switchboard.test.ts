@@ -134,10 +134,14 @@ describe("Switchboard", () => {
 
   it("group-commits concurrent enqueues and loses none", async () => {
     const sb = await Switchboard.open({ root, queue: "outgoing" });
-    const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => sb.enqueue(Buffer.from(`m${i}`), meta)));
+    const ids = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => sb.enqueue(Buffer.from(`m${i}`), meta)),
+    );
     expect(new Set(ids).size).toBe(200);
     expect((await queueStats(root, "outgoing")).depth).toBe(200);
-    const many = await sb.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`n${i}`), meta })));
+    const many = await sb.enqueueMany(
+      Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`n${i}`), meta })),
+    );
     expect(many).toHaveLength(50);
     const st = await queueStats(root, "outgoing");
     expect(st.depth).toBe(250);
