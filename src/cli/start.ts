@@ -28,7 +28,10 @@ export function register(program: Command): void {
         "--runner <name>",
         "run one runner (incoming, outgoing, bounce, command, archive, backoff), no master",
       )
-      .option("--slice <K/N>", "with --runner: slice K of N (0 <= K < N), or K/N:w0,w1,... weighted")
+      .option(
+        "--slice <K/N>",
+        "with --runner: slice K of N (0 <= K < N), K/N:w0,w1,... weighted, or a set of slices of one N: 3/16,7/16 (also 3,7/16 and 0-3,7/16)",
+      )
       .option(
         "--instance <runner:K-N>",
         "the same as --runner and --slice, as a systemd instance name (outgoing:0-4)",
@@ -38,7 +41,7 @@ export function register(program: Command): void {
   )
     .addHelpText(
       "after",
-      "\nExamples:\n  qrunner start -C /etc/qrunner/qrunner.yaml\n  qrunner start --runner=outgoing --slice=0/4 --once",
+      "\nExamples:\n  qrunner start -C /etc/qrunner/qrunner.yaml\n  qrunner start --runner=outgoing --slice=0/4 --once\n  qrunner start --runner=incoming --slice=3/16,7/16",
     )
     .action(async (opts: StartOptions) => setExit(await start(opts)));
 }
@@ -74,12 +77,14 @@ async function start(opts: StartOptions): Promise<number> {
 }
 
 async function runMasterCli(configFile: string, allowRootFlag: boolean): Promise<number> {
-  const [{ loadAll }, { runMaster }, { MasterRunningError, LockError }, { ConfigError }] = await Promise.all([
-    import("../lists/load.js"),
-    import("../master/master.js"),
-    import("../master/errors.js"),
-    import("../util/errors.js"),
-  ]);
+  const [{ loadAll }, { runMaster }, { MasterRunningError, LockError }, { ConfigError }, { ClusterError }] =
+    await Promise.all([
+      import("../lists/load.js"),
+      import("../master/master.js"),
+      import("../master/errors.js"),
+      import("../util/errors.js"),
+      import("../master/cluster-errors.js"),
+    ]);
   let code: number;
   try {
     // workers run as the same user: pass the root permission on the way the operator gave it
@@ -92,6 +97,11 @@ async function runMasterCli(configFile: string, allowRootFlag: boolean): Promise
     if (err instanceof MasterRunningError || err instanceof LockError) {
       warn(err.message);
       return Exit.FAIL;
+    }
+    // cluster mode: settings that differ from the cluster's (78), a node name in use (1)
+    if (err instanceof ClusterError) {
+      warn(err.message);
+      return err.exitCode;
     }
     throw err;
   }

@@ -102,6 +102,27 @@ export const hostSchema = z
 
 export const fallbackSchema = hostSchema.omit({ weight: true });
 
+/**
+ * Cluster mode: the nodes (masters with their own state directories) sharing one `qfiles` split
+ * `slices` equal slices between them by lease locks in `<qfiles>/.cluster`. Every node must use the
+ * same `slices` and `lease` (a node refuses to start otherwise).
+ */
+export const clusterSchema = z
+  .object({
+    node: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "letters, digits, '.', '_' and '-', at most 64, not starting with '.'")
+      .optional()
+      .describe("this node's name, unique in the cluster; default the host name"),
+    slices: z.number().int().min(1).max(256).default(16).describe("slices of the hash space the nodes share out"),
+    weight: z.number().positive().default(1).describe("this node's share of the slices relative to the other live nodes"),
+    lease: duration
+      .refine((ms) => ms >= 4000, "must be at least 4s (leases are refreshed every quarter of it)")
+      .default("30s")
+      .describe("a node that stops refreshing its leases loses its slices this long after the last refresh"),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     qfiles: z.string().default("../qfiles").describe("queue root, relative to the config file"),
@@ -152,6 +173,9 @@ export const configSchema = z
       .object({ listen: z.string().optional().describe("host:port for Prometheus text exposition") })
       .strict()
       .default({}),
+    cluster: clusterSchema
+      .optional()
+      .describe("several masters sharing one qfiles directory (docs/cluster.md); absent: this master works every slice"),
   })
   .strict();
 
@@ -161,6 +185,7 @@ export type ParsedConfig = z.output<typeof configSchema>;
 export type SmtpHostConfig = z.output<typeof hostSchema>;
 export type FallbackHostConfig = z.output<typeof fallbackSchema>;
 export type RunnersConfig = z.output<typeof runnersSchema>;
+export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RunnerName = keyof RunnersConfig;
 export const RUNNER_NAMES: readonly RunnerName[] = ["incoming", "outgoing", "bounce", "command", "archive", "backoff"];
 

@@ -13,6 +13,8 @@ import type { ListConfig } from "../lists/schema.js";
 import { MasterListeners } from "../metrics/listeners.js";
 import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
+import { ClusterNode } from "./cluster.js";
+import { supervisorHooks } from "./cluster-workers.js";
 import { MasterLock } from "./lock.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
 import {
@@ -66,7 +68,21 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     logHandle.close();
     throw err;
   }
-  return new Master(opts, config, lists ?? new Map(), logHandle, lock).run();
+  let cluster: ClusterNode | null = null;
+  if (config.cluster) {
+    try {
+      cluster = await ClusterNode.join({
+        qfiles: config.qfiles,
+        config: config.cluster,
+        logger: logHandle.logger,
+      });
+    } catch (err) {
+      await lock.release();
+      logHandle.close();
+      throw err;
+    }
+  }
+  return new Master(opts, config, lists ?? new Map(), logHandle, lock, cluster).run();
 }
 
 class Master {
@@ -97,6 +113,8 @@ class Master {
     private lists: ReadonlyMap<string, ListConfig>,
     private readonly logHandle: LoggerHandle,
     private readonly lock: MasterLock,
+    /** cluster mode: this node's leases and balancing; null when the config has no `cluster:` */
+    private readonly cluster: ClusterNode | null = null,
   ) {
     this.log = logHandle.logger;
     this.stateDir = config.state;
@@ -105,6 +123,12 @@ class Master {
       timings: timingsOf(config),
       command: opts.command ?? workerCommand(opts.configFile, opts.workerArgs),
       ...opts.tuning,
+      ...(cluster
+        ? {
+            holdBack: (spec: WorkerSpec) =>
+              cluster.allows(spec.slice) ? null : "this node holds no lease on its slices",
+          }
+        : {}),
       onChange: () => this.statusChanged(),
       onHeartbeat: (spec, pid, hb) =>
         this.listeners.heartbeat({ key: spec.key, runner: spec.runner, slice: spec.slice, pid }, hb),
@@ -135,17 +159,21 @@ class Master {
     } catch (err) {
       this.log.fatal({ err: describeError(err) }, "cannot start the listeners; fix the address or free it");
       await this.listeners.close();
+      await this.cluster?.close();
       await this.lock.release();
       this.logHandle.close();
       return 1;
     }
     for (const [sig, fn] of this.signals) process.on(sig, fn);
-    const specs = planWorkers(this.config);
+    const specs = this.plan(this.config);
     this.log.info(
       { config: this.opts.configFile, version: this.config.version, workers: specs.length },
       "master starting",
     );
     this.supervisor.start(specs);
+    this.cluster?.start(
+      supervisorHooks(this.supervisor, () => this.enqueueWait("cluster re-plan", () => this.replan())),
+    );
     this.state = "running";
     this.statusTimer = setInterval(() => this.statusChanged(), this.opts.statusIntervalMs ?? 2000);
     this.statusChanged();
@@ -168,6 +196,11 @@ class Master {
   }
 
   private enqueue(what: string, fn: () => Promise<void>): void {
+    void this.enqueueWait(what, fn);
+  }
+
+  /** Run `fn` after the operations queued before it; resolves when it is done (or skipped: stopping). */
+  private enqueueWait(what: string, fn: () => Promise<void>): Promise<void> {
     this.ops = this.ops.then(async () => {
       if (this.stopping) return;
       try {
@@ -176,6 +209,25 @@ class Master {
         this.log.error({ err: describeError(err) }, `${what} failed`);
       }
     });
+    return this.ops;
+  }
+
+  /** The worker plan for a config: in cluster mode over the slices this node holds now. */
+  private plan(config: Config): WorkerSpec[] {
+    return planWorkers(
+      config,
+      this.cluster ? { count: this.cluster.count, slices: this.cluster.active() } : undefined,
+    );
+  }
+
+  /** Cluster mode: this node's slices changed; replace the workers whose slices changed. */
+  private async replan(): Promise<void> {
+    const diff = await this.supervisor.apply(this.plan(this.config), timingsOf(this.config));
+    if (diff.removed.length || diff.added.length)
+      this.log.info(
+        { replaced: diff.removed.map((s) => s.key), started: diff.added.map((s) => s.key) },
+        "workers follow this node's slices",
+      );
   }
 
   private hangup(): void {
@@ -208,6 +260,8 @@ class Master {
       this.log.warn("`log.file` changes take effect at the next start");
     this.log.level = next.log.level;
     this.watcher?.setListsDir(next.lists);
+    if (this.cluster) this.cluster.edited(next.cluster);
+    else if (next.cluster) this.log.warn("`cluster` takes effect at the next start");
     this.config = next;
     if (loaded.lists) this.lists = loaded.lists;
     this.loadedAt = Date.now();
@@ -215,7 +269,7 @@ class Master {
     this.reloads = { count: this.reloads.count + 1, at: this.loadedAt, why, ok: true };
     this.statusChanged();
     await this.listeners.apply(next, false);
-    const diff = await this.supervisor.apply(planWorkers(next), timingsOf(next));
+    const diff = await this.supervisor.apply(this.plan(next), timingsOf(next));
     this.log.info(
       {
         why,
@@ -235,6 +289,8 @@ class Master {
       return;
     }
     this.stopping = true;
+    // no more claims or releases; the leases stay refreshed (and watched) until the workers are gone
+    this.cluster?.pause();
     this.state = "stopping";
     this.log.info({ signal, timeout: this.config.master.stop_timeout }, "stopping the workers");
     this.statusChanged();
@@ -242,6 +298,11 @@ class Master {
     // no new mail while the workers stop; transactions in DATA are finished first
     await this.listeners.closeIntake();
     await this.supervisor.stop();
+    await this.cluster
+      ?.close()
+      .catch((err: unknown) =>
+        this.log.error({ err: describeError(err) }, "cannot leave the cluster cleanly; its leases go stale"),
+      );
     await this.listeners.close();
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.statusSoon) clearTimeout(this.statusSoon);

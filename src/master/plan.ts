@@ -5,12 +5,14 @@
  */
 import type { Config, RunnerName, SmtpHostConfig } from "../config/schema.js";
 import { RUNNER_NAMES } from "../config/schema.js";
+import { formatSlice, makeSliceSet } from "../queue/slice.js";
+import { splitSlices } from "./cluster-balance.js";
 
 export interface WorkerSpec {
   /** stable identity: runner, slice spec and, for outgoing `auto`, the host it serves */
   readonly key: string;
   readonly runner: RunnerName;
-  /** `K/N` or the weighted form `K/N:w0,w1,...`, exactly as passed to `--slice` */
+  /** `K/N`, the weighted form `K/N:w0,w1,...` or a cluster node's set `0-3,7/16`, exactly as passed to `--slice` */
   readonly slice: string;
   /** outgoing `auto`: the SMTP host this slice maps to (its name, else host:port) */
   readonly host?: string;
@@ -35,8 +37,18 @@ function specKey(runner: string, slice: string, host?: string): string {
   return host === undefined ? `${runner} ${slice}` : `${runner} ${slice} ${host}`;
 }
 
-/** Every worker the config asks for, in runner order then slice order. */
-export function planWorkers(config: Pick<Config, "runners" | "smtp">): WorkerSpec[] {
+/** Cluster mode: the slices this node holds leases on, of the cluster's `count`. */
+export interface ClusterSlices {
+  readonly count: number;
+  readonly slices: readonly number[];
+}
+
+/**
+ * Every worker the config asks for, in runner order then slice order. In cluster mode (`cluster`
+ * given) each runner's workers share this node's slices instead of the whole space.
+ */
+export function planWorkers(config: Pick<Config, "runners" | "smtp">, cluster?: ClusterSlices): WorkerSpec[] {
+  if (cluster) return planClusterWorkers(config, cluster);
   const specs: WorkerSpec[] = [];
   for (const runner of RUNNER_NAMES) {
     const rc = config.runners[runner];
@@ -56,6 +68,26 @@ export function planWorkers(config: Pick<Config, "runners" | "smtp">): WorkerSpe
     for (let k = 0; k < n; k++) {
       const slice = `${k}/${n}`;
       specs.push({ ...base, key: specKey(runner, slice), slice });
+    }
+  }
+  return specs;
+}
+
+/**
+ * A cluster node's workers: each runner's `instances` workers (for outgoing `auto`, one per SMTP host)
+ * get contiguous runs of the node's slices as slice sets; each outgoing worker sends every entry to
+ * the host its sha1 falls on by weight, so the hosts keep their weighted shares across the cluster.
+ * No slices: no workers.
+ */
+function planClusterWorkers(config: Pick<Config, "runners" | "smtp">, cluster: ClusterSlices): WorkerSpec[] {
+  const specs: WorkerSpec[] = [];
+  if (cluster.slices.length === 0) return specs;
+  for (const runner of RUNNER_NAMES) {
+    const rc = config.runners[runner];
+    const n = rc.instances !== "auto" ? rc.instances : runner === "outgoing" ? config.smtp.hosts.length : 1;
+    for (const group of splitSlices(cluster.slices, n)) {
+      const slice = formatSlice(makeSliceSet(group, cluster.count));
+      specs.push({ runner, nice: rc.nice, maxRestarts: rc.max_restarts, key: specKey(runner, slice), slice });
     }
   }
   return specs;

@@ -50,6 +50,11 @@ export interface SupervisorOptions {
   onAllReady?: (count: number) => void;
   /** each heartbeat, with the worker it came from (for the metrics) */
   onHeartbeat?: (spec: WorkerSpec, pid: number, hb: Extract<WorkerMessage, { type: "heartbeat" }>) => void;
+  /**
+   * Why this worker may not be started now, or null (cluster mode: its slices are not leased). A
+   * worker held back stays `stopped` with that reason until a plan without it replaces it.
+   */
+  holdBack?: (spec: WorkerSpec) => string | null;
 }
 
 export class Supervisor {
@@ -139,6 +144,50 @@ export class Supervisor {
     await Promise.all(this.slots.map((s) => this.stopSlot(s)));
   }
 
+  /**
+   * SIGKILL the matching workers at once, without the graceful stop (cluster mode: their slices'
+   * leases can no longer be trusted); they are not restarted. Resolves once they have exited.
+   */
+  async kill(match: (spec: WorkerSpec) => boolean): Promise<void> {
+    const victims = this.slots.filter((s) => match(s.spec));
+    for (const slot of victims) {
+      if (slot.timer) clearTimeout(slot.timer);
+      slot.timer = null;
+      slot.nextStartAt = null;
+      slot.intent = "stop";
+      if (!slot.child) {
+        if (slot.state === "backoff") slot.state = "stopped";
+        continue;
+      }
+      slot.state = "stopping";
+      slot.child.kill("SIGKILL");
+      this.log.warn(
+        { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: slot.child.pid },
+        "worker killed: its slice may no longer be worked",
+      );
+    }
+    this.changed();
+    await Promise.all(victims.map((s) => waitExit(s, 10_000)));
+  }
+
+  /** Send every running worker the message `message(spec)` gives (none when null), over its IPC channel. */
+  notify(message: (spec: WorkerSpec) => object | null): void {
+    for (const slot of this.slots) {
+      const child = slot.child;
+      if (!child?.connected) continue;
+      const m = message(slot.spec);
+      if (m === null) continue;
+      try {
+        child.send(m, (err) => {
+          // the worker is exiting: its exit is handled elsewhere
+          if (err) this.log.debug({ workerPid: child.pid, err: describeError(err) }, "cannot message worker");
+        });
+      } catch {
+        // channel closed between the check and the send
+      }
+    }
+  }
+
   snapshot(): WorkerStatus[] {
     const now = Date.now();
     return this.slots.map((s) => snapshotOf(s, now));
@@ -149,6 +198,13 @@ export class Supervisor {
   }
 
   private spawn(slot: Slot): void {
+    const held = this.opts.holdBack?.(slot.spec) ?? null;
+    if (held !== null) {
+      Object.assign(slot, { intent: "stop", state: "stopped", lastError: held, nextStartAt: null });
+      this.log.warn({ runner: slot.spec.runner, slice: slot.spec.slice, why: held }, "worker not started");
+      this.changed();
+      return;
+    }
     const { file, args } = this.opts.command(slot.spec);
     const now = Date.now();
     Object.assign(slot, { intent: "run", state: "starting", startedAt: now, lastMessageAt: now, hb: null });

@@ -28,7 +28,12 @@ export class OutgoingRunner implements Handler {
     const { config } = this.ctx.settings();
     const hosts = config.smtp.hosts;
     const { slice } = this.ctx;
-    if (config.runners.outgoing.instances === "auto" && slice.count === hosts.length)
+    // auto: worker K serves host K; in cluster mode slices are leases, not hosts: go by the sha1
+    if (
+      config.cluster === undefined &&
+      config.runners.outgoing.instances === "auto" &&
+      slice.count === hosts.length
+    )
       return hosts[slice.index] ?? hosts[0]!;
     return hostForSha1(hosts, entry.id);
   }

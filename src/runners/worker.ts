@@ -1,8 +1,14 @@
 /**
- * One worker process: one runner over one slice. The master starts it as
- * `qrunner start --runner=NAME --slice=K/N`; an operator can start exactly the same by hand.
- * SIGTERM/SIGINT finish the entries in hand and exit 0; SIGHUP rereads the config (an invalid edit
- * keeps the old one) and reopens the log file; losing the master's IPC channel is a stop too.
+ * One worker process: one runner over one slice (or a set of slices, `--slice=3/16,7/16`). The master
+ * starts it as `qrunner start --runner=NAME --slice=K/N`; an operator can start exactly the same by
+ * hand. SIGTERM/SIGINT finish the entries in hand and exit 0; SIGHUP rereads the config (an invalid
+ * edit keeps the old one) and reopens the log file; losing the master's IPC channel is a stop too.
+ *
+ * In cluster mode (a `cluster:` config, started by a master) the worker only works while its master's
+ * leases on its slices are trustworthy: the master keeps sending it how long that is, and a worker
+ * that passes that deadline without a renewal (its master hung or died) exits at once, leaving the
+ * entries in hand in progress for the slices' next owner to recover. It waits for the first deadline
+ * before it touches the queue.
  */
 import os from "node:os";
 import type { Logger } from "pino";
@@ -16,6 +22,50 @@ import { Queues, type RunnerContext, type Settings } from "./context.js";
 import { RunnerLoop } from "./base.js";
 import { DeliveryTally, HEARTBEAT_MS, WorkerExit, type WorkerMessage } from "./ipc.js";
 import { createHandler } from "./registry.js";
+
+/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
+export interface LeaseMessage {
+  type: "lease";
+  ms: number;
+}
+
+function isLeaseMessage(m: unknown): m is LeaseMessage {
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    (m as { type?: unknown }).type === "lease" &&
+    typeof (m as { ms?: unknown }).ms === "number"
+  );
+}
+
+/**
+ * The lease deadline the master keeps pushing forward. `armed` resolves true at the first deadline,
+ * false when none came within `waitMs`; `onExpire` runs when a deadline passes without renewal.
+ */
+function leaseFence(waitMs: number, onExpire: () => void): { armed: Promise<boolean>; close(): void } {
+  let deadline: NodeJS.Timeout | undefined;
+  let settle: (ok: boolean) => void = () => undefined;
+  const armed = new Promise<boolean>((resolve) => (settle = resolve));
+  const first = setTimeout(() => settle(false), waitMs);
+  const onMessage = (m: unknown): void => {
+    if (!isLeaseMessage(m)) return;
+    clearTimeout(first);
+    settle(true);
+    clearTimeout(deadline);
+    deadline = setTimeout(onExpire, m.ms);
+    deadline.unref();
+  };
+  process.on("message", onMessage);
+  return {
+    armed,
+    close() {
+      clearTimeout(first);
+      clearTimeout(deadline);
+      settle(false);
+      process.off("message", onMessage);
+    },
+  };
+}
 
 export interface WorkerOptions {
   configFile: string;
@@ -91,7 +141,36 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   let heartbeat: NodeJS.Timeout | undefined;
   let handler;
   let beat: (() => WorkerMessage) | undefined;
+  const cluster = settings.config.cluster;
+  const fence =
+    cluster && process.send
+      ? leaseFence(cluster.lease, () => {
+          logger.fatal(
+            "the master did not renew the lease on this worker's slices in time; exiting at once " +
+              "(entries in hand stay in progress; the slices' next owner recovers them)",
+          );
+          logHandle.close();
+          process.exit(WorkerExit.SOFTWARE);
+        })
+      : null;
+  if (cluster && !fence)
+    logger.warn("cluster mode without a master: nothing stops another node from working these slices too");
   try {
+    if (fence) {
+      // a stop while waiting ends the wait
+      const stopped = new Promise<false>((resolve) =>
+        abort.signal.addEventListener("abort", () => resolve(false)),
+      );
+      const armed = await Promise.race([fence.armed, stopped]);
+      if (abort.signal.aborted) return WorkerExit.OK;
+      if (!armed) {
+        logger.error(
+          { waitedMs: cluster?.lease },
+          "no lease deadline from the master; not touching the queue",
+        );
+        return WorkerExit.SOFTWARE;
+      }
+    }
     const queue = await Switchboard.open({
       root: settings.config.qfiles,
       queue: runner,
@@ -134,6 +213,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     return WorkerExit.SOFTWARE;
   } finally {
     clearInterval(heartbeat);
+    fence?.close();
     // a last heartbeat, so that the master's counters include the final entries
     if (beat) await sendFlushed(beat());
     process.off("SIGTERM", onTerm);

@@ -1,0 +1,44 @@
+/**
+ * What cluster mode does to the master's workers, through the supervisor: which workers serve which
+ * cluster slices, killing them at once, and telling each how long its slices' leases stay trustworthy.
+ */
+import { parseSlice, sliceIndices } from "../queue/slice.js";
+import type { LeaseMessage } from "../runners/worker.js";
+import type { ClusterHooks } from "./cluster.js";
+import type { Supervisor } from "./supervisor.js";
+
+const specCache = new Map<string, readonly number[]>();
+
+/** The slice indices of a worker's slice spec (cached: the same few specs are asked about all the time). */
+export function specSlices(spec: string): readonly number[] {
+  let ks = specCache.get(spec);
+  if (!ks) {
+    try {
+      ks = sliceIndices(parseSlice(spec));
+    } catch {
+      ks = [];
+    }
+    if (specCache.size > 1000) specCache.clear();
+    specCache.set(spec, ks);
+  }
+  return ks;
+}
+
+/** Does a worker's slice spec share a slice with these? */
+export function overlaps(spec: string, slices: readonly number[]): boolean {
+  return specSlices(spec).some((k) => slices.includes(k));
+}
+
+/** The cluster's hooks on a supervisor's workers; `replan` re-plans them for the node's active slices. */
+export function supervisorHooks(supervisor: Supervisor, replan: () => Promise<void>): ClusterHooks {
+  return {
+    replan,
+    kill: (slices) => void supervisor.kill((spec) => overlaps(spec.slice, slices)),
+    busy: (slices) => supervisor.snapshot().some((w) => w.pid !== null && overlaps(w.slice, slices)),
+    notify: (remaining) =>
+      supervisor.notify((spec) => {
+        const ms = remaining(spec.slice);
+        return ms === null ? null : ({ type: "lease", ms } satisfies LeaseMessage);
+      }),
+  };
+}
