@@ -16,14 +16,21 @@ export function register(program: Command): void {
       .command("inject")
       .description("queue one RFC 5322 message durably in `incoming` (stdin when no FILE)")
       .argument("[file]", "the message; standard input when absent")
-      .option("--to <addr>", "envelope recipient: a list's post, -request, -join, -leave, -bounces, VERP or -owner address")
-      .option("--from <addr>", "envelope sender (default: the Return-Path or From header; empty for bounces)"),
+      .option(
+        "--to <addr>",
+        "envelope recipient: a list's post, -request, -join, -leave, -bounces, VERP or -owner address",
+      )
+      .option(
+        "--from <addr>",
+        "envelope sender (default: the Return-Path or From header; empty for bounces)",
+      ),
   )
     .addHelpText(
       "after",
       `
 Exit codes (sysexits, as an MTA pipe expects):
-  0 queued (fsynced)   65 not a message   67 no such list or address   75 cannot queue now: retry later
+  0 queued (fsynced)   65 not a message, or over 64 MiB   67 no such list or address
+  75 cannot queue now (disk full, permissions, invalid config): retry later
 
 Example:
   qrunner inject --to=dev@example.org --from=alice@example.net < post.eml`,
@@ -39,6 +46,10 @@ async function inject(file: string | undefined, opts: InjectOptions): Promise<nu
   try {
     raw = await readMessage(file);
   } catch (err) {
+    if (err instanceof InjectError) {
+      warn(err.message);
+      return err.exitCode;
+    }
     warn(`cannot read the message: ${err instanceof Error ? err.message : String(err)}`);
     return file ? Exit.DATAERR : Exit.TEMPFAIL;
   }

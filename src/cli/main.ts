@@ -16,6 +16,11 @@ import { register as registerBounce } from "./bounce-scan.js";
 import { register as registerModeration } from "./moderation.js";
 import { Exit, warn } from "./context.js";
 
+// Queue entries, state, status, logs and archives hold other people's mail and member lists: whatever
+// the caller's umask, everything any command creates is 0600 in 0700 directories. Set first, before
+// any command can write (the master and its workers, inject, unshunt, the moderation commands...).
+process.umask(0o077);
+
 // `qrunner queue list | head`: a closed pipe is the reader's choice, not an error worth a stack trace
 for (const stream of [process.stdout, process.stderr])
   stream.on("error", (err: NodeJS.ErrnoException) => {
