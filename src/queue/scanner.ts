@@ -23,7 +23,12 @@ export interface ScanResult {
 }
 
 /** One pass over `dir`, keeping the `limit` oldest `.ext` names whose sha1 is in `slice`. */
-export async function scanSlice(dir: string, slice: Slice, ext: ParsedName["ext"], limit: number): Promise<ScanResult> {
+export async function scanSlice(
+  dir: string,
+  slice: Slice,
+  ext: ParsedName["ext"],
+  limit: number,
+): Promise<ScanResult> {
   let kept: string[] = [];
   let seen = 0;
   const suffix = "." + ext;

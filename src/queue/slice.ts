@@ -47,14 +47,16 @@ function ceilDiv(a: bigint, b: bigint): bigint {
  * fraction C_K / W takes the place of K / N. Weights are scaled to integers (6 decimal places).
  */
 export function makeSlice(index: number, count: number, weights?: readonly number[]): Slice {
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`slice count must be a whole number >= 1, not ${count}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`slice count must be a whole number >= 1, not ${count}`);
   if (!Number.isInteger(index) || index < 0 || index >= count)
     throw new RangeError(`slice index must satisfy 0 <= K < ${count}, not ${index}`);
   let lower: bigint;
   let upper: bigint;
   if (weights) {
     if (weights.length !== count) throw new RangeError(`${weights.length} weights given for ${count} slices`);
-    if (weights.some((w) => !(w > 0) || !Number.isFinite(w))) throw new RangeError("weights must be positive numbers");
+    if (weights.some((w) => !(w > 0) || !Number.isFinite(w)))
+      throw new RangeError("weights must be positive numbers");
     const ints = weights.map((w) => BigInt(Math.round(w * 1e6)));
     const total = ints.reduce((a, b) => a + b, 0n);
     const before = ints.slice(0, index).reduce((a, b) => a + b, 0n);
@@ -149,7 +151,10 @@ export function parseSlice(spec: string): Slice {
     const count = items[0]?.[1] ?? 0;
     if (items.some(([, n]) => n !== count))
       throw new RangeError(`the slices of a set must share one N: ${JSON.stringify(spec)}`);
-    return makeSliceSet(items.map(([k]) => k), count);
+    return makeSliceSet(
+      items.map(([k]) => k),
+      count,
+    );
   }
   throw new RangeError(
     `not a slice: ${JSON.stringify(spec)} (use K/N, e.g. 0/4, K/N:w0,w1,... for weights, or a set such as 3/16,7/16)`,

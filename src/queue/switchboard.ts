@@ -53,7 +53,8 @@ export class Switchboard {
   private closed = false;
 
   private constructor(opts: SwitchboardOptions) {
-    if (!QUEUE_NAME_RE.test(opts.queue)) throw new RangeError(`not a queue name: ${JSON.stringify(opts.queue)}`);
+    if (!QUEUE_NAME_RE.test(opts.queue))
+      throw new RangeError(`not a queue name: ${JSON.stringify(opts.queue)}`);
     this.queue = opts.queue;
     this.dir = path.join(opts.root, opts.queue);
     this.slice = opts.slice ?? WHOLE;
@@ -69,7 +70,9 @@ export class Switchboard {
     try {
       await mkdir(sb.dir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new QueueUnavailableError(`cannot create queue directory ${sb.dir}: ${describeError(err)}`, { cause: err });
+      throw new QueueUnavailableError(`cannot create queue directory ${sb.dir}: ${describeError(err)}`, {
+        cause: err,
+      });
     }
     return sb;
   }
@@ -84,9 +87,21 @@ export class Switchboard {
    * Queue several entries with one directory fsync (group commit). All are durable when it resolves;
    * on failure none is left half-written (temp files are removed), though some may have been queued.
    */
-  async enqueueMany(items: readonly ({ message: Buffer; meta: NewEntryMeta } & EnqueueOptions)[]): Promise<string[]> {
+  async enqueueMany(
+    items: readonly ({ message: Buffer; meta: NewEntryMeta } & EnqueueOptions)[],
+  ): Promise<string[]> {
     const now = Date.now();
-    const written = await Promise.all(items.map((it) => this.writeTemp(it.message, fullMeta(it.meta, now), it)));
+    // every write settles before we decide: on a disk that fills up half-way, the temp files that
+    // did fit are removed too, instead of holding space until a recovery
+    const settled = await Promise.allSettled(
+      items.map((it) => this.writeTemp(it.message, fullMeta(it.meta, now), it)),
+    );
+    const written = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      await Promise.all(written.map((w) => unlink(w.tmp).catch(() => undefined)));
+      throw failed.reason;
+    }
     try {
       for (const w of written) await rename(w.tmp, w.final);
       await this.dirSync.sync();
@@ -196,7 +211,8 @@ export class Switchboard {
   /** Move an in-progress entry to the shunt queue with the reason and its origin; durable before removal. */
   async shunt(entry: Entry, reason: string, shunt: Switchboard): Promise<void> {
     const meta: EntryMeta = { ...entry.meta, shuntedFrom: this.queue, shuntReason: reason };
-    await shunt.enqueueMany([{ message: entry.message, meta, id: entry.id }]);
+    // the same name every time (id and time kept): shunting again after a crash replaces the copy
+    await shunt.enqueueMany([{ message: entry.message, meta, id: entry.id, notBefore: entry.time }]);
     await this.finish(entry);
     this.logger?.warn({ queue: this.queue, entry: entry.id, reason }, "entry shunted");
   }
@@ -211,12 +227,14 @@ export class Switchboard {
     let shunted = 0;
     const wips = (await scanSlice(this.dir, this.slice, "wip", Number.MAX_SAFE_INTEGER)).names;
     const queued = wips.length ? await this.queuedIds() : new Set<string>();
+    // a shunt that crashed after writing its copy: the copy in shunt stands
+    const shuntedIds = wips.length && shunt ? await shunt.queuedIds(WHOLE) : new Set<string>();
     for (const name of wips) {
       const p = parseName(name);
       if (!p) continue;
       const wip = path.join(this.dir, name);
       // a requeue that crashed after writing its successor: the successor stands
-      if (queued.has(p.sha1)) {
+      if (queued.has(p.sha1) || shuntedIds.has(p.sha1)) {
         await unlink(wip).catch(() => undefined);
         continue;
       }
@@ -243,7 +261,8 @@ export class Switchboard {
     }
     await this.removeStaleTemps();
     this.batch.invalidate();
-    if (recovered || shunted) this.logger?.info({ queue: this.queue, recovered, shunted }, "recovered in-progress entries");
+    if (recovered || shunted)
+      this.logger?.info({ queue: this.queue, recovered, shunted }, "recovered in-progress entries");
     return { recovered, shunted };
   }
 
@@ -268,9 +287,9 @@ export class Switchboard {
     return n;
   }
 
-  private async queuedIds(): Promise<Set<string>> {
+  private async queuedIds(slice: Slice = this.slice): Promise<Set<string>> {
     const ids = new Set<string>();
-    for (const name of (await scanSlice(this.dir, this.slice, "qf", Number.MAX_SAFE_INTEGER)).names) {
+    for (const name of (await scanSlice(this.dir, slice, "qf", Number.MAX_SAFE_INTEGER)).names) {
       const p = parseName(name);
       if (p) ids.add(p.sha1);
     }
@@ -293,7 +312,10 @@ export class Switchboard {
     await mkdir(badDir, { recursive: true, mode: 0o700 });
     const target = path.join(badDir, `${base}.${this.queue}.bad`);
     await rename(file, target);
-    this.logger?.error({ queue: this.queue, file: path.basename(file), moved: target, reason }, "unreadable entry moved to bad");
+    this.logger?.error(
+      { queue: this.queue, file: path.basename(file), moved: target, reason },
+      "unreadable entry moved to bad",
+    );
   }
 
   /** Entries of this slice that are queued now and due, as far as the last listing knows. */
@@ -332,7 +354,8 @@ async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
   const all = Buffer.concat(bufs);
   while (bytesWritten < total) {
     const r = await fh.write(all, bytesWritten, total - bytesWritten, bytesWritten);
-    if (r.bytesWritten === 0) throw new QueueUnavailableError(`short write: ${bytesWritten} of ${total} bytes`);
+    if (r.bytesWritten === 0)
+      throw new QueueUnavailableError(`short write: ${bytesWritten} of ${total} bytes`);
     bytesWritten += r.bytesWritten;
   }
 }
