@@ -2,14 +2,24 @@
 import { z } from "zod";
 import { duration, size } from "../config/schema.js";
 import { ADDRESS_RE, LIST_ADDRESS_RE } from "./address-syntax.js";
+import { addressProblem } from "./addresses.js";
 
 export { ADDRESS_RE, LIST_ADDRESS_RE };
 
+/**
+ * A member or owner address: the same rule as inject --from and mail commands apply (no quotes,
+ * blanks or shell characters), so a list file cannot hold an address the rest of qrunner refuses.
+ */
 export const address = z
   .string()
   .max(254)
   .regex(ADDRESS_RE, "not a plain mail address (local@domain)")
-  .refine((a) => !a.includes(".."), "not a plain mail address (local@domain)");
+  .superRefine((a, ctx) => {
+    // one message per address: the regex above has already said it is no address at all
+    const problem = ADDRESS_RE.test(a) ? addressProblem(a) : null;
+    if (problem !== null)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not an address qrunner accepts: ${problem}` });
+  });
 
 export const listSchema = z
   .object({

@@ -2,12 +2,14 @@
  * A cache of the validated config and lists for `qrunner inject`, which an MTA runs once per message:
  * parsing YAML and validating with zod costs more than the rest of inject together. The cache holds
  * the result of `loadAll` with the identity (inode, size, mtime) of every file and folder it was
- * built from; any change to one of them is a miss and a full load. It lives in a private file of the
- * current user (0600, refused when owned by anyone else or writable by others), so it cannot be used
- * to point inject at another queue.
+ * built from; any change to one of them is a miss and a full load. It lives in a private folder of the
+ * current user (`$QRUNNER_CACHE_DIR`, else `<tmpdir>/qrunner-<uid>`, 0700, refused when it is a
+ * symlink, owned by anyone else or open to others), so nobody else can plant a link there or point
+ * inject at another queue; without such a folder inject simply loads the config every time.
  */
 import { createHash } from "node:crypto";
-import { readFile, readdir, rename, stat, writeFile, unlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, readFile, readdir, rename, stat, writeFile, unlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Config } from "../config/schema.js";
@@ -25,10 +27,20 @@ interface CacheFile {
   lists: [string, ListConfig][];
 }
 
-function cacheFile(configFile: string): string {
-  const dir = process.env["QRUNNER_CACHE_DIR"] ?? os.tmpdir();
+const uid = (): number => process.getuid?.() ?? 0;
+
+/** The private cache folder, created 0700 when missing; null when it is not safely ours. */
+async function cacheDir(): Promise<string | null> {
+  const dir = process.env["QRUNNER_CACHE_DIR"] ?? path.join(os.tmpdir(), `qrunner-${uid()}`);
+  await mkdir(dir, { mode: 0o700 }).catch(() => undefined);
+  const st = await lstat(dir).catch(() => null);
+  if (!st || !st.isDirectory() || st.uid !== uid() || (st.mode & 0o077) !== 0) return null;
+  return dir;
+}
+
+function cacheFile(dir: string, configFile: string): string {
   const key = createHash("sha1").update(path.resolve(configFile)).digest("hex").slice(0, 16);
-  return path.join(dir, `qrunner-settings-${process.getuid?.() ?? 0}-${key}.json`);
+  return path.join(dir, `settings-${key}.json`);
 }
 
 async function stampOf(p: string): Promise<Stamp> {
@@ -59,7 +71,7 @@ async function stampsFor(
 async function readCache(file: string): Promise<CacheFile | null> {
   try {
     const st = await stat(file);
-    if (st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o022) !== 0) return null;
+    if (st.uid !== uid() || (st.mode & 0o077) !== 0) return null;
     const c = JSON.parse(await readFile(file, "utf8")) as CacheFile;
     if (c.format !== 1 || !Array.isArray(c.stamps)) return null;
     const now = await Promise.all(c.stamps.map((s) => stampOf(s[0])));
@@ -71,8 +83,9 @@ async function readCache(file: string): Promise<CacheFile | null> {
 
 /** `loadAll`, answered from the cache when nothing it was built from has changed. */
 export async function loadAllCached(configFile: string): Promise<Settings> {
-  const file = cacheFile(configFile);
-  const hit = await readCache(file);
+  const dir = await cacheDir();
+  const file = dir === null ? null : cacheFile(dir, configFile);
+  const hit = file === null ? null : await readCache(file);
   if (hit) return { config: hit.config, lists: new Map(hit.lists) };
   const { loadAll } = await import("./load.js");
   const abs = path.resolve(configFile);
@@ -83,10 +96,12 @@ export async function loadAllCached(configFile: string): Promise<Settings> {
     ...before,
     ...(await stampsFor(abs, settings.config.lists, settings.lists.values())).slice(1),
   ];
+  if (file === null) return settings;
   const data: CacheFile = { format: 1, stamps, config: settings.config, lists: [...settings.lists] };
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
   try {
-    await writeFile(tmp, JSON.stringify(data), { mode: 0o600 });
+    // "wx": never through anything that is already there
+    await writeFile(tmp, JSON.stringify(data), { mode: 0o600, flag: "wx" });
     await rename(tmp, file);
   } catch {
     // a cache that cannot be written only costs speed

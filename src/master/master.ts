@@ -6,6 +6,8 @@
  *   SIGHUP           reread the config (as a file edit does) and reopen the log file
  *   SIGUSR1          restart the workers one at a time
  */
+import path from "node:path";
+import { waitForOrphans } from "./orphans.js";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
@@ -68,6 +70,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     logHandle.close();
     throw err;
   }
+  await waitForOrphans(
+    config.state,
+    path.resolve(opts.configFile),
+    config.master.stop_timeout,
+    logHandle.logger,
+  );
   let cluster: ClusterNode | null = null;
   if (config.cluster) {
     try {

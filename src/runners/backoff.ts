@@ -28,6 +28,8 @@ export class BackoffRunner implements Handler {
 
   constructor(private readonly ctx: RunnerContext) {
     this.transports = new Transports(ctx);
+    const { config } = ctx.settings();
+    this.transports.checkAll([...config.smtp.hosts, ...config.smtp.fallback]);
     this.health = healthStore(ctx);
     this.step = new DeliveryStep(ctx, this.transports, this.health);
   }

@@ -34,6 +34,14 @@ export class Transports {
     return t;
   }
 
+  /**
+   * Create the transports of these hosts now: a missing password variable or an unreadable CA file
+   * stops the worker at start (MissingSecretError, CaFileError) instead of failing every message.
+   */
+  checkAll(hosts: readonly AnyHost[]): void {
+    for (const h of hosts) this.get(h);
+  }
+
   /** Drop transports of hosts no longer configured (after a config edit). */
   prune(keep: ReadonlySet<string>): void {
     for (const [id, t] of this.byId) {
@@ -71,7 +79,7 @@ export class DeliveryStep {
     private readonly health: HostHealthStore,
   ) {}
 
-  /** Send `entry` to `recipients` through `host`, and record the host's health. */
+  /** Send `entry` to `recipients` through `host`, and record the host's health. `log` carries the host. */
   async attempt(
     entry: Entry,
     host: AnyHost,
@@ -95,14 +103,12 @@ export class DeliveryStep {
     // delivered entry that is shunted or retried would be delivered twice)
     try {
       if (result.hostError) await this.hostFailed(id, result.hostError, log);
-      else if ((await this.health.markSuccess(id)).recovered)
-        log.warn({ host: id }, "host is reachable again");
+      else if ((await this.health.markSuccess(id)).recovered) log.warn("host is reachable again");
     } catch (err) {
-      log.error({ host: id, err: describeError(err) }, "cannot record host health");
+      log.error({ err: describeError(err) }, "cannot record host health");
     }
     log.info(
       {
-        host: id,
         accepted: result.accepted.length,
         temporary: count(result.failed, "temporary"),
         permanent: count(result.failed, "permanent"),
@@ -119,10 +125,7 @@ export class DeliveryStep {
   async hostFailed(id: string, error: HostError, log: Logger): Promise<void> {
     const f = await this.health.markFailure(id, error);
     if (f.outageStarted)
-      log.error(
-        { host: id, kind: error.kind, error: error.message },
-        "cannot reach host; its mail goes to backoff",
-      );
+      log.error({ kind: error.kind, error: error.message }, "cannot reach host; its mail goes to backoff");
   }
 
   /**

@@ -20,6 +20,8 @@ export class OutgoingRunner implements Handler {
 
   constructor(private readonly ctx: RunnerContext) {
     this.transports = new Transports(ctx);
+    const { config } = ctx.settings();
+    this.transports.checkAll(config.smtp.hosts);
     this.health = healthStore(ctx);
     this.step = new DeliveryStep(ctx, this.transports, this.health);
   }

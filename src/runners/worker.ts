@@ -17,6 +17,7 @@ import { RUNNER_NAMES, type RunnerName } from "../config/schema.js";
 import { parseSlice, formatSlice, type Slice } from "../queue/slice.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { ConfigError, describeError } from "../util/errors.js";
+import { CaFileError, MissingSecretError } from "../delivery/errors.js";
 import { createLogger, type LoggerHandle } from "../util/log.js";
 import { Queues, type RunnerContext, type Settings } from "./context.js";
 import { RunnerLoop } from "./base.js";
@@ -209,6 +210,12 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     logger.info({ handled: loop.stats.handled, failed: loop.stats.failed }, "worker stopped");
     return WorkerExit.OK;
   } catch (err) {
+    if (err instanceof MissingSecretError || err instanceof CaFileError) {
+      // the setup is wrong, not the mail: stop before taking any entry, as for an invalid config
+      process.stderr.write(`qrunner: ${err.message}\n`);
+      logger.fatal({ err: err.message }, "worker cannot start");
+      return WorkerExit.CONFIG;
+    }
     logger.fatal({ err }, "worker failed");
     return WorkerExit.SOFTWARE;
   } finally {

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
 import { createHash } from "node:crypto";
-import { readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -174,24 +174,31 @@ describe("private files", () => {
 });
 
 describe("the settings cache of inject", () => {
-  // Known bug (reported; src/lists/settings-cache.ts is not ours): the cache lives in the shared
-  // os.tmpdir() under a predictable name, and its temp file `<cache>.<pid>.tmp` is opened without
-  // O_EXCL, so a symlink planted there makes inject overwrite the file it points to (where
-  // fs.protected_symlinks is 0, or for a link of the same user). `.fails` turns red once it is fixed.
-  it.fails("never writes through a symlink planted at its temp file", async () => {
+  // The cache once lived in the shared tmpdir under a predictable name with a temp file opened
+  // without O_EXCL: a planted symlink made inject overwrite the file it pointed to. It now lives in
+  // a private folder that is refused when it is a link, not ours, or open to others.
+  it("never uses a cache folder that is a planted symlink or open to others", async () => {
     site = await makeSite(smtp(2525), [DEV]);
-    const key = createHash("sha1").update(path.resolve(site.configFile)).digest("hex").slice(0, 16);
-    const cache = path.join(os.tmpdir(), `qrunner-settings-${process.getuid?.() ?? 0}-${key}.json`);
-    const victim = path.join(site.dir, "victim");
-    await writeFile(victim, "precious\n");
-    await symlink(victim, `${cache}.${process.pid}.tmp`);
+    const planted = path.join(site.dir, "attacker");
+    await mkdir(planted, { mode: 0o700 });
+    const link = path.join(site.dir, "cache-link");
+    await symlink(planted, link);
+    const open = path.join(site.dir, "cache-open");
+    await mkdir(open, { mode: 0o700 });
+    await chmod(open, 0o777);
+    const before = process.env["QRUNNER_CACHE_DIR"];
     try {
-      await injectMessage(site.configFile, message(), { to: "dev@example.org" });
-      expect(await readFile(victim, "utf8")).toBe("precious\n");
+      for (const dir of [link, open]) {
+        process.env["QRUNNER_CACHE_DIR"] = dir;
+        await injectMessage(site.configFile, message(), { to: "dev@example.org" });
+        await injectMessage(site.configFile, message(), { to: "dev@example.org" });
+        expect(await readdir(dir)).toEqual([]);
+      }
     } finally {
-      await rm(`${cache}.${process.pid}.tmp`, { force: true });
-      await rm(cache, { force: true });
+      if (before === undefined) delete process.env["QRUNNER_CACHE_DIR"];
+      else process.env["QRUNNER_CACHE_DIR"] = before;
     }
+    expect(await readdir(planted)).toEqual([]);
   });
 });
 
@@ -269,9 +276,9 @@ describe("addresses cannot reach outside the queue and state directories", () =>
     expect(await readdir(site.state).catch(() => [])).toEqual([]);
   });
 
-  // known gap (src/lists/schema.ts): members in list files may hold ` | & * ? ' { } ~ ! #, which
-  // inject --from and mail commands refuse; `.fails` turns red once the two rules agree
-  it.fails("list files: a member with shell characters is an error too", async () => {
+  // members in list files once could hold ` | & * ? ' { } ~ ! #, which inject --from and mail
+  // commands refuse; the two rules now agree
+  it("list files: a member with shell characters is an error too", async () => {
     site = await makeSite(smtp(2525), []);
     for (const a of SHELLISH) {
       await writeFile(
@@ -429,10 +436,9 @@ describe("SMTP passwords", () => {
 });
 
 describe("SMTP passwords, missing", () => {
-  // known bug (src/runners): a missing pass_env variable is found only when the first message is
-  // sent, and every message is then shunted with MissingSecretError; docs/delivery.md says startup
-  // stops with an error naming the variable. `.fails` turns red once the worker refuses to start.
-  it.fails("a missing pass_env variable stops the outgoing worker (78) and shunts no mail", async () => {
+  // a missing pass_env variable was once found only when the first message was sent, and every
+  // message was then shunted; the worker now refuses to start (78), naming the variable
+  it("a missing pass_env variable stops the outgoing worker (78) and shunts no mail", async () => {
     site = await makeSite(smtp(2525, ", auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"), [DEV]);
     const { Switchboard } = await import("../../src/queue/switchboard.js");
     const q = await Switchboard.open({ root: site.qfiles, queue: "outgoing" });
