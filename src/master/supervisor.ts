@@ -310,7 +310,9 @@ export class Supervisor {
 
   private scheduleRestart(slot: Slot, ranMs: number): void {
     const now = Date.now();
-    if (ranMs >= (this.opts.healthyRunMs ?? 300_000)) slot.failStreak = 0;
+    // a worker that ran well for a while, or that got work done before it died (killed from outside,
+    // not failing at start), starts its backoff over: repeated kills must not stretch restarts to 60 s
+    if (ranMs >= (this.opts.healthyRunMs ?? 300_000) || (slot.hb?.handled ?? 0) > 0) slot.failStreak = 0;
     slot.restartTimes = slot.restartTimes.filter((t) => now - t < this.timings.restartWindowMs);
     if (slot.restartTimes.length >= slot.spec.maxRestarts) {
       slot.state = "gave-up";

@@ -296,7 +296,8 @@ export class Switchboard {
     return ids;
   }
 
-  private async removeStaleTemps(): Promise<void> {
+  /** Remove temp files of this slice left by writers that crashed (older than 10 minutes). */
+  async removeStaleTemps(): Promise<void> {
     const tmps = (await scanSlice(this.dir, this.slice, "tmp", Number.MAX_SAFE_INTEGER)).names;
     const now = Date.now();
     for (const name of tmps) {

@@ -6,7 +6,7 @@
  */
 import { watch, type FSWatcher } from "node:fs";
 import type { Logger } from "pino";
-import { describeError, QueueUnavailableError } from "../util/errors.js";
+import { describeError, PartialProgressError, QueueUnavailableError } from "../util/errors.js";
 import type { Switchboard } from "../queue/switchboard.js";
 import { parseName } from "../queue/names.js";
 import { inSlice } from "../queue/slice.js";
@@ -20,6 +20,9 @@ export type HandleResult =
   | { requeue: { meta: EntryMeta; notBefore?: number } }
   /** leave the entry queued as it was (e.g. the runner must wait); it is retried after `notBefore` */
   | { release: { notBefore: number } };
+
+/** How often a runner looks for temp files left by crashed writers (recovery at start does too). */
+const TEMP_SWEEP_MS = 5 * 60_000;
 
 export interface Handler {
   handle(entry: Entry, log: Logger): Promise<HandleResult>;
@@ -53,6 +56,7 @@ export class RunnerLoop {
   private pendingWake = false;
   private watcher: FSWatcher | null = null;
   private readonly inFlight = new Set<Promise<void>>();
+  private nextSweep = Date.now() + TEMP_SWEEP_MS;
 
   constructor(
     private readonly ctx: RunnerContext,
@@ -83,6 +87,7 @@ export class RunnerLoop {
     try {
       while (!signal.aborted) {
         await this.handler.tick?.();
+        await this.sweepTemps();
         const waiting = this.handler.waitReason ? await this.handler.waitReason() : null;
         this.setWaiting(waiting);
         let took = 0;
@@ -97,6 +102,16 @@ export class RunnerLoop {
       // finish the entries in hand: never shunt or drop an entry because we were asked to stop
       await Promise.allSettled([...this.inFlight]);
     }
+  }
+
+  /** Now and then, remove temp files that writers killed mid-write left (they never became entries). */
+  private async sweepTemps(): Promise<void> {
+    const now = Date.now();
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + TEMP_SWEEP_MS;
+    await this.queue
+      .removeStaleTemps()
+      .catch((err: unknown) => this.noteError(err, "cannot remove stale temp files"));
   }
 
   /** Start handlers until the concurrency limit or the slice runs dry; returns how many were started. */
@@ -151,8 +166,10 @@ export class RunnerLoop {
     if (err instanceof QueueUnavailableError) {
       // the successor could not be written (disk full...): keep the entry and retry later
       this.noteError(err, "cannot pass entry on; will retry", log);
+      // recipients already served are not served again: keep only what is left
+      const meta = err instanceof PartialProgressError ? { ...entry.meta, ...err.remaining } : entry.meta;
       await this.queue
-        .requeue(entry, entry.meta, Date.now() + this.opts.sleep)
+        .requeue(entry, meta, Date.now() + this.opts.sleep)
         .catch((e: unknown) => this.noteError(e, "cannot put entry back; it will be recovered", log));
       return;
     }

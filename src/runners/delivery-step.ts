@@ -10,7 +10,7 @@ import type { SmtpHostConfig, FallbackHostConfig } from "../config/schema.js";
 import { HostHealthStore, HostTransport, deliverBatched, hostId } from "../delivery/index.js";
 import type { HostError, RecipientFailure, SendResult } from "../delivery/index.js";
 import type { Entry, EntryMeta, FailureRecord } from "../queue/types.js";
-import { describeError } from "../util/errors.js";
+import { describeError, PartialProgressError, QueueUnavailableError } from "../util/errors.js";
 import type { RunnerContext } from "./context.js";
 
 export type AnyHost = SmtpHostConfig | FallbackHostConfig;
@@ -139,6 +139,27 @@ export class DeliveryStep {
     log: Logger,
     opts: { progressed: boolean; retryNow?: boolean },
   ): Promise<void> {
+    const passed = new Set<string>();
+    try {
+      await this.passOn(entry, failed, host, log, opts, passed);
+    } catch (err) {
+      // some recipients are served (accepted, or already passed on); if the rest cannot be queued
+      // now, the entry is kept with only the rest, so that nobody gets it twice when it is retried
+      const rest = failed.map((f) => f.recipient).filter((r) => !passed.has(r));
+      if (err instanceof QueueUnavailableError && rest.length < entry.meta.recipients.length)
+        throw new PartialProgressError(err.message, { recipients: rest }, { cause: err });
+      throw err;
+    }
+  }
+
+  private async passOn(
+    entry: Entry,
+    failed: readonly RecipientFailure[],
+    host: string,
+    log: Logger,
+    opts: { progressed: boolean; retryNow?: boolean },
+    passed: Set<string>,
+  ): Promise<void> {
     const now = Date.now();
     const temporary = failed.filter((f) => f.kind === "temporary");
     const permanent = failed.filter((f) => f.kind === "permanent");
@@ -156,6 +177,7 @@ export class DeliveryStep {
       const due = opts.retryNow ? now : now + retryDelay(this.ctx, attempts);
       const backoff = await this.ctx.queues.get("backoff");
       await backoff.enqueueMany([{ message: entry.message, meta, id: entry.id, notBefore: due }]);
+      for (const f of temporary) passed.add(f.recipient);
       log.info(
         { recipients: temporary.length, attempts, due: new Date(due).toISOString() },
         "temporary failure; retry scheduled",

@@ -38,6 +38,18 @@ export class QueueUnavailableError extends QrunnerError {
   }
 }
 
+/**
+ * Part of an entry's work is done and cannot be undone (recipients accepted by an SMTP server), but
+ * the rest could not be queued: the entry is to be kept with `meta` (what is left), not as it was.
+ */
+export class PartialProgressError extends QueueUnavailableError {
+  readonly remaining: { recipients: string[] };
+  constructor(message: string, remaining: { recipients: string[] }, options?: { cause?: unknown }) {
+    super(message, options);
+    this.remaining = remaining;
+  }
+}
+
 /** A queue file that cannot be read or parsed; it belongs in `bad`. */
 export class CorruptEntryError extends QrunnerError {
   readonly file: string;
