@@ -6,9 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { createServer, type Server, type Socket } from "node:net";
-import { createHash } from "node:crypto";
-import { chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { decodeEntry } from "../../src/queue/entry.js";
