@@ -30,7 +30,10 @@ export function configPath(opts: GlobalOptions): string {
 
 /** Add -C/--config to a command (every command takes it). */
 export function withConfigOption(cmd: Command): Command {
-  return cmd.option("-C, --config <file>", "config file (default: $QRUNNER_CONFIG, else config/qrunner.yaml)");
+  return cmd.option(
+    "-C, --config <file>",
+    "config file (default: $QRUNNER_CONFIG, else config/qrunner.yaml)",
+  );
 }
 
 /** Print a message on stderr, prefixed with the program name. */

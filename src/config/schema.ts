@@ -6,34 +6,43 @@ import { z } from "zod";
 import { parseDuration, parseSize } from "../util/units.js";
 
 /** A duration such as `10s`, `5m`, `5d` (bare numbers are seconds), parsed to milliseconds. */
-export const duration = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a duration: ${JSON.stringify(v)} (use e.g. 30s, 5m, 1h, 5d)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `not a duration: ${JSON.stringify(v)} (use e.g. 30s, 5m, 1h, 5d)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 /** A size such as `1MB`, `512KiB` (bare numbers are bytes), parsed to bytes. */
-export const size = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    const b = parseSize(v);
-    if (b === undefined) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a size: ${JSON.stringify(v)} (use e.g. 500KB, 1MB, 10MiB)` });
-      return z.NEVER;
-    }
-    return b;
-  });
+export const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const b = parseSize(v);
+  if (b === undefined) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `not a size: ${JSON.stringify(v)} (use e.g. 500KB, 1MB, 10MiB)`,
+    });
+    return z.NEVER;
+  }
+  return b;
+});
 
 const runnerBase = {
   instances: z.number().int().min(1).max(64).default(1).describe("worker processes; each takes slice K of N"),
-  sleep: duration.default("1s").describe("safety-net poll interval; a file landing in the queue wakes the runner at once"),
+  sleep: duration
+    .default("1s")
+    .describe("safety-net poll interval; a file landing in the queue wakes the runner at once"),
   nice: z.number().int().min(-20).max(19).default(0).describe("process priority of the runner's workers"),
-  max_restarts: z.number().int().min(0).default(10).describe("restarts within restart_window before the worker stays down"),
+  max_restarts: z
+    .number()
+    .int()
+    .min(0)
+    .default(10)
+    .describe("restarts within restart_window before the worker stays down"),
   concurrency: z.number().int().min(1).max(256).default(1).describe("entries handled at once by one worker"),
 };
 
@@ -48,8 +57,16 @@ export const runnersSchema = z
         instances: z
           .union([z.literal("auto"), z.number().int().min(1).max(64)])
           .default("auto")
-          .describe("auto: one worker per SMTP host, slice sized by weight; N: N equal slices over all hosts"),
-        concurrency: z.number().int().min(1).max(256).default(8).describe("SMTP transactions in flight per worker"),
+          .describe(
+            "auto: one worker per SMTP host, slice sized by weight; N: N equal slices over all hosts",
+          ),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .default(8)
+          .describe("SMTP transactions in flight per worker"),
       })
       .strict()
       .default({}),
@@ -57,7 +74,11 @@ export const runnersSchema = z
       .object({
         ...runnerBase,
         idle_only: z.boolean().default(false).describe("work only while the machine is idle"),
-        max_loadavg: z.number().min(0).default(1.0).describe("with idle_only: the 1-minute load average must be below this"),
+        max_loadavg: z
+          .number()
+          .min(0)
+          .default(1.0)
+          .describe("with idle_only: the 1-minute load average must be below this"),
       })
       .strict()
       .default({}),
@@ -111,11 +132,24 @@ export const clusterSchema = z
   .object({
     node: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "letters, digits, '.', '_' and '-', at most 64, not starting with '.'")
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+        "letters, digits, '.', '_' and '-', at most 64, not starting with '.'",
+      )
       .optional()
       .describe("this node's name, unique in the cluster; default the host name"),
-    slices: z.number().int().min(1).max(256).default(16).describe("slices of the hash space the nodes share out"),
-    weight: z.number().positive().default(1).describe("this node's share of the slices relative to the other live nodes"),
+    slices: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(16)
+      .describe("slices of the hash space the nodes share out"),
+    weight: z
+      .number()
+      .positive()
+      .default(1)
+      .describe("this node's share of the slices relative to the other live nodes"),
     lease: duration
       .refine((ms) => ms >= 4000, "must be at least 4s (leases are refreshed every quarter of it)")
       .default("30s")
@@ -139,18 +173,34 @@ export const configSchema = z
     master: z
       .object({
         stop_timeout: duration.default("30s").describe("grace before workers still running are killed"),
-        stall_timeout: duration.default("5m").describe("a worker with due entries and no progress this long is restarted"),
+        stall_timeout: duration
+          .default("5m")
+          .describe("a worker with due entries and no progress this long is restarted"),
         restart_window: duration.default("10m").describe("max_restarts counts restarts within this window"),
-        recovery_limit: z.number().int().min(1).default(3).describe("recoveries after a crash before an entry is shunted"),
+        recovery_limit: z
+          .number()
+          .int()
+          .min(1)
+          .default(3)
+          .describe("recoveries after a crash before an entry is shunted"),
       })
       .strict()
       .default({}),
     smtp: z
       .object({
-        hosts: z.array(hostSchema).min(1).default([{ host: "127.0.0.1", port: 25 }]),
+        hosts: z
+          .array(hostSchema)
+          .min(1)
+          .default([{ host: "127.0.0.1", port: 25 }]),
         fallback: z.array(fallbackSchema).default([]).describe("used only while every host above is down"),
         probe_max: duration.default("30s").describe("a down host is probed at least this often"),
-        max_recipients: z.number().int().min(1).max(10_000).default(500).describe("recipients per SMTP transaction"),
+        max_recipients: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(500)
+          .describe("recipients per SMTP transaction"),
         helo: z.string().optional().describe("name sent in EHLO; default the machine's hostname"),
       })
       .strict()
@@ -175,7 +225,9 @@ export const configSchema = z
       .default({}),
     cluster: clusterSchema
       .optional()
-      .describe("several masters sharing one qfiles directory (docs/cluster.md); absent: this master works every slice"),
+      .describe(
+        "several masters sharing one qfiles directory (docs/cluster.md); absent: this master works every slice",
+      ),
   })
   .strict();
 
@@ -187,7 +239,14 @@ export type FallbackHostConfig = z.output<typeof fallbackSchema>;
 export type RunnersConfig = z.output<typeof runnersSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RunnerName = keyof RunnersConfig;
-export const RUNNER_NAMES: readonly RunnerName[] = ["incoming", "outgoing", "bounce", "command", "archive", "backoff"];
+export const RUNNER_NAMES: readonly RunnerName[] = [
+  "incoming",
+  "outgoing",
+  "bounce",
+  "command",
+  "archive",
+  "backoff",
+];
 
 /** The config in force: the parsed file plus where it came from; every path is absolute. */
 export interface Config extends ParsedConfig {
