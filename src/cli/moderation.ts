@@ -204,7 +204,7 @@ async function sendRejection(
   reason: string | undefined,
 ): Promise<string> {
   const { isValidAddress, normalizeAddress } = await import("../lists/addresses.js");
-  const { rejectedByModerator } = await import("../lists/notices.js");
+  const { rejectedByModerator } = await import("../lists/notice-texts.js");
   const { messageId } = await import("../lists/message.js");
   const { noticeDecision } = await import("../lists/checks.js");
   // RFC 3834: no automatic mail to the null sender, robots, lists or auto-replies

@@ -7,11 +7,12 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { mkdir, open, readFile, rename, unlink, opendir, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, rename, unlink, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
 import { DirSyncer } from "../util/dirsync.js";
+import { fullMeta, isErrno, unavailable, writeAll } from "./files.js";
 import { encodeEntry, decodeEntry } from "./entry.js";
 import { EXT_QUEUED, EXT_TMP, EXT_WIP, entrySha1, exactTimePrefix, parseName, timePrefix } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
@@ -344,67 +345,5 @@ export class Switchboard {
   }
 }
 
-/**
- * Write every byte: a write on a nearly full filesystem may be short without an error (the next one
- * then fails with ENOSPC), so a short write must never pass for a complete entry.
- */
-async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let { bytesWritten } = await fh.writev(bufs);
-  if (bytesWritten === total) return;
-  const all = Buffer.concat(bufs);
-  while (bytesWritten < total) {
-    const r = await fh.write(all, bytesWritten, total - bytesWritten, bytesWritten);
-    if (r.bytesWritten === 0)
-      throw new QueueUnavailableError(`short write: ${bytesWritten} of ${total} bytes`);
-    bytesWritten += r.bytesWritten;
-  }
-}
-
-function fullMeta(meta: NewEntryMeta, now: number): EntryMeta {
-  return {
-    ...meta,
-    version: 1,
-    received: meta.received ?? now,
-    attempts: meta.attempts ?? 0,
-    failures: meta.failures ?? [],
-    recoveries: meta.recoveries ?? 0,
-  };
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
-}
-
-function unavailable(what: string, err: unknown): QueueUnavailableError {
-  return new QueueUnavailableError(`${what}: ${describeError(err)}`, { cause: err });
-}
-
-export interface QueueStats {
-  /** entries queued (.qf) */
-  depth: number;
-  /** entries being handled (.wip) */
-  inProgress: number;
-  /** ms epoch of the oldest queued or in-progress entry; null when empty */
-  oldest: number | null;
-}
-
-/** Depth, in-progress count and oldest entry of a whole queue (all slices). */
-export async function queueStats(root: string, queue: string): Promise<QueueStats> {
-  const stats: QueueStats = { depth: 0, inProgress: 0, oldest: null };
-  let d;
-  try {
-    d = await opendir(path.join(root, queue), { bufferSize: 1024 });
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return stats;
-    throw err;
-  }
-  for await (const e of d) {
-    const p = parseName(e.name);
-    if (!p || p.ext === "tmp") continue;
-    if (p.ext === "qf") stats.depth++;
-    else stats.inProgress++;
-    if (stats.oldest === null || p.time < stats.oldest) stats.oldest = p.time;
-  }
-  return stats;
-}
+// queueStats lived here first; callers import it from the Switchboard's module
+export { queueStats, type QueueStats } from "./stats.js";

@@ -12,7 +12,7 @@ import { formatDuration } from "../util/units.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { DeliveryStep, Transports, healthStore, type AnyHost } from "./delivery-step.js";
-import { deliveryGaveUp } from "../lists/notices.js";
+import { deliveryGaveUp } from "../lists/notice-texts.js";
 import { decodeHeaderText, getHeader, messageId } from "../lists/message.js";
 import { queueNotice } from "./notify.js";
 import { ownerAddress } from "../lists/addresses.js";

@@ -18,7 +18,7 @@ import type { Entry, NewEntryMeta } from "../queue/types.js";
 import { UnknownAddressError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
-import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notices.js";
+import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notice-texts.js";
 import { queueNotice } from "./notify.js";
 
 /** How often held posts are checked for expiry. */

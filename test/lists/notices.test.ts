@@ -2,22 +2,24 @@ import { describe, expect, it } from "vitest";
 import { simpleParser } from "mailparser";
 import {
   HeaderInjectionError,
+  composeNotice,
+  quotedPrintable,
+  rfc5322Date,
+  type Notice,
+} from "../../src/lists/notices.js";
+import {
   bounceDisabledMember,
   bounceDisabledOwners,
   commandReply,
-  composeNotice,
   confirmRequest,
   deliveryGaveUp,
   heldForModeration,
   heldNoticeToPoster,
   helpText,
-  quotedPrintable,
   rejectedByModerator,
   rejectedForSize,
   rejectedNonmember,
-  rfc5322Date,
-  type Notice,
-} from "../../src/lists/notices.js";
+} from "../../src/lists/notice-texts.js";
 import { checkMessage, getHeader, splitHeader } from "../../src/lists/message.js";
 import { makeList } from "../fixtures/messages/list.js";
 
