@@ -50,7 +50,11 @@ const runner = z.object(runnerBase).strict();
 
 export const runnersSchema = z
   .object({
-    incoming: runner.default({}),
+    // several posts at once: each waits on its successors' fsyncs, and concurrent ones share them
+    incoming: z
+      .object({ ...runnerBase, concurrency: runnerBase.concurrency.default(8) })
+      .strict()
+      .default({}),
     outgoing: z
       .object({
         ...runnerBase,
@@ -87,7 +91,11 @@ export const runnersSchema = z
       .object({ ...runnerBase, nice: runnerBase.nice.default(10), sleep: duration.default("10s") })
       .strict()
       .default({}),
-    backoff: runner.default({}),
+    // deliveries wait on SMTP hosts: several at once, as outgoing does
+    backoff: z
+      .object({ ...runnerBase, concurrency: runnerBase.concurrency.default(8) })
+      .strict()
+      .default({}),
   })
   .strict()
   .default({});
