@@ -66,7 +66,7 @@ export interface IntakeSettings {
 }
 
 export interface LmtpOptions {
-  /** `intake.lmtp`: HOST:PORT (port 0: any free port, for tests) */
+  /** `intake.lmtp`: HOST:PORT (port 0: a free port the system picks, for tests) */
   listen: string;
   settings: () => IntakeSettings;
   logger: Logger;
@@ -160,7 +160,7 @@ export class LmtpListener {
     if (l.allowRemote)
       l.log.warn(
         { address: formatListen(l.bound) },
-        "LMTP listens on a non-loopback address: any host that can reach it can queue mail",
+        "LMTP listens on a non-loopback address: every host that can reach it can queue mail",
       );
     l.log.info({ address: formatListen(l.bound), maxSize: l.maxSize }, "LMTP listening");
     return l;

@@ -10,7 +10,7 @@ import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress 
 import type { QrunnerMetrics } from "./metrics.js";
 
 export interface MetricsServerOptions {
-  /** `metrics.listen`: HOST:PORT (port 0: any free port, for tests) */
+  /** `metrics.listen`: HOST:PORT (port 0: a free port the system picks, for tests) */
   listen: string;
   metrics: QrunnerMetrics;
   logger: Logger;
