@@ -14,7 +14,7 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import lockfile from "proper-lockfile";
 import { z } from "zod";
-import { writeFileAtomic } from "./atomic.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { HealthStoreError } from "./errors.js";
 import type { HostError, HostErrorKind } from "./outcome.js";
 

@@ -8,12 +8,11 @@
  * change and replaces the file atomically (temp file, fsync, rename, directory fsync). Readers never
  * lock; they always see one whole version of the file.
  */
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import lockfile from "proper-lockfile";
 import { z } from "zod";
-import { fsyncDir } from "../util/dirsync.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { QrunnerError } from "../util/errors.js";
 import { normalizeAddress, validateAddress } from "./addresses.js";
 import type { MemberBounceState } from "./bounces/score.js";
@@ -151,25 +150,8 @@ export async function ensureDir(dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
-/** Write `file` whole or not at all: a temp file beside it, fsync, rename, directory fsync. Mode 0600. */
-export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  const h = await fsp.open(tmp, "wx", 0o600);
-  try {
-    try {
-      await h.writeFile(data);
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
-}
+// shared with the host health records; kept exported here for the list modules that import it
+export { writeFileAtomic };
 
 export interface ListStateStoreOptions {
   /** a lock not refreshed for this long (ms) is taken to belong to a dead process; default 10000 */
