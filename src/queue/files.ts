@@ -1,22 +1,22 @@
 /** Small file helpers of the Switchboard: complete writes, errno tests, typed "queue unavailable" errors. */
-import type { FileHandle } from "node:fs/promises";
+import { writeSync, writevSync } from "node:fs";
 import { QueueUnavailableError, describeError } from "../util/errors.js";
 import type { EntryMeta, NewEntryMeta } from "./types.js";
 
 /**
  * Write every byte: a write on a nearly full filesystem may be short without an error (the next one
- * then fails with ENOSPC), so a short write must never pass for a complete entry.
+ * then fails with ENOSPC), so a short write must never pass for a complete entry. Synchronous: a
+ * small write into the page cache costs a few microseconds, a thread-pool round trip several times that.
  */
-export async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+export function writeAllSync(fd: number, bufs: Buffer[]): void {
   const total = bufs.reduce((n, b) => n + b.length, 0);
-  let { bytesWritten } = await fh.writev(bufs);
-  if (bytesWritten === total) return;
+  let written = writevSync(fd, bufs);
+  if (written === total) return;
   const all = Buffer.concat(bufs);
-  while (bytesWritten < total) {
-    const r = await fh.write(all, bytesWritten, total - bytesWritten, bytesWritten);
-    if (r.bytesWritten === 0)
-      throw new QueueUnavailableError(`short write: ${bytesWritten} of ${total} bytes`);
-    bytesWritten += r.bytesWritten;
+  while (written < total) {
+    const n = writeSync(fd, all, written, total - written, written);
+    if (n === 0) throw new QueueUnavailableError(`short write: ${written} of ${total} bytes`);
+    written += n;
   }
 }
 

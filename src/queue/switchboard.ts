@@ -7,13 +7,13 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { readFileSync } from "node:fs";
-import { mkdir, open, rename, unlink, stat } from "node:fs/promises";
+import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { mkdir, rename, unlink, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
-import { DirSyncer } from "../util/dirsync.js";
-import { fullMeta, isErrno, unavailable, writeAll } from "./files.js";
+import { DirSyncer, fsyncFd } from "../util/dirsync.js";
+import { fullMeta, isErrno, unavailable, writeAllSync } from "./files.js";
 import { encodeEntry, decodeEntry } from "./entry.js";
 import { EXT_QUEUED, EXT_TMP, EXT_WIP, entrySha1, exactTimePrefix, parseName, timePrefix } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
@@ -41,6 +41,15 @@ export interface EnqueueOptions {
 
 /** How long a `.tmp` file may sit before recovery treats it as left by a crashed writer. */
 const STALE_TMP_MS = 10 * 60_000;
+
+/** A temp file written and still open, on its way to its `.qf` name. */
+interface WrittenTemp {
+  id: string;
+  tmp: string;
+  final: string;
+  fd: number;
+  renamed: boolean;
+}
 
 const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
@@ -88,57 +97,62 @@ export class Switchboard {
   /**
    * Queue several entries with one directory fsync (group commit). All are durable when it resolves;
    * on failure none is left half-written (temp files are removed), though some may have been queued.
+   *
+   * Order of work: write every temp file, rename each to its `.qf` name, then fsync the files and the
+   * directory together. Renaming before the file fsync is what lets one journal commit carry the data,
+   * the inode and the new name (on ext4 a file fsync commits the rename with it, so the directory
+   * fsync that follows finds nothing left to write); fsync first, rename second costs two commits.
+   * Nothing is acknowledged before both fsyncs return. A reader may see the `.qf` name a moment
+   * earlier, with its content complete (written before the rename); only a power loss in that moment
+   * can leave a short file under the name, which readers move to `bad`: it was never acknowledged.
    */
   async enqueueMany(
     items: readonly ({ message: Buffer; meta: NewEntryMeta } & EnqueueOptions)[],
   ): Promise<string[]> {
     const now = Date.now();
-    // every write settles before we decide: on a disk that fills up half-way, the temp files that
-    // did fit are removed too, instead of holding space until a recovery
-    const settled = await Promise.allSettled(
-      items.map((it) => this.writeTemp(it.message, fullMeta(it.meta, now), it)),
-    );
-    const written = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) {
-      await Promise.all(written.map((w) => unlink(w.tmp).catch(() => undefined)));
-      throw failed.reason;
-    }
+    const written: WrittenTemp[] = [];
     try {
-      for (const w of written) await rename(w.tmp, w.final);
-      await this.dirSync.sync();
+      for (const it of items) written.push(this.writeTemp(it.message, fullMeta(it.meta, now), it));
+      for (const w of written) {
+        renameSync(w.tmp, w.final);
+        w.renamed = true;
+      }
     } catch (err) {
-      await Promise.all(written.map((w) => unlink(w.tmp).catch(() => undefined)));
-      throw unavailable(`cannot queue into ${this.dir}`, err);
+      // on a disk that fills up half-way, the temp files that did fit are removed too, instead of
+      // holding space until a recovery
+      for (const w of written) {
+        closeSync(w.fd);
+        if (!w.renamed) rmSync(w.tmp, { force: true });
+      }
+      throw err instanceof QueueUnavailableError ? err : unavailable(`cannot queue into ${this.dir}`, err);
     }
+    // every fsync settles before its descriptor is closed (a closed number may be reused at once)
+    const synced = await Promise.allSettled([...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()]);
+    for (const w of written) closeSync(w.fd);
+    const failed = synced.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw unavailable(`cannot sync ${this.dir}`, failed.reason);
     return written.map((w) => w.id);
   }
 
-  private async writeTemp(
-    message: Buffer,
-    meta: EntryMeta,
-    opts: EnqueueOptions,
-  ): Promise<{ id: string; tmp: string; final: string }> {
+  /** Write one entry to its temp file (not yet synced); the descriptor stays open for the fsync. */
+  private writeTemp(message: Buffer, meta: EntryMeta, opts: EnqueueOptions): WrittenTemp {
     // an explicit time is kept exactly, so that re-running a crashed step rewrites the same name
     const time = opts.notBefore !== undefined ? exactTimePrefix(opts.notBefore) : timePrefix(Date.now());
     const bufs = encodeEntry(meta, message);
     const id = opts.id ?? entrySha1(message, (bufs[1] ?? Buffer.alloc(0)).toString("latin1"), time);
     const base = `${time}+${id}`;
     const tmp = path.join(this.dir, base + EXT_TMP);
-    let fh;
+    let fd: number | undefined;
     try {
       // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
-      fh = await open(tmp, "w", 0o600);
-      await writeAll(fh, bufs);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
+      fd = openSync(tmp, "w", 0o600);
+      writeAllSync(fd, bufs);
     } catch (err) {
-      await fh?.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
+      if (fd !== undefined) closeSync(fd);
+      rmSync(tmp, { force: true });
       throw unavailable(`cannot write ${tmp}`, err);
     }
-    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED) };
+    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED), fd, renamed: false };
   }
 
   /**
@@ -153,7 +167,7 @@ export class Switchboard {
       if (!p) continue;
       const wip = path.join(this.dir, p.base + EXT_WIP);
       try {
-        await rename(path.join(this.dir, name), wip);
+        renameSync(path.join(this.dir, name), wip);
       } catch (err) {
         if (isErrno(err, "ENOENT")) continue; // taken by someone else, or removed by an operator
         throw unavailable(`cannot mark ${name} in progress`, err);
@@ -198,9 +212,11 @@ export class Switchboard {
   async finish(entry: Entry): Promise<void> {
     const p = parseName(entry.name);
     if (!p) return;
-    await unlink(path.join(this.dir, p.base + EXT_WIP)).catch((err: unknown) => {
-      if (!isErrno(err, "ENOENT")) throw err;
-    });
+    try {
+      unlinkSync(path.join(this.dir, p.base + EXT_WIP));
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw unavailable(`cannot remove ${entry.name}`, err);
+    }
   }
 
   /** Put an in-progress entry back, with new metadata, due at `notBefore`; the new file is durable first. */

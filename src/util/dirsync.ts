@@ -4,7 +4,7 @@
  * A caller whose rename happened while an fsync was already running must wait for the *next* one,
  * since the running one may have missed it.
  */
-import { open } from "node:fs/promises";
+import { closeSync, fsync, openSync } from "node:fs";
 
 export class DirSyncer {
   private running: Promise<void> | null = null;
@@ -37,10 +37,19 @@ export class DirSyncer {
 
 /** fsync one directory now (no grouping). */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
+  // open and close are cheap and done in place; only the fsync, which waits for the disk, goes to
+  // the thread pool
+  const fd = openSync(dir, "r");
   try {
-    await fh.sync();
+    await fsyncFd(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
+}
+
+/** fsync an open descriptor in the thread pool. */
+export function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fsync(fd, (err) => (err ? reject(err) : resolve()));
+  });
 }
