@@ -147,6 +147,8 @@ export function procCpuS(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "latin1");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    // QRUNNER_BENCH_CPU=sys: system time only (to split user and kernel time when profiling)
+    if (process.env.QRUNNER_BENCH_CPU === "sys") return Number(f[12]) / HZ;
     return (Number(f[11]) + Number(f[12])) / HZ;
   } catch {
     return null;

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 
-interface InjectOptions extends GlobalOptions {
+export interface InjectOptions extends GlobalOptions {
   to?: string;
   from?: string;
 }
@@ -40,7 +40,8 @@ Example:
     });
 }
 
-async function inject(file: string | undefined, opts: InjectOptions): Promise<number> {
+/** `qrunner inject` with its options parsed (by commander, or by main.ts's fast path); the exit code. */
+export async function inject(file: string | undefined, opts: InjectOptions): Promise<number> {
   const { readMessage, injectMessage, InjectError } = await import("../intake/inject.js");
   let raw: Buffer;
   try {

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { configPath, Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 
-interface StartOptions extends GlobalOptions {
+export interface StartOptions extends GlobalOptions {
   runner?: string;
   slice?: string;
   instance?: string;
@@ -46,7 +46,8 @@ export function register(program: Command): void {
     .action(async (opts: StartOptions) => setExit(await start(opts)));
 }
 
-async function start(opts: StartOptions): Promise<number> {
+/** `qrunner start` with its options parsed (by commander, or by main.ts's fast path); the exit code. */
+export async function start(opts: StartOptions): Promise<number> {
   const allowRoot = opts.allowRoot === true || process.env["QRUNNER_ALLOW_ROOT"] === "1";
   if (process.getuid?.() === 0 && !allowRoot) {
     warn("refusing to run as root: run as the qrunner user (the systemd units do), or pass --allow-root");
@@ -77,18 +78,39 @@ async function start(opts: StartOptions): Promise<number> {
 }
 
 async function runMasterCli(configFile: string, allowRootFlag: boolean): Promise<number> {
-  const [{ loadAll }, { runMaster }, { MasterRunningError, LockError }, { ConfigError }, { ClusterError }] =
-    await Promise.all([
-      import("../lists/load.js"),
-      import("../master/master.js"),
-      import("../master/errors.js"),
-      import("../util/errors.js"),
-      import("../master/cluster-errors.js"),
-    ]);
+  const [
+    { loadAll },
+    { runMaster },
+    { MasterRunningError, LockError },
+    { ConfigError },
+    { ClusterError },
+    { workerCommand },
+  ] = await Promise.all([
+    import("../lists/load.js"),
+    import("../master/master.js"),
+    import("../master/errors.js"),
+    import("../util/errors.js"),
+    import("../master/cluster-errors.js"),
+    import("../master/slot.js"),
+  ]);
+  // the last settings the master loaded and accepted: its workers take them over IPC instead of
+  // parsing the config again each (see runners/worker.ts)
+  let latest: Awaited<ReturnType<typeof loadAll>> | null = null;
+  const load = async (file: string): Promise<Awaited<ReturnType<typeof loadAll>>> => {
+    const settings = await loadAll(file);
+    latest = settings;
+    return settings;
+  };
+  // workers run as the same user: pass the root permission on the way the operator gave it
+  const workerArgs = allowRootFlag ? ["--allow-root"] : [];
   let code: number;
   try {
-    // workers run as the same user: pass the root permission on the way the operator gave it
-    code = await runMaster({ configFile, load: loadAll, workerArgs: allowRootFlag ? ["--allow-root"] : [] });
+    code = await runMaster({
+      configFile,
+      load,
+      workerArgs,
+      command: workerCommand(configFile, workerArgs, () => latest),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(err.message + "\n");

@@ -247,14 +247,7 @@ export type FallbackHostConfig = z.output<typeof fallbackSchema>;
 export type RunnersConfig = z.output<typeof runnersSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type RunnerName = keyof RunnersConfig;
-export const RUNNER_NAMES: readonly RunnerName[] = [
-  "incoming",
-  "outgoing",
-  "bounce",
-  "command",
-  "archive",
-  "backoff",
-];
+export { RUNNER_NAMES } from "./runner-names.js";
 
 /** The config in force: the parsed file plus where it came from; every path is absolute. */
 export interface Config extends ParsedConfig {

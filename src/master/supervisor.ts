@@ -8,7 +8,7 @@ import os from "node:os";
 import type { Logger } from "../util/log.js";
 import { describeError } from "../util/errors.js";
 import { formatDuration } from "../util/units.js";
-import { WorkerExit, type WorkerMessage } from "../runners/ipc.js";
+import { SETTINGS_ENV, WorkerExit, settingsMessage, type WorkerMessage } from "../runners/ipc.js";
 import { diffPlan, type PlanDiff, type WorkerSpec } from "./plan.js";
 import type { WorkerStatus } from "./status-file.js";
 import {
@@ -23,7 +23,7 @@ import {
   type WorkerCommand,
 } from "./slot.js";
 
-export { workerCommand, type WorkerCommand } from "./slot.js";
+export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand } from "./slot.js";
 
 export interface SupervisorTimings {
   /** a worker with due entries and no progress (or no heartbeat) this long is killed and restarted */
@@ -104,7 +104,7 @@ export class Supervisor {
       slot.spec = spec;
       if (slot.child && slot.intent === "run") {
         // SIGHUP's default action is to terminate: a worker still starting gets it once it says ready
-        if (slot.state === "ready") slot.child.kill("SIGHUP");
+        if (slot.state === "ready") this.reloadWorker(slot, slot.child);
         else slot.hupPending = true;
       } else if (!slot.child && slot.timer === null) {
         slot.restartTimes = [];
@@ -205,15 +205,19 @@ export class Supervisor {
       this.changed();
       return;
     }
-    const { file, args } = this.opts.command(slot.spec);
+    const { file, args, execArgv = [], settings } = this.opts.command(slot.spec);
     const now = Date.now();
     Object.assign(slot, { intent: "run", state: "starting", startedAt: now, lastMessageAt: now, hb: null });
     slot.dueSince = null;
     slot.nextStartAt = null;
     slot.hupPending = false;
+    slot.settings = settings ?? null;
     let child: ChildProcess;
     try {
-      child = spawn(file, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      child = spawn(file, [...execArgv, ...args], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        env: settings ? { ...process.env, [SETTINGS_ENV]: "1" } : process.env,
+      });
     } catch (err) {
       slot.lastError = `cannot start: ${describeError(err)}`;
       this.scheduleRestart(slot, 0);
@@ -253,9 +257,11 @@ export class Supervisor {
     if (slot.child !== child || !isMessage(m)) return;
     const now = Date.now();
     slot.lastMessageAt = now;
-    if (m.type === "ready") {
+    if (m.type === "settings?") {
+      this.sendSettings(slot, child);
+    } else if (m.type === "ready") {
       if (slot.state === "starting") slot.state = "ready";
-      if (slot.hupPending) child.kill("SIGHUP");
+      if (slot.hupPending) this.reloadWorker(slot, child);
       slot.hupPending = false;
       this.log.debug(
         { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
@@ -271,6 +277,29 @@ export class Supervisor {
       // the stall clock runs only while entries are due and the worker does not say why it waits
       if (m.due === 0 || m.waiting !== undefined) slot.dueSince = null;
       else slot.dueSince ??= now;
+    }
+  }
+
+  /** A kept worker after an accepted config edit: the new settings over IPC, or SIGHUP to reread the file. */
+  private reloadWorker(slot: Slot, child: ChildProcess): void {
+    if (slot.settings) this.sendSettings(slot, child);
+    else child.kill("SIGHUP");
+  }
+
+  /** The master's settings to a worker that takes them over IPC (nothing when it has none yet). */
+  private sendSettings(slot: Slot, child: ChildProcess): void {
+    const settings = slot.settings?.() ?? null;
+    if (settings === null || !child.connected) return;
+    try {
+      child.send(settingsMessage(settings), (err) => {
+        if (err)
+          this.log.debug(
+            { workerPid: child.pid, err: describeError(err) },
+            "cannot send the settings to the worker",
+          );
+      });
+    } catch {
+      // channel closed between the check and the send: the worker is exiting
     }
   }
 

@@ -8,16 +8,17 @@ import type { EntryMeta, NewEntryMeta } from "./types.js";
  * then fails with ENOSPC), so a short write must never pass for a complete entry. Synchronous: a
  * small write into the page cache costs a few microseconds, a thread-pool round trip several times that.
  */
-export function writeAllSync(fd: number, bufs: Buffer[]): void {
+export function writeAllSync(fd: number, bufs: Buffer[]): number {
   const total = bufs.reduce((n, b) => n + b.length, 0);
   let written = writevSync(fd, bufs);
-  if (written === total) return;
+  if (written === total) return total;
   const all = Buffer.concat(bufs);
   while (written < total) {
     const n = writeSync(fd, all, written, total - written, written);
     if (n === 0) throw new QueueUnavailableError(`short write: ${written} of ${total} bytes`);
     written += n;
   }
+  return total;
 }
 
 export function fullMeta(meta: NewEntryMeta, now: number): EntryMeta {

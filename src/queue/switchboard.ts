@@ -7,7 +7,7 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { mkdir, rename, unlink, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
@@ -17,6 +17,7 @@ import { fullMeta, isErrno, unavailable, writeAllSync } from "./files.js";
 import { encodeEntry, decodeEntry } from "./entry.js";
 import { EXT_QUEUED, EXT_TMP, EXT_WIP, entrySha1, exactTimePrefix, parseName, timePrefix } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
+import { SparePool } from "./spares.js";
 import { WHOLE, type Slice } from "./slice.js";
 import type { Entry, EntryMeta, NewEntryMeta } from "./types.js";
 
@@ -30,6 +31,12 @@ export interface SwitchboardOptions {
   /** recoveries after a crash before an entry is shunted as poison (default 3) */
   recoveryLimit?: number;
   logger?: Logger;
+  /**
+   * Recycled files for new entries and finished ones (see spares.ts). Pass one pool to every
+   * Switchboard of a process so that one queue's finished entries serve another's new ones; by
+   * default each Switchboard has its own; `false` creates and unlinks every file.
+   */
+  spares?: SparePool | false;
 }
 
 export interface EnqueueOptions {
@@ -49,6 +56,8 @@ interface WrittenTemp {
   final: string;
   fd: number;
   renamed: boolean;
+  /** a recycled file taken from the spare pool */
+  reused: boolean;
 }
 
 const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -61,6 +70,7 @@ export class Switchboard {
   private readonly logger: Logger | undefined;
   private readonly dirSync: DirSyncer;
   private readonly batch: SliceBatch;
+  private readonly spares: SparePool | null;
   private closed = false;
 
   private constructor(opts: SwitchboardOptions) {
@@ -73,6 +83,7 @@ export class Switchboard {
     this.logger = opts.logger;
     this.dirSync = new DirSyncer(this.dir);
     this.batch = new SliceBatch(this.dir, this.slice);
+    this.spares = opts.spares === false ? null : (opts.spares ?? new SparePool(opts.root));
   }
 
   /** Open a queue, creating its directory (0700) when missing. */
@@ -127,7 +138,9 @@ export class Switchboard {
       throw err instanceof QueueUnavailableError ? err : unavailable(`cannot queue into ${this.dir}`, err);
     }
     // every fsync settles before its descriptor is closed (a closed number may be reused at once)
-    const synced = await Promise.allSettled([...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()]);
+    const syncs = [...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()];
+    if (this.spares && written.some((w) => w.reused)) syncs.push(this.spares.sync());
+    const synced = await Promise.allSettled(syncs);
     for (const w of written) closeSync(w.fd);
     const failed = synced.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw unavailable(`cannot sync ${this.dir}`, failed.reason);
@@ -143,16 +156,20 @@ export class Switchboard {
     const base = `${time}+${id}`;
     const tmp = path.join(this.dir, base + EXT_TMP);
     let fd: number | undefined;
+    let reused = false;
     try {
+      reused = this.spares?.take(tmp) ?? false;
       // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
-      fd = openSync(tmp, "w", 0o600);
-      writeAllSync(fd, bufs);
+      fd = openSync(tmp, reused ? "r+" : "w", 0o600);
+      const length = writeAllSync(fd, bufs);
+      // a spare is empty unless a crash came between its parking and its emptying
+      if (reused) ftruncateSync(fd, length);
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
       rmSync(tmp, { force: true });
       throw unavailable(`cannot write ${tmp}`, err);
     }
-    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED), fd, renamed: false };
+    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED), fd, renamed: false, reused };
   }
 
   /**
@@ -212,8 +229,9 @@ export class Switchboard {
   async finish(entry: Entry): Promise<void> {
     const p = parseName(entry.name);
     if (!p) return;
+    const wip = path.join(this.dir, p.base + EXT_WIP);
     try {
-      unlinkSync(path.join(this.dir, p.base + EXT_WIP));
+      if (!this.spares?.offer(wip)) unlinkSync(wip);
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw unavailable(`cannot remove ${entry.name}`, err);
     }
@@ -323,7 +341,9 @@ export class Switchboard {
     for (const name of tmps) {
       const file = path.join(this.dir, name);
       const st = await stat(file).catch(() => null);
-      if (st && now - st.mtimeMs > STALE_TMP_MS) await unlink(file).catch(() => undefined);
+      // ctime too: a recycled file renamed into place keeps its old mtime until it is written
+      if (st && now - Math.max(st.mtimeMs, st.ctimeMs) > STALE_TMP_MS)
+        await unlink(file).catch(() => undefined);
     }
   }
 

@@ -4,6 +4,7 @@ import type { Config, RunnerName } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import type { Slice } from "../queue/slice.js";
+import { SparePool } from "../queue/spares.js";
 import type { DeliveryObserver } from "./ipc.js";
 
 /** The config and lists in force; replaced as a whole when a valid edit is loaded. */
@@ -12,19 +13,25 @@ export interface Settings {
   readonly lists: ReadonlyMap<string, ListConfig>;
 }
 
-/** Whole-space Switchboards of the queues a runner hands entries to, opened on first use. */
+/**
+ * Whole-space Switchboards of the queues a runner hands entries to, opened on first use. They share
+ * one pool of recycled files, so the entries this runner finishes become the files of those it writes.
+ */
 export class Queues {
   private readonly open = new Map<string, Promise<Switchboard>>();
+  readonly spares: SparePool;
 
   constructor(
     private readonly root: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.spares = new SparePool(root);
+  }
 
   get(queue: string): Promise<Switchboard> {
     let sb = this.open.get(queue);
     if (!sb) {
-      sb = Switchboard.open({ root: this.root, queue, logger: this.logger });
+      sb = Switchboard.open({ root: this.root, queue, logger: this.logger, spares: this.spares });
       this.open.set(queue, sb);
       // a failed open is not cached: the next call tries again
       sb.catch(() => this.open.delete(queue));

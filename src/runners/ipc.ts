@@ -1,8 +1,13 @@
+import type { Config } from "../config/schema.js";
+import type { ListConfig } from "../lists/schema.js";
+
 /**
  * Messages a worker sends its master over the IPC channel (child_process `fork`/`spawn` with 'ipc').
  * A worker started by hand has no channel and sends nothing.
  */
 export type WorkerMessage =
+  /** a worker the master started with SETTINGS_ENV asks for the settings (answered by a SettingsMessage) */
+  | { type: "settings?" }
   | { type: "ready"; runner: string; slice: string; pid: number }
   | {
       type: "heartbeat";
@@ -88,3 +93,38 @@ export const WorkerExit = {
 
 /** How often a worker sends a heartbeat, ms. */
 export const HEARTBEAT_MS = 1000;
+
+/**
+ * Set (to "1") in the environment of a worker that the master gives its settings over IPC: the worker
+ * asks with `settings?` instead of reading the config, and takes every later SettingsMessage as a
+ * reload (as it would take SIGHUP). Without it, or without a channel, a worker reads the config file.
+ */
+export const SETTINGS_ENV = "QRUNNER_SETTINGS_IPC";
+
+/**
+ * Master to worker: the config and lists in force, validated by the master (the worker loads neither
+ * yaml nor zod). Sent in answer to `settings?`, and on every accepted reload in place of SIGHUP.
+ * Plain JSON: the lists travel as [address, list] pairs.
+ */
+export interface SettingsMessage {
+  type: "settings";
+  config: Config;
+  lists: Array<[string, ListConfig]>;
+}
+
+export function settingsMessage(s: {
+  config: Config;
+  lists: ReadonlyMap<string, ListConfig>;
+}): SettingsMessage {
+  return { type: "settings", config: s.config, lists: [...s.lists] };
+}
+
+export function isSettingsMessage(m: unknown): m is SettingsMessage {
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    (m as { type?: unknown }).type === "settings" &&
+    typeof (m as { config?: unknown }).config === "object" &&
+    Array.isArray((m as { lists?: unknown }).lists)
+  );
+}

@@ -4,6 +4,11 @@
  * hand. SIGTERM/SIGINT finish the entries in hand and exit 0; SIGHUP rereads the config (an invalid
  * edit keeps the old one) and reopens the log file; losing the master's IPC channel is a stop too.
  *
+ * A worker the master starts (SETTINGS_ENV set, an IPC channel) does not read the config: it asks the
+ * master for the settings it has validated, and takes each settings message the master sends after an
+ * accepted edit as a reload. It so never loads yaml nor zod, which keeps every resident worker
+ * smaller. Started by hand, or should the master not answer, it reads the config file as before.
+ *
  * In cluster mode (a `cluster:` config, started by a master) the worker only works while its master's
  * leases on its slices are trustworthy: the master keeps sending it how long that is, and a worker
  * that passes that deadline without a renewal (its master hung or died) exits at once, leaving the
@@ -12,8 +17,8 @@
  */
 import os from "node:os";
 import type { Logger } from "pino";
-import { loadAll } from "../lists/load.js";
-import { RUNNER_NAMES, type RunnerName } from "../config/schema.js";
+import type { RunnerName } from "../config/schema.js";
+import { RUNNER_NAMES } from "../config/runner-names.js";
 import { parseSlice, formatSlice, type Slice } from "../queue/slice.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { ConfigError, describeError } from "../util/errors.js";
@@ -21,7 +26,15 @@ import { CaFileError, MissingSecretError } from "../delivery/errors.js";
 import { createLogger, type LoggerHandle } from "../util/log.js";
 import { Queues, type RunnerContext, type Settings } from "./context.js";
 import { RunnerLoop } from "./base.js";
-import { DeliveryTally, HEARTBEAT_MS, WorkerExit, type WorkerMessage } from "./ipc.js";
+import {
+  DeliveryTally,
+  HEARTBEAT_MS,
+  SETTINGS_ENV,
+  WorkerExit,
+  isSettingsMessage,
+  type SettingsMessage,
+  type WorkerMessage,
+} from "./ipc.js";
 import { createHandler } from "./registry.js";
 
 /** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
@@ -68,6 +81,46 @@ function leaseFence(waitMs: number, onExpire: () => void): { armed: Promise<bool
   };
 }
 
+/** The config file's settings, read and validated here (loads yaml and zod on first use). */
+async function loadSettings(configFile: string): Promise<Settings> {
+  const { loadAll } = await import("../lists/load.js");
+  return loadAll(configFile);
+}
+
+function settingsOf(m: SettingsMessage): Settings {
+  return { config: m.config, lists: new Map(m.lists) };
+}
+
+/** How long a worker waits for the master's answer to `settings?` before it reads the config itself. */
+const SETTINGS_WAIT_MS = 5000;
+
+/**
+ * The settings from the master, when it started this worker to be given them (SETTINGS_ENV and an IPC
+ * channel); null otherwise, or when no answer came in time.
+ */
+async function settingsFromMaster(): Promise<Settings | null> {
+  const wanted = process.env[SETTINGS_ENV] === "1";
+  // not for whatever this process might start in turn
+  delete process.env[SETTINGS_ENV];
+  if (!wanted || !process.send || !process.connected) return null;
+  return new Promise((resolve) => {
+    const done = (s: Settings | null): void => {
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      process.off("disconnect", onGone);
+      resolve(s);
+    };
+    const onMessage = (m: unknown): void => {
+      if (isSettingsMessage(m)) done(settingsOf(m));
+    };
+    const onGone = (): void => done(null);
+    const timer = setTimeout(() => done(null), SETTINGS_WAIT_MS);
+    process.on("message", onMessage);
+    process.on("disconnect", onGone);
+    send({ type: "settings?" });
+  });
+}
+
 export interface WorkerOptions {
   configFile: string;
   runner: string;
@@ -91,8 +144,15 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     return WorkerExit.USAGE;
   }
   let settings: Settings;
+  // where the settings came from, for the ready line: "master" (over IPC) or the config file
+  let settingsFrom = "master";
   try {
-    settings = await loadAll(opts.configFile);
+    const given = await settingsFromMaster();
+    if (given) settings = given;
+    else {
+      settingsFrom = opts.configFile;
+      settings = await loadSettings(opts.configFile);
+    }
   } catch (err) {
     process.stderr.write(`qrunner: ${err instanceof ConfigError ? err.message : describeError(err)}\n`);
     return WorkerExit.CONFIG;
@@ -125,7 +185,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   const onDisconnect = stop("master gone (IPC channel closed)");
   const onHup = (): void => {
     logHandle.reopen();
-    loadAll(opts.configFile).then(
+    loadSettings(opts.configFile).then(
       (s) => {
         settings = s;
         logger.info({ version: s.config.version }, "config reloaded");
@@ -134,10 +194,18 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
         logger.error({ err: describeError(err) }, "config edit rejected; the old config stays in force"),
     );
   };
+  // the master's settings after an accepted edit: a reload, as SIGHUP is for a worker started by hand
+  const onSettings = (m: unknown): void => {
+    if (!isSettingsMessage(m)) return;
+    logHandle.reopen();
+    settings = settingsOf(m);
+    logger.info({ version: settings.config.version }, "config reloaded");
+  };
   process.on("SIGTERM", onTerm);
   process.on("SIGINT", onInt);
   process.on("SIGHUP", onHup);
   process.on("disconnect", onDisconnect);
+  process.on("message", onSettings);
 
   let heartbeat: NodeJS.Timeout | undefined;
   let handler;
@@ -178,6 +246,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       slice,
       recoveryLimit: settings.config.master.recovery_limit,
       logger,
+      spares: queues.spares,
     });
     const shunt = await queues.get("shunt");
     await queue.recover(shunt);
@@ -188,7 +257,10 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       once: opts.once,
     });
     send({ type: "ready", runner, slice: sliceText, pid: process.pid });
-    logger.info({ queue: runner, concurrency: runnerConfig.concurrency }, "worker ready");
+    logger.info(
+      { queue: runner, concurrency: runnerConfig.concurrency, settings: settingsFrom },
+      "worker ready",
+    );
     beat = () => {
       const s = loop.stats;
       return {
@@ -227,6 +299,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
     process.off("SIGINT", onInt);
     process.off("SIGHUP", onHup);
     process.off("disconnect", onDisconnect);
+    process.off("message", onSettings);
     await handler?.close?.().catch(() => undefined);
     await queues.close();
     logHandle.close();

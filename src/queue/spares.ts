@@ -1,0 +1,150 @@
+/**
+ * Recycled entry files (`qfiles/.spare/`).
+ *
+ * Creating a file is the dearest step of a durable enqueue on ext4: allocating the inode costs 0.2 to
+ * 0.7 ms of kernel time on the machines we measured, against about 0.06 ms to rename an existing file
+ * and write into it. A queue moves every message through several files (incoming, then outgoing), so
+ * instead of unlinking a finished entry the Switchboard empties it and parks it here, and the next
+ * enqueue in this process (or any other: the directory is shared) renames a spare into place as its
+ * temp file. PostgreSQL recycles its WAL segment files for the same reason.
+ *
+ * A spare is an empty file with no meaning: a crash at any point leaves at worst a spare more or less,
+ * never a lost or doubled entry, because taking and giving back are single renames. The pool is
+ * bounded (`max` files); beyond it finished entries are unlinked as before.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, renameSync, truncateSync } from "node:fs";
+import path from "node:path";
+import { DirSyncer } from "../util/dirsync.js";
+import { isErrno } from "./files.js";
+
+export interface SparePoolOptions {
+  /** most files kept in the pool (default 1024) */
+  max?: number;
+  /** list the directory again at most this often when this process knows of no spare (ms, default 100) */
+  relistMs?: number;
+}
+
+export const SPARE_DIR = ".spare";
+
+export class SparePool {
+  readonly dir: string;
+  private readonly max: number;
+  private readonly relistMs: number;
+  private readonly dirSync: DirSyncer;
+  private readonly prefix = `${process.pid}.${randomBytes(4).toString("hex")}.`;
+  /** spare names this process believes are there (others may take them first) */
+  private known: string[] = [];
+  /** estimate of the files in the pool */
+  private size = 0;
+  private listedAt = Number.NEGATIVE_INFINITY;
+  private seq = 0;
+  private dirReady = false;
+  /** renames across filesystems fail: then the pool is not used at all */
+  private disabled = false;
+
+  constructor(root: string, opts: SparePoolOptions = {}) {
+    this.dir = path.join(root, SPARE_DIR);
+    this.max = opts.max ?? 1024;
+    this.relistMs = opts.relistMs ?? 100;
+    this.dirSync = new DirSyncer(this.dir);
+  }
+
+  /**
+   * Park a finished entry file, emptied, instead of unlinking it. False when the pool is full or
+   * cannot be used: the caller unlinks the file then. The file must not be needed any more.
+   */
+  offer(file: string): boolean {
+    if (this.disabled) return false;
+    if (this.size >= this.max) {
+      this.relist();
+      if (this.size >= this.max) return false;
+    }
+    const name = this.prefix + (this.seq++).toString(36);
+    const spare = path.join(this.dir, name);
+    try {
+      this.ensureDir();
+      renameSync(file, spare);
+    } catch (err) {
+      if (isErrno(err, "EXDEV")) this.disabled = true;
+      return false;
+    }
+    try {
+      // finished mail is not kept in a file: the spare holds nothing until it is taken
+      truncateSync(spare, 0);
+    } catch {
+      // taken meanwhile by another process, which writes over it anyway
+    }
+    this.known.push(name);
+    this.size++;
+    return true;
+  }
+
+  /**
+   * Rename a spare to `target` (a temp file name in a queue directory on the same filesystem). True
+   * when it did: the caller opens it for writing without O_CREAT and truncates it to what it wrote,
+   * in case a crash left content in the spare. False when none is at hand: create the file.
+   */
+  take(target: string): boolean {
+    if (this.disabled) return false;
+    for (let relisted = false; ;) {
+      const name = this.known.pop();
+      if (name === undefined) {
+        if (relisted || !this.relist()) return false;
+        relisted = true;
+        continue;
+      }
+      try {
+        renameSync(path.join(this.dir, name), target);
+        this.size = Math.max(0, this.size - 1);
+        return true;
+      } catch (err) {
+        if (isErrno(err, "ENOENT")) {
+          // another process took it first (or the target's directory is gone: then creating fails too)
+          this.size = Math.max(0, this.size - 1);
+          continue;
+        }
+        if (isErrno(err, "EXDEV")) this.disabled = true;
+        return false;
+      }
+    }
+  }
+
+  /**
+   * Resolves once an fsync of the pool's directory that started after this call has completed: a
+   * writer that took a spare syncs it with its own files, so the spare's old name cannot outlive a
+   * crash beside the entry's new one.
+   */
+  sync(): Promise<void> {
+    return this.dirSync.sync();
+  }
+
+  /** How many spares the pool holds, as far as this process knows. */
+  get estimate(): number {
+    return this.size;
+  }
+
+  /** List the directory again, at most once per `relistMs`; true when it did. */
+  private relist(): boolean {
+    const now = Date.now();
+    if (now - this.listedAt < this.relistMs) return false;
+    this.listedAt = now;
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      names = []; // not created yet
+    }
+    this.size = names.length;
+    // start at a random place, so that processes listing together do not race for the same names
+    const at = names.length ? Math.floor(Math.random() * names.length) : 0;
+    this.known = names.slice(at).concat(names.slice(0, at));
+    return true;
+  }
+
+  private ensureDir(): void {
+    if (this.dirReady) return;
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.dirReady = true;
+  }
+}
