@@ -13,7 +13,6 @@ import { mkdir, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import lockfile from "proper-lockfile";
-import { z } from "zod";
 import { writeFileAtomic } from "../util/atomic.js";
 import { HealthStoreError } from "./errors.js";
 import type { HostError, HostErrorKind } from "./outcome.js";
@@ -60,21 +59,37 @@ export interface HostHealthStoreOptions {
   probeMin?: number;
   /** clock, ms epoch (tests) */
   now?: () => number;
+  /**
+   * How long a record read from disk is trusted (ms, default 250): delivery checks its host before
+   * and after every message, and a circuit breaker shared between workers needs no fresher view.
+   * Changes made through this store are seen at once; 0 reads the file every time.
+   */
+  cacheMs?: number;
 }
 
-const recordSchema = z.object({
-  id: z.string(),
-  state: z.enum(["up", "down"]),
-  since: z.number(),
-  consecutiveFailures: z.number().int().min(0),
-  lastError: z.string().nullable(),
-  lastErrorKind: z.enum(["connect", "timeout", "greeting", "tls", "auth"]).nullable(),
-  lastErrorAt: z.number().nullable(),
-  lastSuccess: z.number().nullable(),
-  nextProbe: z.number().nullable(),
-  probeInterval: z.number().nullable(),
-  probeStarted: z.number().nullable(),
-});
+const ERROR_KINDS: readonly (HostErrorKind | null)[] = ["connect", "timeout", "greeting", "tls", "auth", null];
+
+/** A record read back from disk, checked field by field; undefined when it is not one. */
+function parseRecord(value: unknown): HostHealthRecord | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const r = value as Record<keyof HostHealthRecord, unknown>;
+  const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+  const numOrNull = (v: unknown): boolean => v === null || num(v);
+  const ok =
+    typeof r.id === "string" &&
+    (r.state === "up" || r.state === "down") &&
+    num(r.since) &&
+    Number.isInteger(r.consecutiveFailures) &&
+    (r.consecutiveFailures as number) >= 0 &&
+    (r.lastError === null || typeof r.lastError === "string") &&
+    ERROR_KINDS.includes(r.lastErrorKind as HostErrorKind | null) &&
+    numOrNull(r.lastErrorAt) &&
+    numOrNull(r.lastSuccess) &&
+    numOrNull(r.nextProbe) &&
+    numOrNull(r.probeInterval) &&
+    numOrNull(r.probeStarted);
+  return ok ? (value as HostHealthRecord) : undefined;
+}
 
 /** The directory of the health records under the state directory. */
 export function hostsDir(stateDir: string): string {
@@ -128,9 +143,9 @@ async function readRecord(file: string, id: string): Promise<HostHealthRecord | 
     throw new HealthStoreError(`cannot read host health ${file}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const parsed = recordSchema.safeParse(JSON.parse(text));
+    const record = parseRecord(JSON.parse(text));
     // a damaged or foreign file is treated as no record: the host counts as up and the next write replaces it
-    return parsed.success && parsed.data.id === id ? parsed.data : undefined;
+    return record?.id === id ? record : undefined;
   } catch {
     return undefined;
   }
@@ -141,6 +156,8 @@ export class HostHealthStore {
   readonly #probeMax: number;
   readonly #probeMin: number;
   readonly #now: () => number;
+  readonly #cacheMs: number;
+  readonly #cache = new Map<string, { record: HostHealthRecord | undefined; at: number }>();
   #dirReady = false;
 
   constructor(stateDir: string, opts: HostHealthStoreOptions = {}) {
@@ -148,11 +165,23 @@ export class HostHealthStore {
     this.#probeMax = opts.probeMax ?? 30_000;
     this.#probeMin = Math.min(opts.probeMin ?? 1000, this.#probeMax);
     this.#now = opts.now ?? Date.now;
+    this.#cacheMs = opts.cacheMs ?? 250;
   }
 
   /** The host's record; a host never recorded is up. */
   async get(id: string): Promise<HostHealthRecord> {
-    return (await readRecord(this.#file(id), id)) ?? freshRecord(id, this.#now());
+    return (await this.#read(id)) ?? freshRecord(id, this.#now());
+  }
+
+  /** The record on disk (undefined: none), or the one read or written less than `cacheMs` ago. */
+  async #read(id: string): Promise<HostHealthRecord | undefined> {
+    // the real clock, not the injectable one: the cache is about file reads, not about host state
+    const now = Date.now();
+    const hit = this.#cache.get(id);
+    if (hit && now - hit.at < this.#cacheMs) return hit.record;
+    const record = await readRecord(this.#file(id), id);
+    if (this.#cacheMs > 0) this.#cache.set(id, { record, at: now });
+    return record;
   }
 
   /** Every recorded host, by id. */
@@ -202,8 +231,8 @@ export class HostHealthStore {
 
   /** Record a transaction that got through (any reply from a working session counts). */
   async markSuccess(id: string): Promise<SuccessOutcome> {
-    // the common case, a host that is up, costs one small read and no write
-    const current = await readRecord(this.#file(id), id);
+    // the common case, a host that is up, costs at most one small read (none within cacheMs) and no write
+    const current = await this.#read(id);
     if (!current || current.state === "up") {
       return { recovered: false, record: current ?? freshRecord(id, this.#now()) };
     }
@@ -266,6 +295,7 @@ export class HostHealthStore {
         const before = (await readRecord(file, id)) ?? freshRecord(id, now);
         const after = change(before, now);
         if (after !== before) await writeFileAtomic(file, JSON.stringify(after, null, 2) + "\n");
+        if (this.#cacheMs > 0) this.#cache.set(id, { record: after, at: Date.now() });
         return after;
       } finally {
         await release().catch(() => undefined);
@@ -303,8 +333,8 @@ export async function readHostHealth(stateDir: string, ids?: readonly string[]):
   const records: HostHealthRecord[] = [];
   for (const name of names.filter((n) => n.endsWith(".json") && !n.startsWith("."))) {
     try {
-      const parsed = recordSchema.safeParse(JSON.parse(await readFile(path.join(dir, name), "utf8")));
-      if (parsed.success && hostFileName(parsed.data.id) === name) records.push(parsed.data);
+      const record = parseRecord(JSON.parse(await readFile(path.join(dir, name), "utf8")));
+      if (record && hostFileName(record.id) === name) records.push(record);
     } catch {
       // removed meanwhile, or damaged: not shown
     }

@@ -3,6 +3,7 @@
  * connections) that sends a queue entry's raw bytes unchanged with an explicit envelope, and reports
  * what happened to each recipient.
  */
+import { isAscii } from "node:buffer";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import nodemailer from "nodemailer";
@@ -74,8 +75,7 @@ const BAD_ADDRESS = /[\s<>]/;
 
 /** Any byte >= 0x80: the body needs BODY=8BITMIME where the server offers it. */
 function hasEightBit(raw: Buffer): boolean {
-  for (const b of raw) if (b >= 0x80) return true;
-  return false;
+  return !isAscii(raw);
 }
 
 export class HostTransport {
@@ -125,7 +125,8 @@ export class HostTransport {
       secure: config.secure,
       maxConnections: config.pool_size,
       // reconnect now and then so a long-lived connection to a load-balanced relay cannot go stale
-      maxMessages: 100,
+      // (every 1,000 messages: a reconnection costs a handshake, EHLO and maybe STARTTLS and AUTH)
+      maxMessages: 1000,
       // the pool would requeue a message without limit when a connection closes under it (nodemailer
       // issue #1105); allow one retry on a fresh connection (an idle one closed by the server), no more
       maxRequeues: 1,

@@ -65,7 +65,9 @@ export class SliceBatch {
       if (this.pos < this.names.length) {
         const name = this.names[this.pos] ?? "";
         const p = parseName(name);
-        if (p && p.time <= now) {
+        // by the millisecond: entries queued within one get microsecond-apart names (to keep their
+        // order) and are all due in it, not some of them a millisecond later
+        if (p && Math.floor(p.time) <= now) {
           this.pos++;
           return name;
         }

@@ -8,12 +8,13 @@
  * enqueue in this process (or any other: the directory is shared) renames a spare into place as its
  * temp file. PostgreSQL recycles its WAL segment files for the same reason.
  *
- * A spare is an empty file with no meaning: a crash at any point leaves at worst a spare more or less,
- * never a lost or doubled entry, because taking and giving back are single renames. The pool is
+ * A spare is an empty file with no meaning (finished mail is emptied before it is parked): a crash at
+ * any point leaves at worst a spare more or less, never a lost or doubled entry, because taking and
+ * giving back are single renames. The pool is
  * bounded (`max` files); beyond it finished entries are unlinked as before.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, renameSync, truncateSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync } from "node:fs";
 import path from "node:path";
 import { DirSyncer } from "../util/dirsync.js";
 import { isErrno } from "./files.js";
@@ -51,8 +52,9 @@ export class SparePool {
   }
 
   /**
-   * Park a finished entry file, emptied, instead of unlinking it. False when the pool is full or
-   * cannot be used: the caller unlinks the file then. The file must not be needed any more.
+   * Park a finished entry file instead of unlinking it. The caller has emptied it (under its own
+   * name: once parked, another process may take it at any moment). False when the pool is full or
+   * cannot be used: the caller unlinks the file then.
    */
   offer(file: string): boolean {
     if (this.disabled) return false;
@@ -68,12 +70,6 @@ export class SparePool {
     } catch (err) {
       if (isErrno(err, "EXDEV")) this.disabled = true;
       return false;
-    }
-    try {
-      // finished mail is not kept in a file: the spare holds nothing until it is taken
-      truncateSync(spare, 0);
-    } catch {
-      // taken meanwhile by another process, which writes over it anyway
     }
     this.known.push(name);
     this.size++;

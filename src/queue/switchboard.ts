@@ -7,8 +7,8 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, unlinkSync } from "node:fs";
-import { mkdir, rename, unlink, stat } from "node:fs/promises";
+import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdir, rename, stat, truncate, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
@@ -231,7 +231,13 @@ export class Switchboard {
     if (!p) return;
     const wip = path.join(this.dir, p.base + EXT_WIP);
     try {
-      if (!this.spares?.offer(wip)) unlinkSync(wip);
+      if (this.spares) {
+        // emptied while it still has its own name: a spare is never emptied under another writer
+        // (a crash in between leaves an empty `.wip`, which recovery removes)
+        await truncate(wip, 0);
+        if (this.spares.offer(wip)) return;
+      }
+      await unlink(wip);
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw unavailable(`cannot remove ${entry.name}`, err);
     }
@@ -273,6 +279,11 @@ export class Switchboard {
       const wip = path.join(this.dir, name);
       // a requeue that crashed after writing its successor: the successor stands
       if (queued.has(p.sha1) || shuntedIds.has(p.sha1)) {
+        await unlink(wip).catch(() => undefined);
+        continue;
+      }
+      // a finished entry that was being recycled (emptied, not yet moved to the spares): it is done
+      if ((await stat(wip).catch(() => null))?.size === 0) {
         await unlink(wip).catch(() => undefined);
         continue;
       }

@@ -1,0 +1,156 @@
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Switchboard } from "../../src/queue/switchboard.js";
+import { SPARE_DIR, SparePool } from "../../src/queue/spares.js";
+import { encodeEntry } from "../../src/queue/entry.js";
+import { tempDir } from "../helpers/tmp.js";
+
+let root: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir: root, cleanup } = await tempDir());
+});
+afterEach(async () => cleanup());
+
+const meta = { sender: "alice@example.net", recipients: ["dev@example.org"] };
+const spareDir = (): string => path.join(root, SPARE_DIR);
+
+async function drain(sb: Switchboard): Promise<Buffer[]> {
+  const got: Buffer[] = [];
+  for (let e = await sb.dequeue(); e; e = await sb.dequeue()) {
+    got.push(Buffer.from(e.message));
+    await sb.finish(e);
+  }
+  return got;
+}
+
+describe("recycled entry files", () => {
+  it("parks finished entries emptied and builds later entries in the same inodes, across queues", async () => {
+    const spares = new SparePool(root);
+    const incoming = await Switchboard.open({ root, queue: "incoming", spares });
+    const outgoing = await Switchboard.open({ root, queue: "outgoing", spares });
+    const big = Buffer.alloc(100_000, "b");
+    for (let i = 0; i < 5; i++) await incoming.enqueue(i === 0 ? big : Buffer.from(`first ${i}`), meta);
+    const inodes = new Set<number>();
+    for (const n of await readdir(incoming.dir)) inodes.add((await stat(path.join(incoming.dir, n))).ino);
+    expect(await drain(incoming)).toHaveLength(5);
+
+    // finished mail is not kept: five empty spares, the same inodes, and nothing left in the queue
+    const parked = await readdir(spareDir());
+    expect(parked).toHaveLength(5);
+    for (const n of parked) {
+      const st = await stat(path.join(spareDir(), n));
+      expect(st.size).toBe(0);
+      expect(inodes.has(st.ino)).toBe(true);
+    }
+    expect(await readdir(incoming.dir)).toEqual([]);
+
+    // the next entries, in another queue, reuse them and read back exactly (shorter than the 100 kB one)
+    const next = [0, 1, 2, 3, 4].map((i) => Buffer.from(`second ${i}\n`));
+    for (const m of next) await outgoing.enqueue(m, meta);
+    expect(await readdir(spareDir())).toEqual([]);
+    for (const n of await readdir(outgoing.dir))
+      expect(inodes.has((await stat(path.join(outgoing.dir, n))).ino)).toBe(true);
+    expect(await drain(outgoing)).toEqual(next);
+  });
+
+  it("writes over a spare that still holds bytes (a crash between parking and emptying) and cuts it to length", async () => {
+    await mkdir(spareDir(), { recursive: true });
+    await writeFile(path.join(spareDir(), "leftover"), Buffer.alloc(50_000, "z"));
+    const sb = await Switchboard.open({ root, queue: "incoming" });
+    const msg = Buffer.from("Subject: short\n\nshort\n");
+    await sb.enqueue(msg, meta);
+    expect(await readdir(spareDir())).toEqual([]); // it was taken
+    const [name] = await readdir(sb.dir);
+    const st = await stat(path.join(sb.dir, name ?? ""));
+    const expected = Buffer.concat(
+      encodeEntry({ version: 1, ...meta, received: 0, attempts: 0, failures: [], recoveries: 0 }, msg),
+    );
+    expect(st.size).toBeLessThan(50_000);
+    expect(st.size).toBeGreaterThan(expected.length - 20); // the metadata's received time varies in length
+    expect(await drain(sb)).toEqual([msg]);
+  });
+
+  it("keeps at most `max` spares and unlinks the rest", async () => {
+    const spares = new SparePool(root, { max: 3, relistMs: 0 });
+    const sb = await Switchboard.open({ root, queue: "incoming", spares });
+    for (let i = 0; i < 10; i++) await sb.enqueue(Buffer.from(`m${i}`), meta);
+    await drain(sb);
+    expect(await readdir(spareDir())).toHaveLength(3);
+    expect(await readdir(sb.dir)).toEqual([]);
+  });
+
+  it("without a pool (spares: false) creates and unlinks every file", async () => {
+    const sb = await Switchboard.open({ root, queue: "incoming", spares: false });
+    for (let i = 0; i < 3; i++) await sb.enqueue(Buffer.from(`m${i}`), meta);
+    await drain(sb);
+    await expect(readdir(spareDir())).rejects.toMatchObject({ code: "ENOENT" });
+    expect(await readdir(sb.dir)).toEqual([]);
+  });
+
+  it("lets another process's pool take the spares (found by listing), each exactly once", async () => {
+    const a = await Switchboard.open({ root, queue: "incoming", spares: new SparePool(root) });
+    const b1 = await Switchboard.open({
+      root,
+      queue: "outgoing",
+      spares: new SparePool(root, { relistMs: 0 }),
+    });
+    const b2 = await Switchboard.open({
+      root,
+      queue: "outgoing",
+      spares: new SparePool(root, { relistMs: 0 }),
+    });
+    for (let i = 0; i < 40; i++) await a.enqueue(Buffer.from(`a${i}`), meta);
+    await drain(a);
+    expect(await readdir(spareDir())).toHaveLength(40);
+    // two writers race for the same spares: every entry must still be whole and distinct
+    const msgs = Array.from({ length: 60 }, (_, i) => Buffer.from(`b${i}\n`));
+    await Promise.all(msgs.map((m, i) => (i % 2 ? b1 : b2).enqueue(m, meta)));
+    expect(await readdir(spareDir())).toEqual([]);
+    const got = await drain(b1);
+    expect(got.map(String).sort()).toEqual(msgs.map(String).sort());
+    const inodes = new Set<number>();
+    for (const n of await readdir(path.join(root, "outgoing")))
+      inodes.add((await stat(path.join(root, "outgoing", n))).ino);
+    expect(inodes.size).toBe((await readdir(path.join(root, "outgoing"))).length);
+  });
+
+  it("recovery removes an emptied in-progress file (a finish cut short) instead of calling it bad", async () => {
+    const sb = await Switchboard.open({ root, queue: "incoming" });
+    await sb.enqueue(Buffer.from("done"), meta);
+    const e = await sb.dequeue();
+    expect(e).not.toBeNull();
+    // as if killed between emptying the .wip and parking it
+    await writeFile(path.join(sb.dir, e!.name.replace(/\.qf$/, ".wip")), "");
+    const shunt = await Switchboard.open({ root, queue: "shunt" });
+    expect(await sb.recover(shunt)).toEqual({ recovered: 0, shunted: 0 });
+    expect(await readdir(sb.dir)).toEqual([]);
+    await expect(readdir(path.join(root, "bad"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("falls back to creating and unlinking when a queue lives on another filesystem", async (ctx) => {
+    let other: string;
+    try {
+      other = await mkdtemp(path.join("/dev/shm", "qrunner-test-"));
+    } catch {
+      ctx.skip(); // no tmpfs here: nothing to cross
+      return;
+    }
+    try {
+      if ((await stat(other)).dev === (await stat(root)).dev) return ctx.skip();
+      await symlink(other, path.join(root, "outgoing"));
+      const spares = new SparePool(root);
+      const incoming = await Switchboard.open({ root, queue: "incoming", spares });
+      const outgoing = await Switchboard.open({ root, queue: "outgoing", spares });
+      for (let i = 0; i < 3; i++) await incoming.enqueue(Buffer.from(`i${i}`), meta);
+      await drain(incoming);
+      const msgs = [0, 1, 2].map((i) => Buffer.from(`o${i}`));
+      for (const m of msgs) await outgoing.enqueue(m, meta);
+      expect(await drain(outgoing)).toEqual(msgs);
+      expect(await readdir(other)).toEqual([]);
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+});
