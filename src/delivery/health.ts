@@ -67,7 +67,14 @@ export interface HostHealthStoreOptions {
   cacheMs?: number;
 }
 
-const ERROR_KINDS: readonly (HostErrorKind | null)[] = ["connect", "timeout", "greeting", "tls", "auth", null];
+const ERROR_KINDS: readonly (HostErrorKind | null)[] = [
+  "connect",
+  "timeout",
+  "greeting",
+  "tls",
+  "auth",
+  null,
+];
 
 /** A record read back from disk, checked field by field; undefined when it is not one. */
 function parseRecord(value: unknown): HostHealthRecord | undefined {
