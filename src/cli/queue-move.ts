@@ -185,7 +185,7 @@ async function moveChunk(
     }
   }
   for (const e of deleted) {
-    await src.finish(e);
+    await src.remove(e);
     cb.moved({ entry: e, to: null });
     cb.tick();
   }

@@ -7,8 +7,17 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { mkdir, rename, stat, truncate, unlink } from "node:fs/promises";
+import {
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+} from "node:fs";
+import { mkdir, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
@@ -138,9 +147,7 @@ export class Switchboard {
       throw err instanceof QueueUnavailableError ? err : unavailable(`cannot queue into ${this.dir}`, err);
     }
     // every fsync settles before its descriptor is closed (a closed number may be reused at once)
-    const syncs = [...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()];
-    if (this.spares && written.some((w) => w.reused)) syncs.push(this.spares.sync());
-    const synced = await Promise.allSettled(syncs);
+    const synced = await Promise.allSettled([...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()]);
     for (const w of written) closeSync(w.fd);
     const failed = synced.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw unavailable(`cannot sync ${this.dir}`, failed.reason);
@@ -158,11 +165,23 @@ export class Switchboard {
     let fd: number | undefined;
     let reused = false;
     try {
-      reused = this.spares?.take(tmp) ?? false;
+      if (this.spares?.take(tmp)) {
+        fd = openSync(tmp, "r+");
+        // A spare is an inode of its own. After a crash on a filesystem that does not order its
+        // metadata writes (ext4 without a journal), the spare's old name may have come back beside
+        // the entry's new one: two names, one inode, which fsck counts as two links. Never write
+        // into a file that is also something else.
+        if (fstatSync(fd).nlink === 1) reused = true;
+        else {
+          closeSync(fd);
+          fd = undefined;
+          unlinkSync(tmp);
+        }
+      }
       // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
-      fd = openSync(tmp, reused ? "r+" : "w", 0o600);
+      fd ??= openSync(tmp, "w", 0o600);
       const length = writeAllSync(fd, bufs);
-      // a spare is empty unless a crash came between its parking and its emptying
+      // a spare keeps the bytes of the entry it last held: cut what is beyond the new one
       if (reused) ftruncateSync(fd, length);
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
@@ -225,18 +244,22 @@ export class Switchboard {
     return { queue: this.queue, id: p.sha1, name, time: p.time, meta, message };
   }
 
-  /** Done with an entry: remove it. */
+  /** Remove an entry for good: unlinked, never recycled (an operator's `queue delete`). */
+  async remove(entry: Entry): Promise<void> {
+    const p = parseName(entry.name);
+    if (!p) return;
+    await unlink(path.join(this.dir, p.base + EXT_WIP)).catch((err: unknown) => {
+      if (!isErrno(err, "ENOENT")) throw unavailable(`cannot remove ${entry.name}`, err);
+    });
+  }
+
+  /** Done with an entry: its file goes to the spare pool, or is unlinked. */
   async finish(entry: Entry): Promise<void> {
     const p = parseName(entry.name);
     if (!p) return;
     const wip = path.join(this.dir, p.base + EXT_WIP);
     try {
-      if (this.spares) {
-        // emptied while it still has its own name: a spare is never emptied under another writer
-        // (a crash in between leaves an empty `.wip`, which recovery removes)
-        await truncate(wip, 0);
-        if (this.spares.offer(wip)) return;
-      }
+      if (this.spares?.offer(wip)) return;
       await unlink(wip);
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw unavailable(`cannot remove ${entry.name}`, err);
@@ -282,7 +305,7 @@ export class Switchboard {
         await unlink(wip).catch(() => undefined);
         continue;
       }
-      // a finished entry that was being recycled (emptied, not yet moved to the spares): it is done
+      // an empty file was never an acknowledged entry: a name that a power loss kept without its bytes
       if ((await stat(wip).catch(() => null))?.size === 0) {
         await unlink(wip).catch(() => undefined);
         continue;

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
@@ -26,7 +26,7 @@ async function drain(sb: Switchboard): Promise<Buffer[]> {
 }
 
 describe("recycled entry files", () => {
-  it("parks finished entries emptied and builds later entries in the same inodes, across queues", async () => {
+  it("parks finished entries and builds later entries in the same inodes, across queues", async () => {
     const spares = new SparePool(root);
     const incoming = await Switchboard.open({ root, queue: "incoming", spares });
     const outgoing = await Switchboard.open({ root, queue: "outgoing", spares });
@@ -36,23 +36,45 @@ describe("recycled entry files", () => {
     for (const n of await readdir(incoming.dir)) inodes.add((await stat(path.join(incoming.dir, n))).ino);
     expect(await drain(incoming)).toHaveLength(5);
 
-    // finished mail is not kept: five empty spares, the same inodes, and nothing left in the queue
+    // five spares, the same inodes, and nothing left in the queue
     const parked = await readdir(spareDir());
     expect(parked).toHaveLength(5);
-    for (const n of parked) {
-      const st = await stat(path.join(spareDir(), n));
-      expect(st.size).toBe(0);
-      expect(inodes.has(st.ino)).toBe(true);
-    }
+    for (const n of parked) expect(inodes.has((await stat(path.join(spareDir(), n))).ino)).toBe(true);
     expect(await readdir(incoming.dir)).toEqual([]);
 
-    // the next entries, in another queue, reuse them and read back exactly (shorter than the 100 kB one)
+    // the next entries, in another queue, reuse them and read back exactly, though shorter than the
+    // 100 kB one whose bytes a spare still held
     const next = [0, 1, 2, 3, 4].map((i) => Buffer.from(`second ${i}\n`));
     for (const m of next) await outgoing.enqueue(m, meta);
     expect(await readdir(spareDir())).toEqual([]);
-    for (const n of await readdir(outgoing.dir))
-      expect(inodes.has((await stat(path.join(outgoing.dir, n))).ino)).toBe(true);
+    for (const n of await readdir(outgoing.dir)) {
+      const st = await stat(path.join(outgoing.dir, n));
+      expect(inodes.has(st.ino)).toBe(true);
+      expect(st.size).toBeLessThan(1000);
+    }
     expect(await drain(outgoing)).toEqual(next);
+  });
+
+  it("never writes into a spare whose inode has another name too (a crash on an unordered filesystem)", async () => {
+    const sb = await Switchboard.open({ root, queue: "incoming" });
+    const first = Buffer.from("Subject: acknowledged\n\nkeep me\n");
+    await sb.enqueue(first, meta);
+    const [name] = await readdir(sb.dir);
+    // as after a crash that kept both the spare's old name and the entry's new one
+    await mkdir(spareDir(), { recursive: true });
+    await link(path.join(sb.dir, name ?? ""), path.join(spareDir(), "ghost"));
+    await sb.enqueue(Buffer.from("Subject: second\n\nsecond\n"), meta);
+    const got = await drain(sb);
+    expect(got.map(String)).toEqual([String(first), "Subject: second\n\nsecond\n"]);
+  });
+
+  it("unlinks entries an operator removes instead of recycling them", async () => {
+    const sb = await Switchboard.open({ root, queue: "hold" });
+    await sb.enqueue(Buffer.from("gone"), meta);
+    const e = await sb.dequeue();
+    await sb.remove(e!);
+    expect(await readdir(sb.dir)).toEqual([]);
+    await expect(readdir(spareDir())).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("writes over a spare that still holds bytes (a crash between parking and emptying) and cuts it to length", async () => {
@@ -116,12 +138,12 @@ describe("recycled entry files", () => {
     expect(inodes.size).toBe((await readdir(path.join(root, "outgoing"))).length);
   });
 
-  it("recovery removes an emptied in-progress file (a finish cut short) instead of calling it bad", async () => {
+  it("recovery removes an empty in-progress file (never an acknowledged entry) instead of calling it bad", async () => {
     const sb = await Switchboard.open({ root, queue: "incoming" });
     await sb.enqueue(Buffer.from("done"), meta);
     const e = await sb.dequeue();
     expect(e).not.toBeNull();
-    // as if killed between emptying the .wip and parking it
+    // as if a power loss kept the name but not the bytes
     await writeFile(path.join(sb.dir, e!.name.replace(/\.qf$/, ".wip")), "");
     const shunt = await Switchboard.open({ root, queue: "shunt" });
     expect(await sb.recover(shunt)).toEqual({ recovered: 0, shunted: 0 });
