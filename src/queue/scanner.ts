@@ -7,13 +7,15 @@
  * batch size grows with the backlog (half of what the last pass saw, within bounds), so the cost of
  * the pass per dequeued entry stays about constant however long the queue is.
  */
-import { opendir } from "node:fs/promises";
+import { opendirSync } from "node:fs";
 import { inSlice, type Slice } from "./slice.js";
-import { parseName, type ParsedName } from "./names.js";
+import { parseName, sha1OfName, type ParsedName } from "./names.js";
 
 /** Batch sizes: large enough that even the first pass over a big backlog is amortized over many dequeues. */
 const MIN_BATCH = 100_000;
 const MAX_BATCH = 250_000;
+/** Names read per step of a listing pass before the event loop gets a turn. */
+const CHUNK = 4096;
 
 export interface ScanResult {
   /** the oldest names of the slice with the wanted extension, sorted oldest first */
@@ -31,17 +33,27 @@ export async function scanSlice(
 ): Promise<ScanResult> {
   let kept: string[] = [];
   let seen = 0;
-  const suffix = "." + ext;
-  const d = await opendir(dir, { bufferSize: 1024 });
-  for await (const dirent of d) {
-    const name = dirent.name;
-    if (!name.endsWith(suffix)) continue;
-    const p = parseName(name);
-    if (!p || !inSlice(slice, p.sha1)) continue;
-    seen++;
-    kept.push(name);
-    // bounded selection: let the buffer grow to twice the limit, then keep the oldest half
-    if (kept.length >= limit * 2) kept = kept.sort().slice(0, limit);
+  // read in place, a chunk at a time, and let the event loop run between chunks: an async iterator
+  // costs a promise per name (seconds for a million), a whole readdir holds every name at once
+  const d = opendirSync(dir, { bufferSize: CHUNK });
+  try {
+    for (let n = 0; ; n++) {
+      if (n === CHUNK) {
+        n = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const dirent = d.readSync();
+      if (dirent === null) break;
+      const name = dirent.name;
+      const sha1 = sha1OfName(name, ext);
+      if (sha1 === null || !inSlice(slice, sha1)) continue;
+      seen++;
+      kept.push(name);
+      // bounded selection: let the buffer grow to twice the limit, then keep the oldest half
+      if (kept.length >= limit * 2) kept = kept.sort().slice(0, limit);
+    }
+  } finally {
+    d.closeSync();
   }
   kept.sort();
   if (kept.length > limit) kept.length = limit;
