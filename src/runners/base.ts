@@ -26,6 +26,11 @@ const TEMP_SWEEP_MS = 5 * 60_000;
 
 export interface Handler {
   handle(entry: Entry, log: Logger): Promise<HandleResult>;
+  /**
+   * Fields every log line about this entry carries besides queue and entry id (e.g. its list or its
+   * host): the loop builds one child logger per entry with them, rather than the handler a second one.
+   */
+  bindings?(entry: Entry): Record<string, unknown>;
   /** why the runner should not work now although entries are due (e.g. "waiting for idle"), or null */
   waitReason?(): Promise<string | null>;
   /** called on every wake before dequeuing (periodic chores such as expiring held posts) */
@@ -139,7 +144,18 @@ export class RunnerLoop {
   }
 
   private async handleOne(entry: Entry): Promise<void> {
-    const log = this.ctx.logger.child({ queue: this.queue.queue, entry: entry.id });
+    let log: Logger;
+    try {
+      log = this.ctx.logger.child({
+        queue: this.queue.queue,
+        entry: entry.id,
+        ...this.handler.bindings?.(entry),
+      });
+    } catch (err) {
+      log = this.ctx.logger.child({ queue: this.queue.queue, entry: entry.id });
+      await this.fail(entry, err, log);
+      return;
+    }
     let result: HandleResult;
     try {
       result = await this.handler.handle(entry, log);

@@ -46,13 +46,22 @@ export class IncomingRunner implements Handler {
     }
   }
 
-  async handle(entry: Entry, log: Logger): Promise<HandleResult> {
-    const { lists } = this.ctx.settings();
+  /** The list and role of an entry's address; throws when no list has it. */
+  private route(entry: Entry): Route {
     const to = entry.meta.to ?? entry.meta.recipients[0] ?? "";
-    const route = routeRecipient(to, lists);
+    const route = routeRecipient(to, this.ctx.settings().lists);
     // the list may have been removed since the message was queued: keep it (shunt) for the operator
     if (!route) throw new UnknownAddressError(to, `no list has the address ${to} (any more)`);
-    const l = log.child({ list: route.list.address, role: route.role });
+    return route;
+  }
+
+  bindings(entry: Entry): Record<string, unknown> {
+    const route = this.route(entry);
+    return { list: route.list.address, role: route.role };
+  }
+
+  async handle(entry: Entry, l: Logger): Promise<HandleResult> {
+    const route = this.route(entry);
     switch (route.role) {
       case "post":
         return this.post(entry, route.list, l);

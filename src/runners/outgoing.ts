@@ -40,11 +40,14 @@ export class OutgoingRunner implements Handler {
     return hostForSha1(hosts, entry.id);
   }
 
-  async handle(entry: Entry, log: Logger): Promise<HandleResult> {
+  bindings(entry: Entry): Record<string, unknown> {
+    return { host: hostId(this.hostFor(entry)) };
+  }
+
+  async handle(entry: Entry, l: Logger): Promise<HandleResult> {
     if (entry.meta.recipients.length === 0) return;
     const host = this.hostFor(entry);
     const id = hostId(host);
-    const l = log.child({ host: id });
     const record = await this.health.get(id);
     const now = Date.now();
     // down: try only as the one probe that is due, claimed so that workers do not all probe at once
