@@ -127,7 +127,21 @@ describe("HostHealthStore", () => {
       Array.from({ length: 12 }, (_, i) => stores[i % 3]!.markFailure("h", refused)),
     );
     expect(outcomes.filter((o) => o.outageStarted)).toHaveLength(1);
-    expect((await stores[0]!.get("h")).consecutiveFailures).toBe(12);
+    expect((await new HostHealthStore(dir, { now }).get("h")).consecutiveFailures).toBe(12);
+  });
+
+  it("trusts a record it read or wrote for cacheMs, then reads the file again", async () => {
+    const mine = new HostHealthStore(dir, { now, cacheMs: 200 });
+    const other = new HostHealthStore(dir, { now, cacheMs: 0 });
+    expect((await mine.get("h")).state).toBe("up");
+    await other.markFailure("h", refused); // another worker takes the host down
+    expect((await mine.get("h")).state).toBe("up"); // within cacheMs: the record read before
+    expect((await other.get("h")).state).toBe("down"); // no cache: the file
+    await new Promise((r) => setTimeout(r, 250));
+    expect((await mine.get("h")).state).toBe("down");
+    // its own changes are seen at once
+    await mine.markSuccess("h");
+    expect((await mine.get("h")).state).toBe("up");
   });
 
   it("writes atomically, owner-only, and leaves no temp or lock files behind", async () => {

@@ -82,6 +82,27 @@ describe("HostTransport", () => {
     expect(s.messages[0]?.from).toBe("");
   });
 
+  it("sends addresses with domains lower-cased (and punycoded), local parts kept, replies reported under the given address", async () => {
+    const s = await sink();
+    const t = transport(s);
+    const cases: [string, string[], string[]][] = [
+      ["Alice.Smith+tag@Example.ORG", ["Bob@Example.NET"], ["Bob@example.net"]],
+      ['"odd,one"@example.org', ["carol@example.net"], ["carol@example.net"]],
+      // sent as erin@xn--bcher-kva.example; smtp-server reports the domain decoded again
+      ["dave@example.org", ["erin@Bücher.example"], ["erin@bücher.example"]],
+    ];
+    for (const [i, [from, to, expected]] of cases.entries()) {
+      const r = await t.send({ from, to }, message(`env${i}`, i === 0 ? "caf\xe9\r\n" : "plain\r\n"));
+      expect(r.failed, JSON.stringify(r.failed)).toEqual([]);
+      expect(r.accepted).toEqual(to);
+      const m = s.messages[i]!;
+      expect(m.to).toEqual(expected);
+      expect(m.bodyType).toBe(i === 0 ? "8bitmime" : "7bit");
+    }
+    expect(s.messages[0]?.from).toBe("Alice.Smith+tag@example.org");
+    expect(s.messages[1]?.from).toBe('"odd,one"@example.org');
+  });
+
   it("reuses pooled connections for several messages", async () => {
     const s = await sink();
     const t = transport(s, { pool_size: 1 });
