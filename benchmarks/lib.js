@@ -439,7 +439,7 @@ export function cpuDelta(a, b) {
 export function queueCounts(qfiles) {
   const out = {};
   if (!existsSync(qfiles)) return out;
-  for (const q of readdirSync(qfiles)) {
+  for (const q of readdirSync(qfiles).filter((d) => !d.startsWith("."))) {
     try {
       const n = readdirSync(path.join(qfiles, q)).length;
       if (n) out[q] = n;

@@ -11,7 +11,6 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import lockfile from "proper-lockfile";
-import { z } from "zod";
 import { writeFileAtomic } from "../util/atomic.js";
 import { QrunnerError } from "../util/errors.js";
 import { normalizeAddress, validateAddress } from "./addresses.js";
@@ -53,36 +52,134 @@ export function emptyState(): ListState {
   return { version: 1, added: [], removed: [], members: {}, replies: {}, tokens: {}, unrecognisedBounces: 0 };
 }
 
-// Unknown keys are kept (passthrough) so a newer writer's fields survive an older reader's update.
-const memberSchema = z
-  .object({
-    score: z.number().finite().default(0),
-    lastBounce: z.number().optional(),
-    lastCounted: z.string().optional(),
-    disabled: z.object({ reason: z.string(), at: z.number() }).passthrough().optional(),
-  })
-  .passthrough();
+/**
+ * Where a state file is not what we can read: the path of the first bad value (dot-joined, "" for the
+ * whole file) and what is wrong with it, worded as zod words it.
+ */
+class StateShapeError extends Error {
+  constructor(
+    readonly where: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
-const stateSchema = z
-  .object({
-    version: z.literal(1),
-    added: z.array(z.string()).default([]),
-    removed: z.array(z.string()).default([]),
-    members: z.record(memberSchema).default({}),
-    replies: z.record(z.array(z.number())).default({}),
-    tokens: z
-      .record(
-        z.object({
-          action: z.enum(["join", "leave"]),
-          address: z.string(),
-          created: z.number(),
-          expires: z.number(),
-        }),
-      )
-      .default({}),
-    unrecognisedBounces: z.number().int().min(0).default(0),
-  })
-  .passthrough();
+/** A JSON value's type as the messages name it. */
+function typeOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "number" && Number.isNaN(v)) return "nan";
+  return typeof v;
+}
+
+function expected(what: string, v: unknown, where: string): StateShapeError {
+  return new StateShapeError(where, v === undefined ? "Required" : `Expected ${what}, received ${typeOf(v)}`);
+}
+
+const at = (where: string, key: string | number): string => (where === "" ? String(key) : `${where}.${key}`);
+
+type JsonObject = Record<string, unknown>;
+
+function object(v: unknown, where: string): JsonObject {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw expected("object", v, where);
+  return v as JsonObject;
+}
+
+function num(v: unknown, where: string): number {
+  if (typeof v !== "number" || Number.isNaN(v)) throw expected("number", v, where);
+  return v;
+}
+
+function str(v: unknown, where: string): string {
+  if (typeof v !== "string") throw expected("string", v, where);
+  return v;
+}
+
+function array<T>(v: unknown, where: string, item: (x: unknown, where: string) => T): T[] {
+  if (!Array.isArray(v)) throw expected("array", v, where);
+  return v.map((x, i) => item(x, at(where, i)));
+}
+
+/** An object whose own values each pass `value` (a record keyed by address or token). */
+function record<T>(v: unknown, where: string, value: (x: unknown, where: string) => T): Record<string, T> {
+  // fromEntries defines each key as data, a "__proto__" key included
+  return Object.fromEntries(Object.entries(object(v, where)).map(([k, x]) => [k, value(x, at(where, k))]));
+}
+
+/**
+ * `checked` (the known fields, in order; undefined ones left out) followed by the keys of `o` that are
+ * not among them: unknown keys are kept, so a newer writer's fields survive an older reader's update.
+ */
+function withRest(o: JsonObject, checked: JsonObject): JsonObject {
+  const known = Object.entries(checked).filter(([, v]) => v !== undefined);
+  const rest = Object.entries(o).filter(([k]) => !Object.hasOwn(checked, k));
+  return Object.fromEntries([...known, ...rest]);
+}
+
+const opt = <T>(v: unknown, where: string, check: (x: unknown, where: string) => T): T | undefined =>
+  v === undefined ? undefined : check(v, where);
+
+function disabled(v: unknown, where: string): JsonObject {
+  const d = object(v, where);
+  return withRest(d, { reason: str(d["reason"], at(where, "reason")), at: num(d["at"], at(where, "at")) });
+}
+
+/** A member's bounce state. */
+function member(v: unknown, where: string): JsonObject {
+  const m = object(v, where);
+  const score = m["score"] === undefined ? 0 : num(m["score"], at(where, "score"));
+  if (!Number.isFinite(score)) throw new StateShapeError(at(where, "score"), "Number must be finite");
+  return withRest(m, {
+    score,
+    lastBounce: opt(m["lastBounce"], at(where, "lastBounce"), num),
+    lastCounted: opt(m["lastCounted"], at(where, "lastCounted"), str),
+    disabled: opt(m["disabled"], at(where, "disabled"), disabled),
+  });
+}
+
+/** A pending confirmation: exactly its four fields (others are dropped). */
+function token(v: unknown, where: string): PendingAction {
+  const t = object(v, where);
+  const action = t["action"];
+  if (action !== "join" && action !== "leave")
+    throw typeof action === "string"
+      ? new StateShapeError(
+          at(where, "action"),
+          `Invalid enum value. Expected 'join' | 'leave', received '${action}'`,
+        )
+      : expected("'join' | 'leave'", action, at(where, "action"));
+  return {
+    action,
+    address: str(t["address"], at(where, "address")),
+    created: num(t["created"], at(where, "created")),
+    expires: num(t["expires"], at(where, "expires")),
+  };
+}
+
+/**
+ * A parsed state.json checked as a ListState: absent fields get their defaults, unknown keys are kept
+ * (except in tokens). Throws StateShapeError at the first bad value, in field order.
+ */
+function checkListState(json: unknown): ListState {
+  const s = object(json, "");
+  if (s["version"] !== 1) throw new StateShapeError("version", "Invalid literal value, expected 1");
+  const orEmpty = <T>(v: unknown, empty: T): unknown => (v === undefined ? empty : v);
+  const checked = {
+    version: 1,
+    added: array(orEmpty(s["added"], []), "added", str),
+    removed: array(orEmpty(s["removed"], []), "removed", str),
+    members: record(orEmpty(s["members"], {}), "members", member),
+    replies: record(orEmpty(s["replies"], {}), "replies", (v, where) => array(v, where, num)),
+    tokens: record(orEmpty(s["tokens"], {}), "tokens", token),
+    unrecognisedBounces: num(orEmpty(s["unrecognisedBounces"], 0), "unrecognisedBounces"),
+  };
+  const n = checked.unrecognisedBounces;
+  if (!Number.isInteger(n))
+    throw new StateShapeError("unrecognisedBounces", "Expected integer, received float");
+  if (n < 0) throw new StateShapeError("unrecognisedBounces", "Number must be greater than or equal to 0");
+  return withRest(s, checked) as unknown as ListState;
+}
 
 const HOUR = 3_600_000;
 
@@ -192,14 +289,12 @@ export class ListStateStore {
     } catch (err) {
       throw new StateCorruptError(this.file, "not JSON", { cause: err });
     }
-    const parsed = stateSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue ? `${issue.path.join(".") || "(top)"}: ${issue.message}` : "invalid";
-      throw new StateCorruptError(this.file, where, { cause: parsed.error });
+    try {
+      return checkListState(json);
+    } catch (err) {
+      if (!(err instanceof StateShapeError)) throw err;
+      throw new StateCorruptError(this.file, `${err.where || "(top)"}: ${err.message}`, { cause: err });
     }
-    // JSON holds no `undefined`, so zod's optional fields are exactly ours
-    return parsed.data as ListState;
   }
 
   /**

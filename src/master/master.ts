@@ -15,8 +15,9 @@ import type { ListConfig } from "../lists/schema.js";
 import { MasterListeners } from "../metrics/listeners.js";
 import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
-import { ClusterNode } from "./cluster.js";
-import { supervisorHooks } from "./cluster-workers.js";
+// cluster mode's code is loaded only when the config has a `cluster:` section
+import type { ClusterNode } from "./cluster.js";
+import type { supervisorHooks } from "./cluster-workers.js";
 import { MasterLock } from "./lock.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
 import {
@@ -28,6 +29,12 @@ import {
 } from "./supervisor.js";
 import { writeStatus, type MasterStatus, type RejectedEdit } from "./status-file.js";
 import { ConfigWatcher } from "./watch.js";
+
+/** Cluster mode's node and the hooks it works the supervisor through. */
+interface ClusterParts {
+  node: ClusterNode;
+  supervisorHooks: typeof supervisorHooks;
+}
 
 export interface MasterOptions {
   configFile: string;
@@ -76,14 +83,19 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     config.master.stop_timeout,
     logHandle.logger,
   );
-  let cluster: ClusterNode | null = null;
+  let cluster: ClusterParts | null = null;
   if (config.cluster) {
     try {
-      cluster = await ClusterNode.join({
+      const [{ ClusterNode }, { supervisorHooks }] = await Promise.all([
+        import("./cluster.js"),
+        import("./cluster-workers.js"),
+      ]);
+      const node = await ClusterNode.join({
         qfiles: config.qfiles,
         config: config.cluster,
         logger: logHandle.logger,
       });
+      cluster = { node, supervisorHooks };
     } catch (err) {
       await lock.release();
       logHandle.close();
@@ -114,6 +126,7 @@ class Master {
   private statusWrite: Promise<void> = Promise.resolve();
   private done!: (code: number) => void;
   private readonly signals: Array<[NodeJS.Signals, () => void]>;
+  private readonly cluster: ClusterNode | null;
 
   constructor(
     private readonly opts: MasterOptions,
@@ -122,8 +135,9 @@ class Master {
     private readonly logHandle: LoggerHandle,
     private readonly lock: MasterLock,
     /** cluster mode: this node's leases and balancing; null when the config has no `cluster:` */
-    private readonly cluster: ClusterNode | null = null,
+    private readonly clusterParts: ClusterParts | null = null,
   ) {
+    const cluster = (this.cluster = clusterParts?.node ?? null);
     this.log = logHandle.logger;
     this.stateDir = config.state;
     this.supervisor = new Supervisor({
@@ -179,9 +193,12 @@ class Master {
       "master starting",
     );
     this.supervisor.start(specs);
-    this.cluster?.start(
-      supervisorHooks(this.supervisor, () => this.enqueueWait("cluster re-plan", () => this.replan())),
-    );
+    if (this.clusterParts) {
+      const { node, supervisorHooks } = this.clusterParts;
+      node.start(
+        supervisorHooks(this.supervisor, () => this.enqueueWait("cluster re-plan", () => this.replan())),
+      );
+    }
     this.state = "running";
     this.statusTimer = setInterval(() => this.statusChanged(), this.opts.statusIntervalMs ?? 2000);
     this.statusChanged();

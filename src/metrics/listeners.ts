@@ -1,17 +1,23 @@
 /**
  * The listeners the master runs beside its workers: the LMTP intake (`intake.lmtp`) and the metrics
  * endpoint (`metrics.listen`). `apply` follows the config: a listener whose address changed is closed
- * and opened on the new one, a removed one is closed. The metrics object lives as long as the master
- * (counters keep counting across reloads), whether or not its endpoint is currently served.
+ * and opened on the new one, a removed one is closed.
+ *
+ * Each is loaded only when configured: a master without `intake.lmtp` never loads smtp-server nor the
+ * intake code, and one without `metrics.listen` never loads prom-client nor the scrape sources (about
+ * 10 MB of RSS together). The metrics object is made when the endpoint is first configured (at start,
+ * or by a later edit: its counters then start from that moment, as after a master restart) and from
+ * then on lives as long as the master (counters keep counting across reloads), whether or not its
+ * endpoint is currently served; heartbeats before it exists are not counted.
  */
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
-import { LmtpListener, type ListenAddress } from "../intake/lmtp.js";
+import type { LmtpListener, ListenAddress } from "../intake/lmtp.js";
 import type { WorkerMessage } from "../runners/ipc.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { QrunnerMetrics, type HeartbeatOrigin } from "./metrics.js";
-import { MetricsServer } from "./server.js";
+import type { HeartbeatOrigin, QrunnerMetrics } from "./metrics.js";
+import type { MetricsServer } from "./server.js";
 import type { WorkerView } from "./sources.js";
 
 export interface ListenersOptions {
@@ -21,7 +27,8 @@ export interface ListenersOptions {
 }
 
 export class MasterListeners {
-  readonly metrics: QrunnerMetrics;
+  /** null until `metrics.listen` is first configured */
+  private metricsObj: QrunnerMetrics | null = null;
   private lmtp: { spec: string; listener: LmtpListener } | null = null;
   private http: { spec: string; server: MetricsServer } | null = null;
   private closed = false;
@@ -29,11 +36,23 @@ export class MasterListeners {
 
   constructor(private readonly opts: ListenersOptions) {
     this.log = opts.logger;
-    this.metrics = new QrunnerMetrics({
-      settings: opts.settings,
-      workers: opts.workers,
-      logger: opts.logger,
+  }
+
+  /** The master's metrics; null while the endpoint has never been configured. */
+  get metrics(): QrunnerMetrics | null {
+    return this.metricsObj;
+  }
+
+  /** The metrics object, made (and prom-client loaded) on first use. */
+  private async ensureMetrics(): Promise<QrunnerMetrics> {
+    if (this.metricsObj) return this.metricsObj;
+    const { QrunnerMetrics } = await import("./metrics.js");
+    this.metricsObj ??= new QrunnerMetrics({
+      settings: this.opts.settings,
+      workers: this.opts.workers,
+      logger: this.opts.logger,
     });
+    return this.metricsObj;
   }
 
   /** Where the listeners are bound right now (for logs and tests). */
@@ -44,7 +63,7 @@ export class MasterListeners {
   /** A worker's heartbeat, for the metrics; never throws (it runs in the IPC message handler). */
   heartbeat(from: HeartbeatOrigin, hb: Extract<WorkerMessage, { type: "heartbeat" }>): void {
     try {
-      this.metrics.heartbeat(from, hb);
+      this.metricsObj?.heartbeat(from, hb);
     } catch (err) {
       this.log.warn({ err: describeError(err) }, "metrics: bad heartbeat");
     }
@@ -57,6 +76,8 @@ export class MasterListeners {
    */
   async apply(config: Config, strict: boolean): Promise<void> {
     if (this.closed) return;
+    // before the LMTP listener, so that it counts its first outcomes too
+    if (config.metrics.listen !== undefined) await this.ensureMetrics();
     const lmtpSpec = config.intake.lmtp;
     if (this.lmtp && this.lmtp.spec !== lmtpSpec) {
       await this.lmtp.listener.close();
@@ -64,11 +85,12 @@ export class MasterListeners {
     }
     if (lmtpSpec !== undefined && !this.lmtp) {
       try {
+        const { LmtpListener } = await import("../intake/lmtp.js");
         const listener = await LmtpListener.start({
           listen: lmtpSpec,
           settings: this.opts.settings,
           logger: this.log.child({ listener: "lmtp" }),
-          onOutcome: (outcome, n) => this.metrics.lmtpOutcome(outcome, n),
+          onOutcome: (outcome, n) => this.metricsObj?.lmtpOutcome(outcome, n),
         });
         if (this.closed) await listener.close();
         else this.lmtp = { spec: lmtpSpec, listener };
@@ -84,11 +106,9 @@ export class MasterListeners {
     }
     if (httpSpec !== undefined && !this.http) {
       try {
-        const server = await MetricsServer.start({
-          listen: httpSpec,
-          metrics: this.metrics,
-          logger: this.log,
-        });
+        const { MetricsServer } = await import("./server.js");
+        const metrics = await this.ensureMetrics();
+        const server = await MetricsServer.start({ listen: httpSpec, metrics, logger: this.log });
         if (this.closed) await server.close();
         else this.http = { spec: httpSpec, server };
       } catch (err) {

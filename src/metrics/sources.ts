@@ -6,7 +6,9 @@
  */
 import { opendir, readdir } from "node:fs/promises";
 import type { Config } from "../config/schema.js";
-import { hostId, readHostHealth } from "../delivery/index.js";
+// not the delivery index: that would load the SMTP transport (nodemailer) into the master
+import { hostId } from "../delivery/hosts.js";
+import { readHostHealth } from "../delivery/health.js";
 import { effectiveScore, policyFromList } from "../lists/bounces/score.js";
 import { HeldStore } from "../lists/held.js";
 import { effectiveMembers, memberState } from "../lists/members.js";

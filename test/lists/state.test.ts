@@ -146,6 +146,68 @@ describe("ListStateStore", () => {
     await expect(store.update(() => 1)).rejects.toThrow(StateCorruptError);
   });
 
+  it.each([
+    ["[]", "(top): Expected object, received array"],
+    ['{"version": 2}', "version: Invalid literal value, expected 1"],
+    ['{"version": 1, "added": "a@b.example"}', "added: Expected array, received string"],
+    ['{"version": 1, "removed": ["a@b.example", 7]}', "removed.1: Expected string, received number"],
+    [
+      '{"version": 1, "members": {"a@b.example": {"score": "3"}}}',
+      "members.a@b.example.score: Expected number, received string",
+    ],
+    [
+      '{"version": 1, "members": {"a@b.example": {"disabled": {"reason": "bounces"}}}}',
+      "members.a@b.example.disabled.at: Required",
+    ],
+    [
+      '{"version": 1, "replies": {"a@b.example": [1, null]}}',
+      "replies.a@b.example.1: Expected number, received null",
+    ],
+    [
+      '{"version": 1, "tokens": {"t": {"action": "stay", "address": "a@b.example", "created": 1, "expires": 2}}}',
+      "tokens.t.action: Invalid enum value. Expected 'join' | 'leave', received 'stay'",
+    ],
+    [
+      '{"version": 1, "tokens": {"t": {"action": "join", "created": 1, "expires": 2}}}',
+      "tokens.t.address: Required",
+    ],
+    ['{"version": 1, "unrecognisedBounces": 1.5}', "unrecognisedBounces: Expected integer, received float"],
+    [
+      '{"version": 1, "unrecognisedBounces": -1}',
+      "unrecognisedBounces: Number must be greater than or equal to 0",
+    ],
+  ])("says where a state file is wrong and what is wrong: %s", async (text, detail) => {
+    const store = new ListStateStore(tmp, "dev@example.org");
+    await fsp.mkdir(store.dir, { recursive: true });
+    await fsp.writeFile(store.file, text);
+    await expect(store.read()).rejects.toThrow(
+      `${store.file}: not a readable list state file (${detail}); repair it or move it away`,
+    );
+  });
+
+  it("fills in absent fields, keeps unknown ones in their place and drops unknown token fields", async () => {
+    const store = new ListStateStore(tmp, "dev@example.org");
+    await fsp.mkdir(store.dir, { recursive: true });
+    const token = { action: "leave", address: "a@b.example", created: 1, expires: 2, junk: 1 };
+    await fsp.writeFile(
+      store.file,
+      JSON.stringify({ future: 1, version: 1, members: { "a@b.example": { x: 1 } }, tokens: { t: token } }),
+    );
+    const s = await store.read();
+    expect(JSON.stringify(s)).toBe(
+      JSON.stringify({
+        version: 1,
+        added: [],
+        removed: [],
+        members: { "a@b.example": { score: 0, x: 1 } },
+        replies: {},
+        tokens: { t: { action: "leave", address: "a@b.example", created: 1, expires: 2 } },
+        unrecognisedBounces: 0,
+        future: 1,
+      }),
+    );
+  });
+
   it("takes over a stale lock left by a dead process", async () => {
     const store = new ListStateStore(tmp, "dev@example.org", { stale: 2000, retries: 0 });
     await fsp.mkdir(`${store.file}.lock`, { recursive: true });

@@ -1,0 +1,83 @@
+/**
+ * The master's listeners follow the config, and load what they serve only when it is configured:
+ * without `metrics.listen` there is no metrics object (heartbeats are not counted); once the endpoint
+ * has been configured its counters live on across edits that close and reopen it. Real config files,
+ * a real HTTP endpoint.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { loadAll } from "../../src/lists/load.js";
+import { MasterListeners } from "../../src/metrics/listeners.js";
+import type { WorkerMessage } from "../../src/runners/ipc.js";
+import { silentLogger } from "../../src/util/log.js";
+import { makeSite, type Site } from "../helpers/site.js";
+import { parseExposition } from "./prom-text.js";
+
+type Heartbeat = Extract<WorkerMessage, { type: "heartbeat" }>;
+
+const SMTP = "smtp: { hosts: [{ host: 127.0.0.1, port: 2525 }] }\n";
+const WORKER = { key: "incoming 0/1", runner: "incoming", slice: "0/1", pid: 100 };
+
+function beat(handled: number): Heartbeat {
+  return { type: "heartbeat", handled, failed: 0, lastProgress: Date.now(), due: 0, inHand: 0 };
+}
+
+let site: Site | undefined;
+let listeners: MasterListeners | undefined;
+afterEach(async () => {
+  await listeners?.close();
+  listeners = undefined;
+  await site?.cleanup();
+  site = undefined;
+});
+
+async function handledOn(port: number): Promise<number | undefined> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(res.status).toBe(200);
+  return parseExposition(await res.text()).get("qrunner_entries_handled_total", {
+    runner: "incoming",
+    slice: "0/1",
+  });
+}
+
+describe("MasterListeners", () => {
+  it("makes no metrics object until the endpoint is configured, then keeps it across edits", async () => {
+    site = await makeSite(SMTP);
+    const s = site;
+    let settings = await loadAll(s.configFile);
+    const l = (listeners = new MasterListeners({
+      settings: () => settings,
+      workers: () => [],
+      logger: silentLogger(),
+    }));
+    await l.apply(settings.config, true);
+    expect(l.metrics).toBeNull();
+    expect(l.addresses()).toEqual({ lmtp: null, metrics: null });
+    l.heartbeat(WORKER, beat(3)); // nothing to count it in: not an error
+
+    // an edit turns the endpoint on: counting starts there
+    await s.writeConfig(SMTP + "metrics: { listen: 127.0.0.1:0 }\n");
+    settings = await loadAll(s.configFile);
+    await l.apply(settings.config, false);
+    const metrics = l.metrics;
+    expect(metrics).not.toBeNull();
+    const first = l.addresses().metrics;
+    expect(first).not.toBeNull();
+    l.heartbeat(WORKER, beat(5));
+    expect(await handledOn(first!.port)).toBe(5);
+
+    // off: the endpoint closes, the counters keep counting
+    await s.writeConfig(SMTP);
+    settings = await loadAll(s.configFile);
+    await l.apply(settings.config, false);
+    expect(l.addresses().metrics).toBeNull();
+    l.heartbeat(WORKER, beat(7));
+    await expect(fetch(`http://127.0.0.1:${first!.port}/metrics`)).rejects.toThrow();
+
+    // on again: the same metrics object, with what it counted meanwhile
+    await s.writeConfig(SMTP + "metrics: { listen: 127.0.0.1:0 }\n");
+    settings = await loadAll(s.configFile);
+    await l.apply(settings.config, false);
+    expect(l.metrics).toBe(metrics);
+    expect(await handledOn(l.addresses().metrics!.port)).toBe(7);
+  });
+});
