@@ -13,7 +13,7 @@ import { HeldStore, heldIdFor } from "../lists/held.js";
 import { decodeHeaderText, getHeader, messageId } from "../lists/message.js";
 import { enabledRecipients, isMember } from "../lists/members.js";
 import type { ListConfig } from "../lists/schema.js";
-import { ListStateStore } from "../lists/state.js";
+import { ListStateCache } from "../lists/state-cache.js";
 import type { Entry, NewEntryMeta } from "../queue/types.js";
 import { UnknownAddressError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
@@ -27,7 +27,15 @@ const EXPIRE_EVERY_MS = 10 * 60_000;
 export class IncomingRunner implements Handler {
   private nextExpiry = 0;
 
+  private stateCache: ListStateCache | null = null;
+
   constructor(private readonly ctx: RunnerContext) {}
+
+  /** Read per post, parsed only when changed; a new state directory (a config edit) starts afresh. */
+  private states(stateDir: string): ListStateCache {
+    if (this.stateCache?.stateDir !== stateDir) this.stateCache = new ListStateCache(stateDir);
+    return this.stateCache;
+  }
 
   /** Held posts past their list's hold_expires are dropped (by the worker of slice 0 only). */
   async tick(): Promise<void> {
@@ -115,8 +123,7 @@ export class IncomingRunner implements Handler {
 
   private async post(entry: Entry, list: ListConfig, log: Logger): Promise<void> {
     const { config } = this.ctx.settings();
-    const stateStore = new ListStateStore(config.state, list.address);
-    const state = await stateStore.read();
+    const state = await this.states(config.state).read(list.address);
     const approved = entry.meta.extra?.["approved"] === true;
     const sender = entry.meta.sender;
     const verdict = approved
