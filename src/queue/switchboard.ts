@@ -305,11 +305,6 @@ export class Switchboard {
         await unlink(wip).catch(() => undefined);
         continue;
       }
-      // an empty file was never an acknowledged entry: a name that a power loss kept without its bytes
-      if ((await stat(wip).catch(() => null))?.size === 0) {
-        await unlink(wip).catch(() => undefined);
-        continue;
-      }
       let entry: Entry;
       try {
         entry = await this.readEntry(wip, p.base + EXT_QUEUED);

@@ -18,9 +18,12 @@ export interface LoggerHandle {
 }
 
 export function createLogger(opts: LogOptions, bindings: Record<string, unknown> = {}): LoggerHandle {
+  // Synchronous writes, one per line: lines leave in the order they were logged, nothing waits in
+  // a buffer at exit, and close() has nothing to flush. (An asynchronous destination flushed at exit
+  // can write its buffer ahead of a write still in flight, and spin on a pipe nobody drains.)
   const dest = opts.file
-    ? pino.destination({ dest: opts.file, sync: false, mkdir: true })
-    : pino.destination({ dest: 1, sync: false });
+    ? pino.destination({ dest: opts.file, sync: true, mkdir: true })
+    : pino.destination({ dest: 1, sync: true });
   const logger = pino(
     {
       level: opts.level,

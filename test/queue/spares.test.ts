@@ -138,19 +138,6 @@ describe("recycled entry files", () => {
     expect(inodes.size).toBe((await readdir(path.join(root, "outgoing"))).length);
   });
 
-  it("recovery removes an empty in-progress file (never an acknowledged entry) instead of calling it bad", async () => {
-    const sb = await Switchboard.open({ root, queue: "incoming" });
-    await sb.enqueue(Buffer.from("done"), meta);
-    const e = await sb.dequeue();
-    expect(e).not.toBeNull();
-    // as if a power loss kept the name but not the bytes
-    await writeFile(path.join(sb.dir, e!.name.replace(/\.qf$/, ".wip")), "");
-    const shunt = await Switchboard.open({ root, queue: "shunt" });
-    expect(await sb.recover(shunt)).toEqual({ recovered: 0, shunted: 0 });
-    expect(await readdir(sb.dir)).toEqual([]);
-    await expect(readdir(path.join(root, "bad"))).rejects.toMatchObject({ code: "ENOENT" });
-  });
-
   it("falls back to creating and unlinking when a queue lives on another filesystem", async (ctx) => {
     let other: string;
     try {
