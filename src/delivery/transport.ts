@@ -3,7 +3,6 @@
  * connections) that sends a queue entry's raw bytes unchanged with an explicit envelope, and reports
  * what happened to each recipient.
  */
-import { isAscii } from "node:buffer";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { createRequire } from "node:module";
@@ -13,6 +12,7 @@ import type { Logger } from "../util/log.js";
 import type { FallbackHostConfig } from "../config/schema.js";
 import { CaFileError, MissingSecretError } from "./errors.js";
 import { hostId } from "./hosts.js";
+import { BAD_ADDRESS, hasEightBit, wireAddress, type PreparedMail, type PreparedPool } from "./envelope.js";
 import { hostErrorOf, resultOfError, resultOfInfo, mergeResults } from "./outcome.js";
 import type { HostError, RecipientFailure, SendResult } from "./outcome.js";
 
@@ -76,53 +76,6 @@ function noDelaySocket(host: string, port: number, connectTimeout: number) {
     connection.once("close", () => clearTimeout(timer));
     callback(null, { connection });
   };
-}
-
-/** An address we can put between angle brackets in MAIL FROM / RCPT TO. */
-const BAD_ADDRESS = /[\s<>]/;
-
-/**
- * An address as it goes into MAIL FROM or RCPT TO: the local part exactly as given, the domain
- * lower-cased and, when it is not ASCII, in punycode (IDNA), as nodemailer would send it.
- */
-function wireAddress(address: string): string {
-  const at = address.lastIndexOf("@");
-  if (at < 0) return address;
-  const domain = address.slice(at + 1).toLowerCase();
-  return address.slice(0, at + 1) + (isAscii(Buffer.from(domain)) ? domain : punycodeDomain(domain));
-}
-
-function punycodeDomain(domain: string): string {
-  const { toASCII } = createRequire(import.meta.url)("nodemailer/lib/punycode/index.js") as {
-    toASCII(d: string): string;
-  };
-  try {
-    return toASCII(domain);
-  } catch {
-    return domain; // not a valid IDN: sent as given, and the server judges it
-  }
-}
-
-/** The parts of a nodemailer mail object that its SMTP pool reads (smtp-pool, pool-resource). */
-interface PreparedMail {
-  data: Record<string, never>;
-  message: {
-    getEnvelope(): { from: string | false; to: string[]; size: number; use8BitMime: boolean };
-    messageId(): string;
-    getHeader(name: string): string | undefined;
-    createReadStream(): Buffer;
-  };
-}
-
-/** nodemailer's SMTP pool (the transporter behind createTransport({ pool: true })). */
-interface PreparedPool {
-  /** false when the pool is closed (the callback is then never called) */
-  send(mail: PreparedMail, callback: (err: Error | null, info?: SMTPPool.SentMessageInfo) => void): boolean;
-}
-
-/** Any byte >= 0x80: the body needs BODY=8BITMIME where the server offers it. */
-function hasEightBit(raw: Buffer): boolean {
-  return !isAscii(raw);
 }
 
 export class HostTransport {
@@ -348,51 +301,5 @@ export class HostTransport {
   }
 }
 
-/**
- * Deliver one message to all its recipients through one host, in transactions of at most `maxRecipients`,
- * up to `transport.poolSize` at once. Once a transaction meets a host error, the transactions not yet
- * started are not attempted: their recipients fail temporarily with the same host error.
- */
-export async function deliverBatched(
-  transport: Pick<HostTransport, "send" | "poolSize">,
-  envelope: Envelope,
-  raw: Buffer,
-  maxRecipients: number,
-): Promise<SendResult> {
-  if (!Number.isInteger(maxRecipients) || maxRecipients < 1)
-    throw new RangeError(`maxRecipients must be >= 1, not ${maxRecipients}`);
-  const recipients = [...new Set(envelope.to)];
-  const batches: string[][] = [];
-  for (let i = 0; i < recipients.length; i += maxRecipients)
-    batches.push(recipients.slice(i, i + maxRecipients));
-
-  const results: SendResult[] = new Array<SendResult>(batches.length);
-  let hostError: HostError | undefined;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < batches.length) {
-      const i = next++;
-      const batch = batches[i] ?? [];
-      if (hostError) {
-        const he = hostError;
-        results[i] = {
-          accepted: [],
-          failed: batch.map((recipient) => ({
-            recipient,
-            kind: "temporary",
-            message: he.message,
-            ...(he.code !== undefined ? { code: he.code } : {}),
-          })),
-          hostError: he,
-        };
-        continue;
-      }
-      const r = await transport.send({ from: envelope.from, to: batch }, raw);
-      results[i] = r;
-      if (r.hostError && !hostError) hostError = r.hostError;
-    }
-  };
-  const lanes = Math.max(1, Math.min(transport.poolSize, batches.length));
-  await Promise.all(Array.from({ length: lanes }, () => worker()));
-  return mergeResults(results);
-}
+// deliverBatched lived here first; callers import it from the transport's module
+export { deliverBatched } from "./batches.js";

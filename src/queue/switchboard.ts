@@ -7,26 +7,18 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import {
-  closeSync,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  unlinkSync,
-} from "node:fs";
+import { closeSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { mkdir, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
 import { DirSyncer, fsyncFd } from "../util/dirsync.js";
-import { fullMeta, isErrno, unavailable, writeAllSync } from "./files.js";
-import { encodeEntry, decodeEntry } from "./entry.js";
-import { EXT_QUEUED, EXT_TMP, EXT_WIP, entrySha1, exactTimePrefix, parseName, timePrefix } from "./names.js";
+import { fullMeta, isErrno, unavailable } from "./files.js";
+import { decodeEntry } from "./entry.js";
+import { EXT_QUEUED, EXT_WIP, parseName } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
 import { SparePool } from "./spares.js";
+import { writeTemp, type WrittenTemp } from "./write.js";
 import { WHOLE, type Slice } from "./slice.js";
 import type { Entry, EntryMeta, NewEntryMeta } from "./types.js";
 
@@ -57,17 +49,6 @@ export interface EnqueueOptions {
 
 /** How long a `.tmp` file may sit before recovery treats it as left by a crashed writer. */
 const STALE_TMP_MS = 10 * 60_000;
-
-/** A temp file written and still open, on its way to its `.qf` name. */
-interface WrittenTemp {
-  id: string;
-  tmp: string;
-  final: string;
-  fd: number;
-  renamed: boolean;
-  /** a recycled file taken from the spare pool */
-  reused: boolean;
-}
 
 const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
@@ -132,7 +113,8 @@ export class Switchboard {
     const now = Date.now();
     const written: WrittenTemp[] = [];
     try {
-      for (const it of items) written.push(this.writeTemp(it.message, fullMeta(it.meta, now), it));
+      for (const it of items)
+        written.push(writeTemp(this.dir, this.spares, it.message, fullMeta(it.meta, now), it));
       for (const w of written) {
         renameSync(w.tmp, w.final);
         w.renamed = true;
@@ -152,43 +134,6 @@ export class Switchboard {
     const failed = synced.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) throw unavailable(`cannot sync ${this.dir}`, failed.reason);
     return written.map((w) => w.id);
-  }
-
-  /** Write one entry to its temp file (not yet synced); the descriptor stays open for the fsync. */
-  private writeTemp(message: Buffer, meta: EntryMeta, opts: EnqueueOptions): WrittenTemp {
-    // an explicit time is kept exactly, so that re-running a crashed step rewrites the same name
-    const time = opts.notBefore !== undefined ? exactTimePrefix(opts.notBefore) : timePrefix(Date.now());
-    const bufs = encodeEntry(meta, message);
-    const id = opts.id ?? entrySha1(message, (bufs[1] ?? Buffer.alloc(0)).toString("latin1"), time);
-    const base = `${time}+${id}`;
-    const tmp = path.join(this.dir, base + EXT_TMP);
-    let fd: number | undefined;
-    let reused = false;
-    try {
-      if (this.spares?.take(tmp)) {
-        fd = openSync(tmp, "r+");
-        // A spare is an inode of its own. After a crash on a filesystem that does not order its
-        // metadata writes (ext4 without a journal), the spare's old name may have come back beside
-        // the entry's new one: two names, one inode, which fsck counts as two links. Never write
-        // into a file that is also something else.
-        if (fstatSync(fd).nlink === 1) reused = true;
-        else {
-          closeSync(fd);
-          fd = undefined;
-          unlinkSync(tmp);
-        }
-      }
-      // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
-      fd ??= openSync(tmp, "w", 0o600);
-      const length = writeAllSync(fd, bufs);
-      // a spare keeps the bytes of the entry it last held: cut what is beyond the new one
-      if (reused) ftruncateSync(fd, length);
-    } catch (err) {
-      if (fd !== undefined) closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw unavailable(`cannot write ${tmp}`, err);
-    }
-    return { id, tmp, final: path.join(this.dir, base + EXT_QUEUED), fd, renamed: false, reused };
   }
 
   /**

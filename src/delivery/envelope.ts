@@ -1,0 +1,54 @@
+/**
+ * The SMTP envelope as it goes on the wire, and the prepared mail object handed to nodemailer's
+ * connection pool (see HostTransport.send): address checks and normalisation, 8BITMIME detection.
+ */
+import { isAscii } from "node:buffer";
+import { createRequire } from "node:module";
+import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
+
+/** An address we can put between angle brackets in MAIL FROM / RCPT TO. */
+export const BAD_ADDRESS = /[\s<>]/;
+
+/**
+ * An address as it goes into MAIL FROM or RCPT TO: the local part exactly as given, the domain
+ * lower-cased and, when it is not ASCII, in punycode (IDNA), as nodemailer would send it.
+ */
+export function wireAddress(address: string): string {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return address;
+  const domain = address.slice(at + 1).toLowerCase();
+  return address.slice(0, at + 1) + (isAscii(Buffer.from(domain)) ? domain : punycodeDomain(domain));
+}
+
+function punycodeDomain(domain: string): string {
+  const { toASCII } = createRequire(import.meta.url)("nodemailer/lib/punycode/index.js") as {
+    toASCII(d: string): string;
+  };
+  try {
+    return toASCII(domain);
+  } catch {
+    return domain; // not a valid IDN: sent as given, and the server judges it
+  }
+}
+
+/** The parts of a nodemailer mail object that its SMTP pool reads (smtp-pool, pool-resource). */
+export interface PreparedMail {
+  data: Record<string, never>;
+  message: {
+    getEnvelope(): { from: string | false; to: string[]; size: number; use8BitMime: boolean };
+    messageId(): string;
+    getHeader(name: string): string | undefined;
+    createReadStream(): Buffer;
+  };
+}
+
+/** nodemailer's SMTP pool (the transporter behind createTransport({ pool: true })). */
+export interface PreparedPool {
+  /** false when the pool is closed (the callback is then never called) */
+  send(mail: PreparedMail, callback: (err: Error | null, info?: SMTPPool.SentMessageInfo) => void): boolean;
+}
+
+/** Any byte >= 0x80: the body needs BODY=8BITMIME where the server offers it. */
+export function hasEightBit(raw: Buffer): boolean {
+  return !isAscii(raw);
+}
