@@ -54,12 +54,18 @@ export class IncomingRunner implements Handler {
     }
   }
 
+  /** routes found for the log bindings, used again by handle */
+  private readonly routes = new WeakMap<Entry, Route>();
+
   /** The list and role of an entry's address; throws when no list has it. */
   private route(entry: Entry): Route {
+    const known = this.routes.get(entry);
+    if (known) return known;
     const to = entry.meta.to ?? entry.meta.recipients[0] ?? "";
     const route = routeRecipient(to, this.ctx.settings().lists);
     // the list may have been removed since the message was queued: keep it (shunt) for the operator
     if (!route) throw new UnknownAddressError(to, `no list has the address ${to} (any more)`);
+    this.routes.set(entry, route);
     return route;
   }
 

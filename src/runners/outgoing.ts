@@ -26,7 +26,16 @@ export class OutgoingRunner implements Handler {
     this.step = new DeliveryStep(ctx, this.transports, this.health);
   }
 
+  /** hosts picked for the log bindings, used again by handle */
+  private readonly hosts = new WeakMap<Entry, AnyHost>();
+
   private hostFor(entry: Entry): AnyHost {
+    let host = this.hosts.get(entry);
+    if (!host) this.hosts.set(entry, (host = this.pickHost(entry)));
+    return host;
+  }
+
+  private pickHost(entry: Entry): AnyHost {
     const { config } = this.ctx.settings();
     const hosts = config.smtp.hosts;
     const { slice } = this.ctx;
