@@ -69,6 +69,8 @@ export class SparePool {
       renameSync(file, spare);
     } catch (err) {
       if (isErrno(err, "EXDEV")) this.disabled = true;
+      // the pool's directory was removed (by an operator): make it again next time
+      else if (isErrno(err, "ENOENT")) this.dirReady = false;
       return false;
     }
     this.known.push(name);

@@ -68,6 +68,18 @@ describe("recycled entry files", () => {
     expect(got.map(String)).toEqual([String(first), "Subject: second\n\nsecond\n"]);
   });
 
+  it("comes back when an operator removes the pool's directory", async () => {
+    const spares = new SparePool(root, { relistMs: 0 });
+    const sb = await Switchboard.open({ root, queue: "incoming", spares });
+    await sb.enqueue(Buffer.from("one"), meta);
+    await drain(sb);
+    await rm(spareDir(), { recursive: true });
+    for (let i = 0; i < 2; i++) await sb.enqueue(Buffer.from(`m${i}`), meta);
+    expect((await drain(sb)).map(String)).toEqual(["m0", "m1"]);
+    expect(await readdir(spareDir())).toHaveLength(1); // the first finish after removal unlinks
+    expect(await readdir(sb.dir)).toEqual([]);
+  });
+
   it("unlinks entries an operator removes instead of recycling them", async () => {
     const sb = await Switchboard.open({ root, queue: "hold" });
     await sb.enqueue(Buffer.from("gone"), meta);
