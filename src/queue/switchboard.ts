@@ -8,7 +8,7 @@
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
 import { closeSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { mkdir, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
@@ -19,6 +19,7 @@ import { EXT_QUEUED, EXT_WIP, parseName } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
 import { SparePool } from "./spares.js";
 import { writeTemp, type WrittenTemp } from "./write.js";
+import { idsInSlice, putBackAbandoned, removeStaleTemps } from "./leftovers.js";
 import { WHOLE, type Slice } from "./slice.js";
 import type { Entry, EntryMeta, NewEntryMeta } from "./types.js";
 
@@ -46,9 +47,6 @@ export interface EnqueueOptions {
   /** keep this sha1 (an entry moving between queues keeps its id); default a fresh one */
   id?: string;
 }
-
-/** How long a `.tmp` file may sit before recovery treats it as left by a crashed writer. */
-const STALE_TMP_MS = 10 * 60_000;
 
 const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
@@ -284,41 +282,18 @@ export class Switchboard {
    * by the rename): younger ones may belong to a command still running. Returns how many.
    */
   async recoverAbandoned(minAgeMs: number): Promise<number> {
-    const now = Date.now();
-    let n = 0;
-    for (const name of (await scanSlice(this.dir, this.slice, "wip", Number.MAX_SAFE_INTEGER)).names) {
-      const p = parseName(name);
-      const st = p ? await stat(path.join(this.dir, name)).catch(() => null) : null;
-      if (!p || !st || now - st.ctimeMs < minAgeMs) continue;
-      await rename(path.join(this.dir, name), path.join(this.dir, p.base + EXT_QUEUED)).then(
-        () => n++,
-        () => undefined,
-      );
-    }
+    const n = await putBackAbandoned(this.dir, this.slice, minAgeMs);
     if (n) this.batch.invalidate();
     return n;
   }
 
-  private async queuedIds(slice: Slice = this.slice): Promise<Set<string>> {
-    const ids = new Set<string>();
-    for (const name of (await scanSlice(this.dir, slice, "qf", Number.MAX_SAFE_INTEGER)).names) {
-      const p = parseName(name);
-      if (p) ids.add(p.sha1);
-    }
-    return ids;
+  private queuedIds(slice: Slice = this.slice): Promise<Set<string>> {
+    return idsInSlice(this.dir, slice, "qf");
   }
 
   /** Remove temp files of this slice left by writers that crashed (older than 10 minutes). */
-  async removeStaleTemps(): Promise<void> {
-    const tmps = (await scanSlice(this.dir, this.slice, "tmp", Number.MAX_SAFE_INTEGER)).names;
-    const now = Date.now();
-    for (const name of tmps) {
-      const file = path.join(this.dir, name);
-      const st = await stat(file).catch(() => null);
-      // ctime too: a recycled file renamed into place keeps its old mtime until it is written
-      if (st && now - Math.max(st.mtimeMs, st.ctimeMs) > STALE_TMP_MS)
-        await unlink(file).catch(() => undefined);
-    }
+  removeStaleTemps(): Promise<void> {
+    return removeStaleTemps(this.dir, this.slice);
   }
 
   /** Move an unreadable file to `bad` (a sibling directory of this queue), logging why. */
