@@ -10,7 +10,7 @@ import { scanSlice } from "./scanner.js";
 import type { Slice } from "./slice.js";
 
 /** How long a `.tmp` file may sit before it counts as left by a crashed writer. */
-export const STALE_TMP_MS = 10 * 60_000;
+const STALE_TMP_MS = 10 * 60_000;
 
 /** The sha1s of the slice's files with extension `ext`. */
 export async function idsInSlice(dir: string, slice: Slice, ext: ParsedName["ext"]): Promise<Set<string>> {

@@ -12,7 +12,7 @@
  *
  * A crash at any point leaves at worst a spare more or less, never a lost or doubled entry, because
  * taking and giving back are single renames; a writer never writes into a spare whose inode has
- * another name too (see Switchboard.writeTemp). A spare keeps the bytes of the entry it last held until
+ * another name too (see writeTemp in write.ts). A spare keeps the bytes of the entry it last held until
  * it is reused (or the pool is cleared): like the queue, the pool is readable only by the daemon's
  * user. Entries removed by an operator (`queue delete`) are unlinked, never recycled. The pool is
  * bounded (`max` files); beyond it finished entries are unlinked as before.
@@ -106,11 +106,6 @@ export class SparePool {
         return false;
       }
     }
-  }
-
-  /** How many spares the pool holds, as far as this process knows. */
-  get estimate(): number {
-    return this.size;
   }
 
   /** List the directory again, at most once per `relistMs`; true when it did. */
