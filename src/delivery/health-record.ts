@@ -2,6 +2,7 @@
  * A host's health record on disk (`<state>/hosts/<id>.json`): its shape, its file name, reading and
  * checking it. The circuit breaker that changes records is HostHealthStore (health.ts).
  */
+import { readFileSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
@@ -105,10 +106,15 @@ export function isAvailable(record: HostHealthRecord, now: number): boolean {
   return record.state === "up" || (record.nextProbe !== null && now >= record.nextProbe);
 }
 
+/**
+ * One host's record, or undefined when it has none (or an unreadable one). Read synchronously: the
+ * file is a few hundred bytes on local disk, and a worker reads it for every entry of a down host;
+ * four thread-pool round trips would cost more than the read.
+ */
 export async function readRecord(file: string, id: string): Promise<HostHealthRecord | undefined> {
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new HealthStoreError(`cannot read host health ${file}: ${(err as Error).message}`, { cause: err });

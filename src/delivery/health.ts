@@ -56,9 +56,11 @@ export interface HostHealthStoreOptions {
   /** clock, ms epoch (tests) */
   now?: () => number;
   /**
-   * How long a record read from disk is trusted (ms, default 250): delivery checks its host before
-   * and after every message, and a circuit breaker shared between workers needs no fresher view.
-   * Changes made through this store are seen at once; 0 reads the file every time.
+   * How long a record saying "up" (or no record) read from disk is trusted (ms, default 250): delivery
+   * checks its host before and after every message, and a host that went down meanwhile costs one
+   * failed attempt. A record saying "down" is never trusted from memory: another worker's probe may
+   * have brought the host back, and routing on a stale outage would send mail to the fallback while a
+   * primary is up. Changes made through this store are seen at once; 0 reads the file every time.
    */
   cacheMs?: number;
 }
@@ -85,15 +87,21 @@ export class HostHealthStore {
     return (await this.#read(id)) ?? freshRecord(id, this.#now());
   }
 
-  /** The record on disk (undefined: none), or the one read or written less than `cacheMs` ago. */
+  /** The record on disk (undefined: none), or an "up" one read or written less than `cacheMs` ago. */
   async #read(id: string): Promise<HostHealthRecord | undefined> {
     // the real clock, not the injectable one: the cache is about file reads, not about host state
     const now = Date.now();
     const hit = this.#cache.get(id);
     if (hit && now - hit.at < this.#cacheMs) return hit.record;
     const record = await readRecord(this.#file(id), id);
-    if (this.#cacheMs > 0) this.#cache.set(id, { record, at: now });
+    this.#remember(id, record, now);
     return record;
+  }
+
+  #remember(id: string, record: HostHealthRecord | undefined, at: number): void {
+    if (this.#cacheMs > 0 && (record === undefined || record.state === "up"))
+      this.#cache.set(id, { record, at });
+    else this.#cache.delete(id);
   }
 
   /** Every recorded host, by id. */
@@ -168,12 +176,14 @@ export class HostHealthStore {
 
   /**
    * For a down host whose probe is due: claim the probe for this worker, so the others keep waiting
-   * for up to `holdMs` while it runs. True when the caller should probe now (then markFailure or
-   * markSuccess settles it). Optional: without claims every worker may probe once the probe is due.
+   * for up to `holdMs` while it runs. True when the caller may send through the host now: it was
+   * brought back up meanwhile (by another worker's probe), or this caller holds its probe (then
+   * markFailure or markSuccess settles it). Optional: without claims every worker may probe once due.
    */
   async claimProbe(id: string, holdMs: number): Promise<boolean> {
     let claimed = false;
     await this.#update(id, (r, now) => {
+      if (r.state === "up") claimed = true;
       if (r.state !== "down" || r.nextProbe === null || now < r.nextProbe) return r;
       claimed = true;
       return { ...r, nextProbe: now + holdMs, probeStarted: now };
@@ -207,7 +217,7 @@ export class HostHealthStore {
         const before = (await readRecord(file, id)) ?? freshRecord(id, now);
         const after = change(before, now);
         if (after !== before) await writeFileAtomic(file, JSON.stringify(after, null, 2) + "\n");
-        if (this.#cacheMs > 0) this.#cache.set(id, { record: after, at: Date.now() });
+        this.#remember(id, after, Date.now());
         return after;
       } finally {
         await release().catch(() => undefined);

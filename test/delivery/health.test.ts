@@ -130,7 +130,7 @@ describe("HostHealthStore", () => {
     expect((await new HostHealthStore(dir, { now }).get("h")).consecutiveFailures).toBe(12);
   });
 
-  it("trusts a record it read or wrote for cacheMs, then reads the file again", async () => {
+  it("trusts an up record it read or wrote for cacheMs, then reads the file again", async () => {
     const mine = new HostHealthStore(dir, { now, cacheMs: 200 });
     const other = new HostHealthStore(dir, { now, cacheMs: 0 });
     expect((await mine.get("h")).state).toBe("up");
@@ -142,6 +142,32 @@ describe("HostHealthStore", () => {
     // its own changes are seen at once
     await mine.markSuccess("h");
     expect((await mine.get("h")).state).toBe("up");
+  });
+
+  it("never trusts a down record from memory: another worker's probe may have brought the host back", async () => {
+    const mine = new HostHealthStore(dir, { now, cacheMs: 60_000 });
+    const other = new HostHealthStore(dir, { now, cacheMs: 60_000 });
+    await mine.markFailure("h", refused); // written by this store, and down
+    expect((await mine.get("h")).state).toBe("down");
+    clock += 1000;
+    expect(await other.claimProbe("h", 5000)).toBe(true);
+    await other.markSuccess("h"); // the other worker's probe got through
+    expect((await mine.get("h")).state).toBe("up"); // at once, though cacheMs is a minute
+    expect(await mine.available("h")).toBe(true);
+  });
+
+  it("lets a caller that found the host down send when it is up by the time it claims", async () => {
+    const mine = new HostHealthStore(dir, { now });
+    const other = new HostHealthStore(dir, { now });
+    await mine.markFailure("h", refused);
+    clock += 1000;
+    const seen = await mine.get("h"); // down, its probe due
+    expect(isAvailable(seen, clock)).toBe(true);
+    expect(await other.claimProbe("h", 5000)).toBe(true);
+    await other.markSuccess("h");
+    // the snapshot said down; the claim finds it up and says go (not "someone else holds the probe")
+    expect(await mine.claimProbe("h", 5000)).toBe(true);
+    expect((await mine.get("h")).probeStarted).toBeNull();
   });
 
   it("writes atomically, owner-only, and leaves no temp or lock files behind", async () => {
