@@ -4,7 +4,7 @@
  * cannot both post it; an approved post is queued durably in `incoming` before it leaves the held store.
  */
 import type { Command } from "commander";
-import type { HeldMeta, HeldPost } from "../lists/held.js";
+import type { HeldMeta, HeldPost } from "../lists/held-format.js";
 import type { loadAll } from "../lists/load.js";
 import type { ListConfig } from "../lists/schema.js";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";

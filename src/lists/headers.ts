@@ -5,7 +5,8 @@
  */
 import { QrunnerError } from "../util/errors.js";
 import type { ListConfig } from "./schema.js";
-import { decodeHeaderText, headerFields, splitHeader, type Eol } from "./message.js";
+import { decodeHeaderText } from "./header-text.js";
+import { headerFields, splitHeader, type Eol } from "./message.js";
 import {
   bouncesAddress,
   joinAddress,

@@ -1,8 +1,7 @@
 /**
- * Posts held for a moderator, `<state>/lists/<list>/held/<id>.held`: one file per post, a JSON line of
- * metadata followed by the raw message bytes exactly as received, written durably before `hold`
- * resolves. Ids are 10 characters of Crockford base32 (50 random bits): short enough to type, unique
- * across lists, so `qrunner approve ID` needs no list name.
+ * Posts held for a moderator, `<state>/lists/<list>/held/<id>.held`: one file per post (the format is
+ * in held-format.ts), written durably before `hold` resolves. Ids (held-ids.ts) are unique across
+ * lists, so `qrunner approve ID` needs no list name.
  *
  * approve/reject/discard first claim a post by renaming it to `<id>.claimed`: of two moderators acting
  * on one post at once, exactly one wins. A claim left behind by a crash returns to held after
@@ -13,102 +12,20 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { fsyncDir } from "../util/dirsync.js";
 import { QrunnerError } from "../util/errors.js";
+import {
+  HeldCorruptError,
+  decode,
+  encode,
+  type HeldMeta,
+  type HeldPost,
+  type HoldMeta,
+} from "./held-format.js";
+import { ID_RE, newHeldId, normalizeHeldId } from "./held-ids.js";
 import { ensureDir, listStateDir } from "./state.js";
 
-const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
-const ID_LENGTH = 10;
-const ID_RE = /^[0-9abcdefghjkmnpqrstvwxyz]{10}$/;
 const HELD = ".held";
 const CLAIMED = ".claimed";
 export const CLAIM_STALE_MS = 10 * 60_000;
-
-/** What the holder knows about a post. */
-export interface HoldMeta {
-  /** envelope sender ("" for the null sender) */
-  sender: string;
-  /** why it is held, for the moderator (e.g. "post from a non-member", "larger than 1MB") */
-  reason: string;
-  /** header From address, when parsed: where a rejection notice goes */
-  from?: string;
-  subject?: string;
-  /** ms epoch when it first reached qrunner */
-  received?: number;
-}
-
-export interface HeldMeta extends HoldMeta {
-  version: 1;
-  id: string;
-  /** the list's posting address */
-  list: string;
-  /** ms epoch when held */
-  heldAt: number;
-  /** bytes of the raw message */
-  size: number;
-}
-
-export interface HeldPost {
-  meta: HeldMeta;
-  raw: Buffer;
-}
-
-/** A held file we cannot read (truncated by hand, not ours). */
-export class HeldCorruptError extends QrunnerError {
-  readonly file: string;
-  constructor(file: string, detail: string, options?: { cause?: unknown }) {
-    super("EHELD_CORRUPT", `${file}: not a held post (${detail}); move it away`, options);
-    this.file = file;
-  }
-}
-
-/** Operators may type ids in capitals, and with the letters base32 leaves out (I, L → 1, O → 0). */
-export function normalizeHeldId(id: string): string | null {
-  const s = id.trim().toLowerCase().replace(/[il]/g, "1").replace(/o/g, "0");
-  return ID_RE.test(s) ? s : null;
-}
-
-/**
- * The held id of a queue entry, derived from its sha1: holding the same entry again (a runner that
- * crashed after holding it, before finishing the entry) finds the post already held.
- */
-export function heldIdFor(entryId: string): string {
-  let id = "";
-  for (let i = 0; i < ID_LENGTH; i++) id += ALPHABET[parseInt(entryId.slice(i * 2, i * 2 + 2), 16) & 31];
-  return id;
-}
-
-export function newHeldId(): string {
-  const bytes = randomBytes(ID_LENGTH);
-  let id = "";
-  for (const b of bytes) id += ALPHABET[b & 31];
-  return id;
-}
-
-function encode(meta: HeldMeta, raw: Buffer): Buffer {
-  // JSON.stringify escapes every newline inside strings, so the first "\n" ends the metadata
-  return Buffer.concat([Buffer.from(JSON.stringify(meta) + "\n", "utf8"), raw]);
-}
-
-function decode(file: string, data: Buffer): HeldPost {
-  const nl = data.indexOf(0x0a);
-  if (nl < 0) throw new HeldCorruptError(file, "no metadata line");
-  let meta: unknown;
-  try {
-    meta = JSON.parse(data.subarray(0, nl).toString("utf8"));
-  } catch (err) {
-    throw new HeldCorruptError(file, "metadata is not JSON", { cause: err });
-  }
-  const m = meta as Partial<HeldMeta> | null;
-  if (
-    !m ||
-    m.version !== 1 ||
-    typeof m.id !== "string" ||
-    typeof m.list !== "string" ||
-    typeof m.heldAt !== "number"
-  ) {
-    throw new HeldCorruptError(file, "metadata lacks version, id, list or heldAt");
-  }
-  return { meta: m as HeldMeta, raw: data.subarray(nl + 1) };
-}
 
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === "ENOENT";

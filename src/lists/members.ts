@@ -5,7 +5,7 @@
  */
 import { normalizeAddress, validateAddress } from "./addresses.js";
 import type { ListConfig } from "./schema.js";
-import type { ListState, MemberState } from "./state.js";
+import type { ListState, MemberState } from "./state-shape.js";
 
 type MemberList = Pick<ListConfig, "allMembers">;
 

@@ -3,7 +3,8 @@
  * Request mail is rare and small, so here (unlike the post path) we let mailparser do the MIME work,
  * on at most MAX_REQUEST_BYTES of the message.
  */
-import { decodeHeaderText, getHeader } from "./message.js";
+import { decodeHeaderText } from "./header-text.js";
+import { getHeader } from "./message.js";
 
 export type Verb = "help" | "join" | "leave" | "confirm" | "echo" | "unknown";
 

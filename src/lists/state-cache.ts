@@ -1,6 +1,7 @@
 /** Cached list states for the incoming runner (see ListStateCache). */
 import { statSync } from "node:fs";
-import { ListStateStore, emptyState, type ListState } from "./state.js";
+import { ListStateStore } from "./state.js";
+import { emptyState, type ListState } from "./state-shape.js";
 
 /**
  * List states for readers that look at every post (the incoming runner): a state is read again

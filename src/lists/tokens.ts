@@ -7,7 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { normalizeAddress } from "./addresses.js";
 import type { ListConfig } from "./schema.js";
-import type { ListState, ListStateStore, PendingAction } from "./state.js";
+import type { ListStateStore } from "./state.js";
+import type { ListState, PendingAction } from "./state-shape.js";
 
 /** 18 random bytes: 24 URL-safe characters, 144 bits. */
 const TOKEN_BYTES = 18;

@@ -13,10 +13,12 @@ import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { DeliveryStep, Transports, healthStore, type AnyHost } from "./delivery-step.js";
 import { deliveryGaveUp } from "../lists/notice-texts.js";
-import { decodeHeaderText, getHeader, messageId } from "../lists/message.js";
+import { decodeHeaderText } from "../lists/header-text.js";
+import { getHeader, messageId } from "../lists/message.js";
 import { queueNotice } from "./notify.js";
 import { ownerAddress } from "../lists/addresses.js";
-import { ListStateStore, takeReplySlot } from "../lists/state.js";
+import { takeReplySlot } from "../lists/replies.js";
+import { ListStateStore } from "../lists/state.js";
 
 /** How long a claimed probe keeps other workers off the host (the outgoing runner uses the same). */
 const PROBE_HOLD_MS = 60_000;

@@ -14,7 +14,9 @@ import { commandReply, confirmRequest, helpText } from "../lists/notice-texts.js
 import type { Notice } from "../lists/notices.js";
 import { parseRequest, type RequestCommand } from "../lists/request.js";
 import type { ListConfig } from "../lists/schema.js";
-import { ListStateStore, takeReplySlot, type ListState } from "../lists/state.js";
+import { takeReplySlot } from "../lists/replies.js";
+import type { ListState } from "../lists/state-shape.js";
+import { ListStateStore } from "../lists/state.js";
 import { addToken, takeToken } from "../lists/tokens.js";
 import { addressProblem, normalizeAddress, routeRecipient } from "../lists/addresses.js";
 import type { Entry } from "../queue/types.js";

@@ -10,7 +10,8 @@ import {
   listFields,
   listId,
 } from "../../src/lists/headers.js";
-import { decodeHeaderText, getHeader, getHeaders, splitHeader } from "../../src/lists/message.js";
+import { decodeHeaderText } from "../../src/lists/header-text.js";
+import { getHeader, getHeaders, splitHeader } from "../../src/lists/message.js";
 import type { ListConfig } from "../../src/lists/schema.js";
 import { fixture, fixtures, makeList } from "../fixtures/messages/list.js";
 

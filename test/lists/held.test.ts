@@ -2,14 +2,8 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  CLAIM_STALE_MS,
-  HeldStore,
-  findHeld,
-  heldIdFor,
-  newHeldId,
-  normalizeHeldId,
-} from "../../src/lists/held.js";
+import { CLAIM_STALE_MS, HeldStore, findHeld } from "../../src/lists/held.js";
+import { heldIdFor, newHeldId, normalizeHeldId } from "../../src/lists/held-ids.js";
 import { InvalidAddressError } from "../../src/lists/addresses.js";
 
 let tmp: string;

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { dedupe, loadAll, loadLists, loadListsSync } from "../../src/lists/load.js";
+import { dedupe } from "../../src/lists/list-validation.js";
+import { loadAll, loadLists, loadListsSync } from "../../src/lists/load.js";
 import { ConfigError } from "../../src/util/errors.js";
 import type { ConfigIssue } from "../../src/util/errors.js";
 import { lines, tempDir } from "../config/helpers.js";

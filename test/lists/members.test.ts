@@ -11,7 +11,7 @@ import {
   memberState,
   removeMember,
 } from "../../src/lists/members.js";
-import { emptyState } from "../../src/lists/state.js";
+import { emptyState } from "../../src/lists/state-shape.js";
 import { InvalidAddressError } from "../../src/lists/addresses.js";
 
 const list = {

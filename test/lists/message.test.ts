@@ -1,17 +1,19 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { decodeHeaderText } from "../../src/lists/header-text.js";
 import {
   MAX_HEADER_BYTES,
-  MessageHeader,
   checkMessage,
-  decodeHeaderText,
+  isPlausibleMessage,
+  stripFromLine,
+} from "../../src/lists/message-check.js";
+import {
+  MessageHeader,
   getHeader,
   getHeaders,
   headerFields,
-  isPlausibleMessage,
   messageId,
   splitHeader,
-  stripFromLine,
 } from "../../src/lists/message.js";
 import { fixture, fixtures } from "../fixtures/messages/list.js";
 

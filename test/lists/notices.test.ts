@@ -20,7 +20,8 @@ import {
   rejectedForSize,
   rejectedNonmember,
 } from "../../src/lists/notice-texts.js";
-import { checkMessage, getHeader, splitHeader } from "../../src/lists/message.js";
+import { checkMessage } from "../../src/lists/message-check.js";
+import { getHeader, splitHeader } from "../../src/lists/message.js";
 import { makeList } from "../fixtures/messages/list.js";
 
 const list = makeList({ owners: ["owner@example.org", "second@example.org"] });

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ListStateCache } from "../../src/lists/state-cache.js";
-import { ListStateStore, StateCorruptError, emptyState } from "../../src/lists/state.js";
+import { ListStateStore, StateCorruptError } from "../../src/lists/state.js";
+import { emptyState } from "../../src/lists/state-shape.js";
 
 const LIST = "dev@example.org";
 let tmp: string;

@@ -5,14 +5,9 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidAddressError } from "../../src/lists/addresses.js";
-import {
-  ListStateStore,
-  StateCorruptError,
-  StateLockError,
-  emptyState,
-  listStateDir,
-  takeReplySlot,
-} from "../../src/lists/state.js";
+import { takeReplySlot } from "../../src/lists/replies.js";
+import { ListStateStore, StateCorruptError, StateLockError, listStateDir } from "../../src/lists/state.js";
+import { emptyState } from "../../src/lists/state-shape.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const DIST_STATE = path.join(ROOT, "dist/lists/state.js");

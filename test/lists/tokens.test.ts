@@ -2,7 +2,8 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ListStateStore, emptyState } from "../../src/lists/state.js";
+import { ListStateStore } from "../../src/lists/state.js";
+import { emptyState } from "../../src/lists/state-shape.js";
 import { ConfirmTokens, addToken, isTokenSyntax, pruneTokens, takeToken } from "../../src/lists/tokens.js";
 
 let tmp: string;
