@@ -1,11 +1,9 @@
 /**
  * One SMTP host: a nodemailer connection pool (several messages per connection, up to `pool_size`
  * connections) that sends a queue entry's raw bytes unchanged with an explicit envelope, and reports
- * what happened to each recipient.
+ * what happened to each recipient. How the pool is configured and connected is in pool.ts.
  */
 import { readFileSync } from "node:fs";
-import net from "node:net";
-import { createRequire } from "node:module";
 import type { Transporter } from "nodemailer";
 import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 import type { Logger } from "../util/log.js";
@@ -15,14 +13,7 @@ import { hostId } from "./hosts.js";
 import { BAD_ADDRESS, hasEightBit, wireAddress, type PreparedMail, type PreparedPool } from "./envelope.js";
 import { hostErrorOf, resultOfError, resultOfInfo, mergeResults } from "./outcome.js";
 import type { HostError, RecipientFailure, SendResult } from "./outcome.js";
-
-/**
- * nodemailer, loaded when the first transport is made: a worker that never sends over SMTP (and an
- * idle one before its first delivery) does not carry its 80 modules, about 2.5 MB.
- */
-function loadNodemailer(): typeof import("nodemailer") {
-  return createRequire(import.meta.url)("nodemailer") as typeof import("nodemailer");
-}
+import { loadNodemailer, poolOptions, type PoolOptions } from "./pool.js";
 
 /** A primary or fallback host (fallbacks have no weight). */
 export type HostConfig = FallbackHostConfig & { weight?: number };
@@ -39,43 +30,6 @@ export interface HostTransportOptions {
   logger?: Logger;
   /** where `auth.pass_env` is looked up; default process.env */
   env?: Readonly<Record<string, string | undefined>>;
-}
-
-/** nodemailer's pool accepts maxRequeues and getSocket, which its type declarations lack. */
-type PoolOptions = SMTPPool.Options & {
-  maxRequeues: number;
-  getSocket: (
-    options: unknown,
-    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
-  ) => void;
-};
-
-/**
- * Sockets with Nagle's algorithm off. nodemailer writes the end of DATA (`\r\n.\r\n`) as a small
- * segment of its own; with Nagle on, it waits for the ACK of the body, which the server delays by
- * up to 40 ms: one transaction per 40 ms per connection. The socket is handed over while it connects,
- * so nodemailer's own handlers still see ECONNREFUSED and the like as connection errors.
- */
-function noDelaySocket(host: string, port: number, connectTimeout: number) {
-  return (
-    _options: unknown,
-    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
-  ): void => {
-    const connection = net.connect({ host, port });
-    connection.setNoDelay(true);
-    // nodemailer's own connect timer stops once it has the socket; keep connect_timeout ourselves
-    const timer = setTimeout(() => {
-      const err = Object.assign(new Error(`connect ETIMEDOUT ${host}:${port} (connect_timeout)`), {
-        code: "ETIMEDOUT",
-        syscall: "connect",
-      });
-      connection.destroy(err);
-    }, connectTimeout);
-    timer.unref();
-    connection.once("connect", () => clearTimeout(timer));
-    connection.once("close", () => clearTimeout(timer));
-    callback(null, { connection });
-  };
 }
 
 export class HostTransport {
@@ -118,32 +72,7 @@ export class HostTransport {
       }
     }
 
-    const options: PoolOptions = {
-      pool: true,
-      getSocket: noDelaySocket(config.host, config.port, config.connect_timeout),
-      host: config.host,
-      port: config.port,
-      secure: config.secure,
-      maxConnections: config.pool_size,
-      // reconnect now and then so a long-lived connection to a load-balanced relay cannot go stale
-      // (every 1,000 messages: a reconnection costs a handshake, EHLO and maybe STARTTLS and AUTH)
-      maxMessages: 1000,
-      // the pool would requeue a message without limit when a connection closes under it (nodemailer
-      // issue #1105); allow one retry on a fresh connection (an idle one closed by the server), no more
-      maxRequeues: 1,
-      connectionTimeout: config.connect_timeout,
-      greetingTimeout: config.timeout,
-      socketTimeout: config.timeout,
-      // with credentials configured, never fall back to sending unauthenticated: a relay would answer
-      // every RCPT "relay access denied", a permanent failure for mail that only needed a login
-      ...(auth ? { auth, forceAuth: true } : {}),
-      ...(config.starttls === "require" ? { requireTLS: true } : {}),
-      ...(config.starttls === "never" ? { ignoreTLS: true } : {}),
-      tls: { rejectUnauthorized: config.tls_reject_unauthorized, ...(ca ? { ca } : {}) },
-      ...(opts.helo !== undefined ? { name: opts.helo } : {}),
-      logger: false,
-      debug: false,
-    };
+    const options = poolOptions(config, auth, ca, opts.helo);
     // checked now (a missing secret or CA file stops the worker at start), connected on first use
     this.#options = options;
   }

@@ -13,48 +13,15 @@
  * is no AUTH and no STARTTLS: the listener is meant for loopback, and peers that are not on loopback
  * are refused unless the configured address is itself not a loopback address.
  */
-import { isIP } from "node:net";
 import os from "node:os";
 import { SMTPServer } from "smtp-server";
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from "smtp-server";
 import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
-import { QrunnerError, describeError } from "../util/errors.js";
+import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { InjectError, incomingMeta, prepareMessage, routeAddress } from "./inject.js";
-
-/** A listener (LMTP or metrics) could not take its address. */
-export class ListenError extends QrunnerError {
-  constructor(what: string, address: string, options?: { cause?: unknown }) {
-    const why = options?.cause !== undefined ? `: ${describeError(options.cause)}` : "";
-    super("ELISTEN", `cannot listen for ${what} on ${address}${why}`, options);
-  }
-}
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** `127.0.0.1:8024`, `[::1]:8024`, `localhost:8024`; `:8024` (no host) means 127.0.0.1, never every interface. */
-export function parseListen(spec: string): ListenAddress {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(spec.trim());
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new RangeError(`not host:port: ${JSON.stringify(spec)}`);
-  const host = m[1] ?? (m[2] || "127.0.0.1");
-  return { host, port };
-}
-
-/** Is this a loopback address (127/8, ::1, v4-mapped 127/8) or the name localhost? */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^::ffff:/, "");
-  if (h === "localhost" || h === "::1") return true;
-  return isIP(h) === 4 && h.startsWith("127.");
-}
-
-export function formatListen(a: ListenAddress): string {
-  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
+import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "./listen.js";
 
 /** What happened to one recipient, for the metrics. */
 export type LmtpOutcome = "queued" | "unknown" | "invalid" | "tempfail" | "too-big";

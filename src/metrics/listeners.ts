@@ -12,7 +12,8 @@
  */
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
-import type { LmtpListener, ListenAddress } from "../intake/lmtp.js";
+import type { LmtpListener } from "../intake/lmtp.js";
+import type { ListenAddress } from "../intake/listen.js";
 import type { WorkerMessage } from "../runners/ipc.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";

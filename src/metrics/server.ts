@@ -6,7 +6,7 @@
 import http from "node:http";
 import type { Logger } from "../util/log.js";
 import { describeError } from "../util/errors.js";
-import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "../intake/lmtp.js";
+import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "../intake/listen.js";
 import type { QrunnerMetrics } from "./metrics.js";
 
 export interface MetricsServerOptions {

@@ -7,18 +7,18 @@
  * its runner too often). Workers of one runner never lock each other: each lists only its own slice,
  * and the `.qf` → `.wip` rename is atomic, so even overlapping slices never hand out an entry twice.
  */
-import { closeSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { renameSync } from "node:fs";
 import { mkdir, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError, QueueUnavailableError, describeError } from "../util/errors.js";
-import { DirSyncer, fsyncFd } from "../util/dirsync.js";
-import { fullMeta, isErrno, unavailable } from "./files.js";
-import { decodeEntry } from "./entry.js";
+import { DirSyncer } from "../util/dirsync.js";
+import { isErrno, unavailable } from "./files.js";
+import { commitEntries, type EnqueueOptions } from "./commit.js";
+import { moveToBad, readEntry } from "./read.js";
 import { EXT_QUEUED, EXT_WIP, parseName } from "./names.js";
 import { SliceBatch, scanSlice } from "./scanner.js";
 import { SparePool } from "./spares.js";
-import { writeTemp, type WrittenTemp } from "./write.js";
 import { idsInSlice, putBackAbandoned, removeStaleTemps } from "./leftovers.js";
 import { WHOLE, type Slice } from "./slice.js";
 import type { Entry, EntryMeta, NewEntryMeta } from "./types.js";
@@ -39,13 +39,6 @@ export interface SwitchboardOptions {
    * default each Switchboard has its own; `false` creates and unlinks every file.
    */
   spares?: SparePool | false;
-}
-
-export interface EnqueueOptions {
-  /** not to be handled before this time (ms epoch); it becomes the name's time prefix */
-  notBefore?: number;
-  /** keep this sha1 (an entry moving between queues keeps its id); default a fresh one */
-  id?: string;
 }
 
 const QUEUE_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -96,42 +89,12 @@ export class Switchboard {
   /**
    * Queue several entries with one directory fsync (group commit). All are durable when it resolves;
    * on failure none is left half-written (temp files are removed), though some may have been queued.
-   *
-   * Order of work: write every temp file, rename each to its `.qf` name, then fsync the files and the
-   * directory together. Renaming before the file fsync is what lets one journal commit carry the data,
-   * the inode and the new name (on ext4 a file fsync commits the rename with it, so the directory
-   * fsync that follows finds nothing left to write); fsync first, rename second costs two commits.
-   * Nothing is acknowledged before both fsyncs return. A reader may see the `.qf` name a moment
-   * earlier, with its content complete (written before the rename); only a power loss in that moment
-   * can leave a short file under the name, which readers move to `bad`: it was never acknowledged.
+   * The order of work, which the durability of every entry rests on, is in commitEntries (commit.ts).
    */
-  async enqueueMany(
+  enqueueMany(
     items: readonly ({ message: Buffer; meta: NewEntryMeta } & EnqueueOptions)[],
   ): Promise<string[]> {
-    const now = Date.now();
-    const written: WrittenTemp[] = [];
-    try {
-      for (const it of items)
-        written.push(writeTemp(this.dir, this.spares, it.message, fullMeta(it.meta, now), it));
-      for (const w of written) {
-        renameSync(w.tmp, w.final);
-        w.renamed = true;
-      }
-    } catch (err) {
-      // on a disk that fills up half-way, the temp files that did fit are removed too, instead of
-      // holding space until a recovery
-      for (const w of written) {
-        closeSync(w.fd);
-        if (!w.renamed) rmSync(w.tmp, { force: true });
-      }
-      throw err instanceof QueueUnavailableError ? err : unavailable(`cannot queue into ${this.dir}`, err);
-    }
-    // every fsync settles before its descriptor is closed (a closed number may be reused at once)
-    const synced = await Promise.allSettled([...written.map((w) => fsyncFd(w.fd)), this.dirSync.sync()]);
-    for (const w of written) closeSync(w.fd);
-    const failed = synced.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw unavailable(`cannot sync ${this.dir}`, failed.reason);
-    return written.map((w) => w.id);
+    return commitEntries(this.dir, this.spares, this.dirSync, items);
   }
 
   /**
@@ -152,10 +115,10 @@ export class Switchboard {
         throw unavailable(`cannot mark ${name} in progress`, err);
       }
       try {
-        return await this.readEntry(wip, name);
+        return await readEntry(this.queue, wip, name);
       } catch (err) {
         if (err instanceof CorruptEntryError) {
-          await this.moveToBad(wip, p.base, err.message);
+          await moveToBad(this.dir, this.queue, wip, p.base, err.message, this.logger);
           continue;
         }
         throw err;
@@ -174,17 +137,7 @@ export class Switchboard {
       if (isErrno(err, "ENOENT")) return null;
       throw unavailable(`cannot take ${name}`, err);
     }
-    return this.readEntry(wip, name);
-  }
-
-  private async readEntry(file: string, name: string): Promise<Entry> {
-    const p = parseName(path.basename(file));
-    if (!p) throw new CorruptEntryError(file, "not an entry file name");
-    // a small file, just written, in the page cache: read in place rather than in four thread-pool
-    // round trips (open, fstat, read, close) as fs/promises' readFile does
-    const data = readFileSync(file);
-    const { meta, message } = decodeEntry(file, data);
-    return { queue: this.queue, id: p.sha1, name, time: p.time, meta, message };
+    return readEntry(this.queue, wip, name);
   }
 
   /** Remove an entry for good: unlinked, never recycled (an operator's `queue delete`). */
@@ -250,10 +203,10 @@ export class Switchboard {
       }
       let entry: Entry;
       try {
-        entry = await this.readEntry(wip, p.base + EXT_QUEUED);
+        entry = await readEntry(this.queue, wip, p.base + EXT_QUEUED);
       } catch (err) {
         if (err instanceof CorruptEntryError) {
-          await this.moveToBad(wip, p.base, err.message);
+          await moveToBad(this.dir, this.queue, wip, p.base, err.message, this.logger);
           continue;
         }
         throw err;
@@ -296,18 +249,6 @@ export class Switchboard {
     return removeStaleTemps(this.dir, this.slice);
   }
 
-  /** Move an unreadable file to `bad` (a sibling directory of this queue), logging why. */
-  private async moveToBad(file: string, base: string, reason: string): Promise<void> {
-    const badDir = path.join(path.dirname(this.dir), "bad");
-    await mkdir(badDir, { recursive: true, mode: 0o700 });
-    const target = path.join(badDir, `${base}.${this.queue}.bad`);
-    await rename(file, target);
-    this.logger?.error(
-      { queue: this.queue, file: path.basename(file), moved: target, reason },
-      "unreadable entry moved to bad",
-    );
-  }
-
   /** Entries of this slice that are queued now and due, as far as the last listing knows. */
   get depthHint(): number {
     return this.batch.depthHint;
@@ -320,7 +261,7 @@ export class Switchboard {
 
   /** Read an entry by file name without taking it (for inspection). */
   async peek(name: string): Promise<Entry> {
-    return this.readEntry(path.join(this.dir, name), name);
+    return readEntry(this.queue, path.join(this.dir, name), name);
   }
 
   /** Safe to call twice; the Switchboard holds no descriptors between calls. */
@@ -335,3 +276,5 @@ export class Switchboard {
 
 // queueStats lived here first; callers import it from the Switchboard's module
 export { queueStats, type QueueStats } from "./stats.js";
+// EnqueueOptions is the option type of enqueue; it lives with the code that honours it (commit.ts)
+export type { EnqueueOptions };

@@ -10,13 +10,8 @@ import { mkdir, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import nodemailer from "nodemailer";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  LmtpListener,
-  isLoopback,
-  parseListen,
-  type IntakeSettings,
-  type LmtpOutcome,
-} from "../../src/intake/lmtp.js";
+import { LmtpListener, type IntakeSettings, type LmtpOutcome } from "../../src/intake/lmtp.js";
+import { isLoopback, parseListen } from "../../src/intake/listen.js";
 import { loadAll } from "../../src/lists/load.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { silentLogger } from "../../src/util/log.js";

@@ -1,0 +1,41 @@
+/**
+ * The listen addresses of the master's listeners (`intake.lmtp`, `metrics.listen`): parsing HOST:PORT,
+ * telling loopback peers from others, and the error for an address that cannot be taken. Separate from
+ * lmtp.ts because the metrics endpoint uses them too, and should not load the LMTP listener (nor
+ * smtp-server) to parse its address.
+ */
+import { isIP } from "node:net";
+import { QrunnerError, describeError } from "../util/errors.js";
+
+/** A listener (LMTP or metrics) could not take its address. */
+export class ListenError extends QrunnerError {
+  constructor(what: string, address: string, options?: { cause?: unknown }) {
+    const why = options?.cause !== undefined ? `: ${describeError(options.cause)}` : "";
+    super("ELISTEN", `cannot listen for ${what} on ${address}${why}`, options);
+  }
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `127.0.0.1:8024`, `[::1]:8024`, `localhost:8024`; `:8024` (no host) means 127.0.0.1, never every interface. */
+export function parseListen(spec: string): ListenAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(spec.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new RangeError(`not host:port: ${JSON.stringify(spec)}`);
+  const host = m[1] ?? (m[2] || "127.0.0.1");
+  return { host, port };
+}
+
+/** Is this a loopback address (127/8, ::1, v4-mapped 127/8) or the name localhost? */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^::ffff:/, "");
+  if (h === "localhost" || h === "::1") return true;
+  return isIP(h) === 4 && h.startsWith("127.");
+}
+
+export function formatListen(a: ListenAddress): string {
+  return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}

@@ -1,0 +1,109 @@
+/**
+ * The worker's end of its IPC channel to the master: asking for the settings the master has validated,
+ * the cluster lease deadline the master keeps pushing forward, and sending the worker's own messages.
+ * Separate from worker.ts, which runs the process (signals, the runner loop, heartbeats, exit codes):
+ * this is the worker's half of the protocol in ipc.ts, and the master imports LeaseMessage from here
+ * without the process code. Without a channel (a worker started by hand) none of it sends anything.
+ */
+import type { Settings } from "./context.js";
+import { SETTINGS_ENV, isSettingsMessage, type SettingsMessage, type WorkerMessage } from "./ipc.js";
+
+/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
+export interface LeaseMessage {
+  type: "lease";
+  ms: number;
+}
+
+function isLeaseMessage(m: unknown): m is LeaseMessage {
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    (m as { type?: unknown }).type === "lease" &&
+    typeof (m as { ms?: unknown }).ms === "number"
+  );
+}
+
+/**
+ * The lease deadline the master keeps pushing forward. `armed` resolves true at the first deadline,
+ * false when none came within `waitMs`; `onExpire` runs when a deadline passes without renewal.
+ */
+export function leaseFence(waitMs: number, onExpire: () => void): { armed: Promise<boolean>; close(): void } {
+  let deadline: NodeJS.Timeout | undefined;
+  let settle: (ok: boolean) => void = () => undefined;
+  const armed = new Promise<boolean>((resolve) => (settle = resolve));
+  const first = setTimeout(() => settle(false), waitMs);
+  const onMessage = (m: unknown): void => {
+    if (!isLeaseMessage(m)) return;
+    clearTimeout(first);
+    settle(true);
+    clearTimeout(deadline);
+    deadline = setTimeout(onExpire, m.ms);
+    deadline.unref();
+  };
+  process.on("message", onMessage);
+  return {
+    armed,
+    close() {
+      clearTimeout(first);
+      clearTimeout(deadline);
+      settle(false);
+      process.off("message", onMessage);
+    },
+  };
+}
+
+export function settingsOf(m: SettingsMessage): Settings {
+  return { config: m.config, lists: new Map(m.lists) };
+}
+
+/** How long a worker waits for the master's answer to `settings?` before it reads the config itself. */
+const SETTINGS_WAIT_MS = 5000;
+
+/**
+ * The settings from the master, when it started this worker to be given them (SETTINGS_ENV and an IPC
+ * channel); null otherwise, or when no answer came in time.
+ */
+export async function settingsFromMaster(): Promise<Settings | null> {
+  const wanted = process.env[SETTINGS_ENV] === "1";
+  // not for whatever this process might start in turn
+  delete process.env[SETTINGS_ENV];
+  if (!wanted || !process.send || !process.connected) return null;
+  return new Promise((resolve) => {
+    const done = (s: Settings | null): void => {
+      clearTimeout(timer);
+      process.off("message", onMessage);
+      process.off("disconnect", onGone);
+      resolve(s);
+    };
+    const onMessage = (m: unknown): void => {
+      if (isSettingsMessage(m)) done(settingsOf(m));
+    };
+    const onGone = (): void => done(null);
+    const timer = setTimeout(() => done(null), SETTINGS_WAIT_MS);
+    process.on("message", onMessage);
+    process.on("disconnect", onGone);
+    send({ type: "settings?" });
+  });
+}
+
+export function send(msg: WorkerMessage): void {
+  if (process.send && process.connected) process.send(msg);
+}
+
+/** Send and wait (briefly) until the message is handed to the channel, before it is disconnected. */
+export function sendFlushed(msg: WorkerMessage): Promise<void> {
+  const channel = process.send?.bind(process);
+  if (!channel || !process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    try {
+      channel(msg, undefined, undefined, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
