@@ -1,14 +1,12 @@
 /**
  * The master process: takes the lock, runs the workers of the config's plan, follows config edits,
- * answers signals and keeps `<state>/status.json` current.
+ * answers signals and keeps `<state>/status.json` current. What happens before the workers start
+ * (lock, orphans, cluster join) is in startup.ts, the status writing in status-writer.ts.
  *
  *   SIGTERM, SIGINT  stop every worker (SIGKILL after master.stop_timeout), release the lock, exit 0
  *   SIGHUP           reread the config (as a file edit does) and reopen the log file
  *   SIGUSR1          restart the workers one at a time
  */
-import path from "node:path";
-import { waitForOrphans } from "./orphans.js";
-import os from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
@@ -17,9 +15,9 @@ import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../ut
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
-import type { supervisorHooks } from "./cluster-workers.js";
-import { MasterLock } from "./lock.js";
+import type { MasterLock } from "./lock.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
+import { prepareMaster, type ClusterParts } from "./startup.js";
 import {
   Supervisor,
   workerCommand,
@@ -27,14 +25,8 @@ import {
   type SupervisorTimings,
   type WorkerCommand,
 } from "./supervisor.js";
-import { writeStatus, type MasterStatus, type RejectedEdit } from "./status-file.js";
+import { StatusWriter } from "./status-writer.js";
 import { ConfigWatcher } from "./watch.js";
-
-/** Cluster mode's node and the hooks it works the supervisor through. */
-interface ClusterParts {
-  node: ClusterNode;
-  supervisorHooks: typeof supervisorHooks;
-}
 
 export interface MasterOptions {
   configFile: string;
@@ -70,60 +62,22 @@ function issuesOf(err: unknown, file: string): ConfigIssue[] {
 export async function runMaster(opts: MasterOptions): Promise<number> {
   const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
-  let lock: MasterLock;
-  try {
-    lock = await MasterLock.acquire(config.state, logHandle.logger);
-  } catch (err) {
-    logHandle.close();
-    throw err;
-  }
-  await waitForOrphans(
-    config.state,
-    path.resolve(opts.configFile),
-    config.master.stop_timeout,
-    logHandle.logger,
-  );
-  let cluster: ClusterParts | null = null;
-  if (config.cluster) {
-    try {
-      const [{ ClusterNode }, { supervisorHooks }] = await Promise.all([
-        import("./cluster.js"),
-        import("./cluster-workers.js"),
-      ]);
-      const node = await ClusterNode.join({
-        qfiles: config.qfiles,
-        config: config.cluster,
-        logger: logHandle.logger,
-      });
-      cluster = { node, supervisorHooks };
-    } catch (err) {
-      await lock.release();
-      logHandle.close();
-      throw err;
-    }
-  }
+  const { lock, cluster } = await prepareMaster(config, opts.configFile, logHandle);
   return new Master(opts, config, lists ?? new Map(), logHandle, lock, cluster).run();
 }
 
 class Master {
   private readonly log: Logger;
   private readonly stateDir: string;
-  private readonly startedAt = Date.now();
   private readonly supervisor: Supervisor;
   /** LMTP intake and the metrics endpoint */
   private readonly listeners: MasterListeners;
   private watcher: ConfigWatcher | null = null;
-  private state: MasterStatus["master"]["state"] = "starting";
-  private readyMs: number | null = null;
-  private loadedAt = Date.now();
-  private rejected: RejectedEdit | null = null;
-  private reloads: MasterStatus["reload"] = { count: 0, at: null, why: null, ok: null };
+  /** what status.json says about the master, and its writing */
+  private readonly status: StatusWriter;
   /** reloads and rolling restarts run one at a time, in order */
   private ops: Promise<void> = Promise.resolve();
   private stopping = false;
-  private statusTimer: NodeJS.Timeout | null = null;
-  private statusSoon: NodeJS.Timeout | null = null;
-  private statusWrite: Promise<void> = Promise.resolve();
   private done!: (code: number) => void;
   private readonly signals: Array<[NodeJS.Signals, () => void]>;
   private readonly cluster: ClusterNode | null;
@@ -140,6 +94,11 @@ class Master {
     const cluster = (this.cluster = clusterParts?.node ?? null);
     this.log = logHandle.logger;
     this.stateDir = config.state;
+    this.status = new StatusWriter(
+      this.stateDir,
+      { config: () => this.config, workers: () => this.supervisor.snapshot() },
+      this.log,
+    );
     this.supervisor = new Supervisor({
       logger: this.log,
       timings: timingsOf(config),
@@ -151,13 +110,13 @@ class Master {
               cluster.allows(spec.slice) ? null : "this node holds no lease on its slices",
           }
         : {}),
-      onChange: () => this.statusChanged(),
+      onChange: () => this.status.changed(),
       onHeartbeat: (spec, pid, hb) =>
         this.listeners.heartbeat({ key: spec.key, runner: spec.runner, slice: spec.slice, pid }, hb),
       onAllReady: (count) => {
-        this.readyMs = Math.round(performance.now());
-        this.log.info({ workers: count, ms: this.readyMs }, "all workers ready");
-        this.statusChanged();
+        this.status.readyMs = Math.round(performance.now());
+        this.log.info({ workers: count, ms: this.status.readyMs }, "all workers ready");
+        this.status.changed();
       },
     });
     this.listeners = new MasterListeners({
@@ -199,9 +158,9 @@ class Master {
         supervisorHooks(this.supervisor, () => this.enqueueWait("cluster re-plan", () => this.replan())),
       );
     }
-    this.state = "running";
-    this.statusTimer = setInterval(() => this.statusChanged(), this.opts.statusIntervalMs ?? 2000);
-    this.statusChanged();
+    this.status.state = "running";
+    this.status.every(this.opts.statusIntervalMs ?? 2000);
+    this.status.changed();
     try {
       const watcher = await ConfigWatcher.start({
         configFile: this.opts.configFile,
@@ -269,13 +228,12 @@ class Master {
       next = loaded.config;
     } catch (err) {
       const issues = issuesOf(err, this.opts.configFile);
-      this.rejected = { at: Date.now(), issues, message: issues.map(formatIssue).join("\n") };
-      this.reloads = { count: this.reloads.count + 1, at: Date.now(), why, ok: false };
+      this.status.rejectedEdit(why, issues);
       this.log.error(
         { why, issues: issues.map(formatIssue) },
         "config edit rejected; the old config stays in force",
       );
-      this.statusChanged();
+      this.status.changed();
       return;
     }
     if (this.stopping) return;
@@ -289,10 +247,8 @@ class Master {
     else if (next.cluster) this.log.warn("`cluster` takes effect at the next start");
     this.config = next;
     if (loaded.lists) this.lists = loaded.lists;
-    this.loadedAt = Date.now();
-    this.rejected = null;
-    this.reloads = { count: this.reloads.count + 1, at: this.loadedAt, why, ok: true };
-    this.statusChanged();
+    this.status.reloaded(why);
+    this.status.changed();
     await this.listeners.apply(next, false);
     const diff = await this.supervisor.apply(this.plan(next), timingsOf(next));
     this.log.info(
@@ -316,9 +272,9 @@ class Master {
     this.stopping = true;
     // no more claims or releases; the leases stay refreshed (and watched) until the workers are gone
     this.cluster?.pause();
-    this.state = "stopping";
+    this.status.state = "stopping";
     this.log.info({ signal, timeout: this.config.master.stop_timeout }, "stopping the workers");
-    this.statusChanged();
+    this.status.changed();
     await this.watcher?.close();
     // no new mail while the workers stop; transactions in DATA are finished first
     await this.listeners.closeIntake();
@@ -329,49 +285,11 @@ class Master {
         this.log.error({ err: describeError(err) }, "cannot leave the cluster cleanly; its leases go stale"),
       );
     await this.listeners.close();
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    if (this.statusSoon) clearTimeout(this.statusSoon);
-    this.statusTimer = this.statusSoon = null;
-    this.state = "stopped";
-    await this.statusWrite;
-    await this.writeStatusNow();
+    await this.status.stopped();
     await this.lock.release();
     for (const [sig, fn] of this.signals) process.off(sig, fn);
     this.log.info("master stopped");
     this.logHandle.close();
     this.done(0);
-  }
-
-  /** Coalesce status writes: one within 100 ms of an event, one every interval regardless. */
-  private statusChanged(): void {
-    if (this.statusSoon || this.state === "stopped") return;
-    this.statusSoon = setTimeout(() => {
-      this.statusSoon = null;
-      this.statusWrite = this.statusWrite.then(() => this.writeStatusNow());
-    }, 100);
-  }
-
-  private async writeStatusNow(): Promise<void> {
-    const status: MasterStatus = {
-      format: 1,
-      updatedAt: Date.now(),
-      master: {
-        pid: process.pid,
-        host: os.hostname(),
-        state: this.state,
-        startedAt: this.startedAt,
-        readyMs: this.readyMs,
-        rss: process.memoryUsage.rss(),
-      },
-      config: { file: this.config.file, version: this.config.version, loadedAt: this.loadedAt },
-      rejectedEdit: this.rejected,
-      reload: this.reloads,
-      workers: this.state === "stopped" ? [] : this.supervisor.snapshot(),
-    };
-    try {
-      await writeStatus(this.stateDir, status);
-    } catch (err) {
-      this.log.warn({ err: describeError(err), state: this.stateDir }, "cannot write status.json");
-    }
   }
 }

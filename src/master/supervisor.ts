@@ -1,27 +1,26 @@
 /**
  * Runs the worker processes of a plan: spawns each one with an IPC channel, restarts those that die
  * (exponential backoff, up to max_restarts within the restart window), kills and restarts stalled
- * ones, replaces the ones a config edit changed, and stops them all gracefully.
+ * ones, replaces the ones a config edit changed, and stops them all gracefully. The rules for
+ * restarting are in restart.ts, the spawning and IPC mechanics in worker-process.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import os from "node:os";
+import type { ChildProcess } from "node:child_process";
 import type { Logger } from "../util/log.js";
-import { describeError } from "../util/errors.js";
 import { formatDuration } from "../util/units.js";
-import { SETTINGS_ENV, WorkerExit, settingsMessage, type WorkerMessage } from "../runners/ipc.js";
+import type { WorkerMessage } from "../runners/ipc.js";
 import { diffPlan, type PlanDiff, type WorkerSpec } from "./plan.js";
+import { judgeExit, markStalled, restartDelay, type RestartTuning } from "./restart.js";
 import type { WorkerStatus } from "./status-file.js";
 import {
-  backoffDelay,
   isMessage,
   newSlot,
   snapshotOf,
-  stallReason,
   waitExit,
   waitReady,
   type Slot,
   type WorkerCommand,
 } from "./slot.js";
+import { reloadWorker, sendMessage, sendSettings, spawnWorker } from "./worker-process.js";
 
 export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand } from "./slot.js";
 
@@ -34,16 +33,12 @@ export interface SupervisorTimings {
   stopTimeoutMs: number;
 }
 
-export interface SupervisorOptions {
+/** The backoff and health settings (backoffBaseMs, backoffMaxMs, healthyRunMs) are RestartTuning's. */
+export interface SupervisorOptions extends RestartTuning {
   logger: Logger;
   timings: SupervisorTimings;
   /** how to start a worker; default: `qrunner start --runner --slice -C` (see workerCommand) */
   command: (spec: WorkerSpec) => WorkerCommand;
-  /** first restart delay, doubling up to backoffMaxMs (default 1 s and 60 s) */
-  backoffBaseMs?: number;
-  backoffMaxMs?: number;
-  /** a worker that ran this long before dying starts its backoff over (default 5 min) */
-  healthyRunMs?: number;
   /** something `status` shows has changed */
   onChange?: () => void;
   /** every planned worker has sent `ready` (called once) */
@@ -104,7 +99,7 @@ export class Supervisor {
       slot.spec = spec;
       if (slot.child && slot.intent === "run") {
         // SIGHUP's default action is to terminate: a worker still starting gets it once it says ready
-        if (slot.state === "ready") this.reloadWorker(slot, slot.child);
+        if (slot.state === "ready") reloadWorker(slot, slot.child, this.log);
         else slot.hupPending = true;
       } else if (!slot.child && slot.timer === null) {
         slot.restartTimes = [];
@@ -177,14 +172,7 @@ export class Supervisor {
       if (!child?.connected) continue;
       const m = message(slot.spec);
       if (m === null) continue;
-      try {
-        child.send(m, (err) => {
-          // the worker is exiting: its exit is handled elsewhere
-          if (err) this.log.debug({ workerPid: child.pid, err: describeError(err) }, "cannot message worker");
-        });
-      } catch {
-        // channel closed between the check and the send
-      }
+      sendMessage(child, m, this.log);
     }
   }
 
@@ -205,51 +193,14 @@ export class Supervisor {
       this.changed();
       return;
     }
-    const { file, args, execArgv = [], settings } = this.opts.command(slot.spec);
-    const now = Date.now();
-    Object.assign(slot, { intent: "run", state: "starting", startedAt: now, lastMessageAt: now, hb: null });
-    slot.dueSince = null;
-    slot.nextStartAt = null;
-    slot.hupPending = false;
-    slot.settings = settings ?? null;
-    let child: ChildProcess;
-    try {
-      child = spawn(file, [...execArgv, ...args], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-        env: settings ? { ...process.env, [SETTINGS_ENV]: "1" } : process.env,
-      });
-    } catch (err) {
-      slot.lastError = `cannot start: ${describeError(err)}`;
+    const spawned = spawnWorker(slot, this.opts.command(slot.spec), this.log, {
+      exit: (child, code, signal) => this.onExit(slot, child, code, signal),
+      message: (child, m) => this.onMessage(slot, child, m),
+    });
+    if (!spawned) {
       this.scheduleRestart(slot, 0);
       return;
     }
-    slot.child = child;
-    let gone = false;
-    const exited = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (gone) return;
-      gone = true;
-      this.onExit(slot, child, code, signal);
-    };
-    child.on("exit", exited);
-    child.on("error", (err) => {
-      slot.lastError = `cannot start: ${describeError(err)}`;
-      if (child.pid === undefined) exited(null, null); // the spawn itself failed: no exit event follows
-    });
-    child.on("message", (m: unknown) => this.onMessage(slot, child, m));
-    if (child.pid !== undefined && slot.spec.nice !== 0) {
-      try {
-        os.setPriority(child.pid, slot.spec.nice);
-      } catch (err) {
-        this.log.warn(
-          { runner: slot.spec.runner, nice: slot.spec.nice, err: describeError(err) },
-          "cannot set nice",
-        );
-      }
-    }
-    this.log.debug(
-      { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
-      "worker spawned",
-    );
     this.changed();
   }
 
@@ -258,10 +209,10 @@ export class Supervisor {
     const now = Date.now();
     slot.lastMessageAt = now;
     if (m.type === "settings?") {
-      this.sendSettings(slot, child);
+      sendSettings(slot, child, this.log);
     } else if (m.type === "ready") {
       if (slot.state === "starting") slot.state = "ready";
-      if (slot.hupPending) this.reloadWorker(slot, child);
+      if (slot.hupPending) reloadWorker(slot, child, this.log);
       slot.hupPending = false;
       this.log.debug(
         { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
@@ -280,95 +231,21 @@ export class Supervisor {
     }
   }
 
-  /** A kept worker after an accepted config edit: the new settings over IPC, or SIGHUP to reread the file. */
-  private reloadWorker(slot: Slot, child: ChildProcess): void {
-    if (slot.settings) this.sendSettings(slot, child);
-    else child.kill("SIGHUP");
-  }
-
-  /** The master's settings to a worker that takes them over IPC (nothing when it has none yet). */
-  private sendSettings(slot: Slot, child: ChildProcess): void {
-    const settings = slot.settings?.() ?? null;
-    if (settings === null || !child.connected) return;
-    try {
-      child.send(settingsMessage(settings), (err) => {
-        if (err)
-          this.log.debug(
-            { workerPid: child.pid, err: describeError(err) },
-            "cannot send the settings to the worker",
-          );
-      });
-    } catch {
-      // channel closed between the check and the send: the worker is exiting
-    }
-  }
-
   private onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (slot.child !== child) return;
     slot.child = null;
     const ranMs = Date.now() - slot.startedAt;
     for (const f of slot.onExit.splice(0)) f();
     for (const f of slot.onReady.splice(0)) f(false);
-    const where = { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid, code, signal };
-    if (this.stopping || slot.intent === "stop") {
-      slot.state = "stopped";
-      this.log.debug(where, "worker stopped");
-    } else if (slot.intent === "stall") {
+    if (judgeExit(slot, child, code, signal, ranMs, this.stopping, this.log))
       this.scheduleRestart(slot, ranMs);
-    } else if (code === WorkerExit.OK) {
-      slot.state = "stopped";
-      this.log.warn(where, "worker exited by itself (exit 0); not restarted until the config changes");
-    } else if (code === WorkerExit.USAGE) {
-      slot.state = "gave-up";
-      slot.lastError = "bad command line (exit 64)";
-      this.log.error(where, "worker refused its command line (exit 64); not restarted");
-    } else if (code === WorkerExit.CONFIG) {
-      slot.state = "config-error";
-      slot.lastError = "invalid config (exit 78); waiting for a config change";
-      this.log.error(
-        where,
-        "worker found the config invalid (exit 78); not restarted until the config changes",
-      );
-    } else {
-      slot.lastError = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      this.log.error({ ...where, ranMs }, "worker exited unexpectedly");
-      this.scheduleRestart(slot, ranMs);
-    }
     this.changed();
   }
 
+  /** Restart the worker after the backoff the restart policy sets, unless it gave up. */
   private scheduleRestart(slot: Slot, ranMs: number): void {
-    const now = Date.now();
-    // a worker that ran well for a while, or that got work done before it died (killed from outside,
-    // not failing at start), starts its backoff over: repeated kills must not stretch restarts to 60 s
-    if (ranMs >= (this.opts.healthyRunMs ?? 300_000) || (slot.hb?.handled ?? 0) > 0) slot.failStreak = 0;
-    slot.restartTimes = slot.restartTimes.filter((t) => now - t < this.timings.restartWindowMs);
-    if (slot.restartTimes.length >= slot.spec.maxRestarts) {
-      slot.state = "gave-up";
-      this.log.error(
-        {
-          runner: slot.spec.runner,
-          slice: slot.spec.slice,
-          restarts: slot.restartTimes.length,
-          window: formatDuration(this.timings.restartWindowMs),
-          lastError: slot.lastError,
-        },
-        "worker gave up: too many restarts; fix the cause, then `qrunner reload`",
-      );
-      return;
-    }
-    const delay = backoffDelay(
-      slot.failStreak,
-      this.opts.backoffBaseMs ?? 1000,
-      this.opts.backoffMaxMs ?? 60_000,
-    );
-    slot.failStreak++;
-    slot.state = "backoff";
-    slot.nextStartAt = now + delay;
-    this.log.info(
-      { runner: slot.spec.runner, slice: slot.spec.slice, delayMs: delay },
-      "restarting worker after backoff",
-    );
+    const delay = restartDelay(slot, ranMs, this.opts, this.timings.restartWindowMs, this.log);
+    if (delay === null) return;
     slot.timer = setTimeout(() => {
       slot.timer = null;
       if (this.stopping) return;
@@ -384,15 +261,7 @@ export class Supervisor {
     for (const slot of this.slots) {
       const child = slot.child;
       if (!child || slot.intent !== "run") continue;
-      const why = stallReason(slot, now, limit);
-      if (why === null) continue;
-      slot.intent = "stall";
-      slot.state = "stalled";
-      slot.lastError = `stalled: ${why}`;
-      this.log.error(
-        { runner: slot.spec.runner, slice: slot.spec.slice, workerPid: child.pid },
-        `worker stalled (${why}); killing it`,
-      );
+      if (!markStalled(slot, child, now, limit, this.log)) continue;
       child.kill("SIGKILL");
       this.changed();
     }

@@ -1,0 +1,60 @@
+/**
+ * What must hold before a master starts its workers: it holds the lock on the state directory, the
+ * workers a dead master left running are gone, and in cluster mode this node has joined the cluster.
+ * Each step undoes the earlier ones when it fails. Kept apart from the running master (master.ts),
+ * which only ever sees the outcome: the lock and the cluster node.
+ */
+import path from "node:path";
+import type { Config } from "../config/schema.js";
+import type { LoggerHandle } from "../util/log.js";
+// cluster mode's code is loaded only when the config has a `cluster:` section
+import type { ClusterNode } from "./cluster.js";
+import type { supervisorHooks } from "./cluster-workers.js";
+import { MasterLock } from "./lock.js";
+import { waitForOrphans } from "./orphans.js";
+
+/** Cluster mode's node and the hooks it works the supervisor through. */
+export interface ClusterParts {
+  node: ClusterNode;
+  supervisorHooks: typeof supervisorHooks;
+}
+
+/**
+ * Take the lock, wait for the previous master's workers, join the cluster when the config has a
+ * `cluster:` section. Throws MasterRunningError when another master holds the lock, and what joining
+ * the cluster throws; the log is closed (and the lock released) then.
+ */
+export async function prepareMaster(
+  config: Config,
+  configFile: string,
+  logHandle: LoggerHandle,
+): Promise<{ lock: MasterLock; cluster: ClusterParts | null }> {
+  let lock: MasterLock;
+  try {
+    lock = await MasterLock.acquire(config.state, logHandle.logger);
+  } catch (err) {
+    logHandle.close();
+    throw err;
+  }
+  await waitForOrphans(config.state, path.resolve(configFile), config.master.stop_timeout, logHandle.logger);
+  let cluster: ClusterParts | null = null;
+  if (config.cluster) {
+    try {
+      const [{ ClusterNode }, { supervisorHooks }] = await Promise.all([
+        import("./cluster.js"),
+        import("./cluster-workers.js"),
+      ]);
+      const node = await ClusterNode.join({
+        qfiles: config.qfiles,
+        config: config.cluster,
+        logger: logHandle.logger,
+      });
+      cluster = { node, supervisorHooks };
+    } catch (err) {
+      await lock.release();
+      logHandle.close();
+      throw err;
+    }
+  }
+  return { lock, cluster };
+}
