@@ -111,40 +111,21 @@ export async function main() {
     const R = {};
     for (const via of ["enqueue", "inject"]) {
       const xs = await measure(daemon, sink, via, samples, interval);
+      const totals = xs.map((x) => x.total);
+      const afterQueued = xs.map((x) => x.afterQueued);
       R[via] = {
         samples: xs.length,
-        p50_ms: pct(
-          xs.map((x) => x.total),
-          50,
-        ),
-        p90_ms: pct(
-          xs.map((x) => x.total),
-          90,
-        ),
-        p99_ms: pct(
-          xs.map((x) => x.total),
-          99,
-        ),
-        max_ms: pct(
-          xs.map((x) => x.total),
-          100,
-        ),
-        min_ms: pct(
-          xs.map((x) => x.total),
-          0,
-        ),
+        p50_ms: pct(totals, 50),
+        p90_ms: pct(totals, 90),
+        p99_ms: pct(totals, 99),
+        max_ms: pct(totals, 100),
+        min_ms: pct(totals, 0),
         inject_p50_ms: pct(
           xs.map((x) => x.inject),
           50,
         ),
-        queued_to_accepted_p50_ms: pct(
-          xs.map((x) => x.afterQueued),
-          50,
-        ),
-        queued_to_accepted_p99_ms: pct(
-          xs.map((x) => x.afterQueued),
-          99,
-        ),
+        queued_to_accepted_p50_ms: pct(afterQueued, 50),
+        queued_to_accepted_p99_ms: pct(afterQueued, 99),
         // which samples were slowest: the first ones pay for a cold start (connection, JIT)
         slowest: [...xs]
           .sort((a, b) => b.total - a.total)
