@@ -271,10 +271,14 @@ describe("cluster mode", () => {
           (l) => String(l["msg"]).startsWith("lost the leases") && (l["slices"] as number[]).includes(victim),
         ),
       );
-      const killed = logLines(masters.get("c")!.stdout()).filter(
-        (l) => l["msg"] === "worker killed: its slice may no longer be worked",
-      );
-      expect(killed.map((l) => Number(l["workerPid"])).sort()).toEqual([...cPids].sort());
+      // the master logs each kill right after "lost the leases", in writes of their own: the lines can
+      // reach this reader in separate chunks, so wait for as many as there were workers
+      const killedPids = (): number[] =>
+        logLines(masters.get("c")!.stdout())
+          .filter((l) => l["msg"] === "worker killed: its slice may no longer be worked")
+          .map((l) => Number(l["workerPid"]));
+      await waitFor("node c to log its workers killed", () => killedPids().length >= cPids.length, 10_000);
+      expect(killedPids().sort()).toEqual([...cPids].sort());
       expectPartition(await settled({ b: 2, c: 6 }));
 
       for (const n of ["b", "c"] as const) {
