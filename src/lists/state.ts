@@ -63,9 +63,6 @@ export async function ensureDir(dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
-// shared with the host health records; kept exported here for the list modules that import it
-export { writeFileAtomic };
-
 export interface ListStateStoreOptions {
   /** a lock not refreshed for this long (ms) is taken to belong to a dead process; default 10000 */
   stale?: number;
