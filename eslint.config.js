@@ -3,6 +3,58 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import globals from "globals";
 
+/**
+ * The layers of src/, lowest first. A module may import from its own layer and the ones below it,
+ * never from a layer above (queue knows nothing of runners, runners nothing of the master or the CLI;
+ * the master and the workers share only src/protocol/). Enforced with no-restricted-imports on the
+ * import specifiers, which needs no module resolution (the .js specifiers name .ts files).
+ */
+const LAYERS = {
+  util: [],
+  queue: ["util"],
+  config: ["util"],
+  lists: ["util", "config"],
+  delivery: ["util", "config", "queue"],
+  protocol: ["util", "config", "lists"],
+  intake: ["util", "config", "queue", "lists"],
+  runners: ["util", "config", "queue", "lists", "delivery", "protocol"],
+  metrics: ["util", "config", "queue", "lists", "delivery", "intake", "protocol"],
+  master: ["util", "config", "queue", "lists", "delivery", "intake", "protocol", "metrics"],
+  cli: ["util", "config", "queue", "lists", "delivery", "intake", "protocol", "metrics", "master", "runners"],
+  demo: ["util", "queue"],
+};
+
+/** One config block per layer: every other top-level directory of src/ is off limits. */
+const layering = Object.entries(LAYERS).map(([layer, allowed]) => {
+  const forbidden = Object.keys(LAYERS).filter((l) => l !== layer && !allowed.includes(l));
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: forbidden.map((l) => ({
+            group: [`../${l}/*`, `../../${l}/*`, `../../../${l}/*`],
+            message: `src/${layer} may not import from src/${l} (layering: see eslint.config.js LAYERS)`,
+          })),
+        },
+      ],
+      // the same rule for dynamic import("../layer/x.js"), which no-restricted-imports does not see
+      "no-restricted-syntax": [
+        "error",
+        ...(forbidden.length === 0
+          ? []
+          : [
+              {
+                selector: `ImportExpression > Literal[value=/^([.][.][/])+(${forbidden.join("|")})[/]/]`,
+                message: `src/${layer} may not import from ${forbidden.map((l) => `src/${l}`).join(", ")} (layering)`,
+              },
+            ]),
+      ],
+    },
+  };
+});
+
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "qfiles/", "var/", "coverage/"] },
   js.configs.recommended,
@@ -19,6 +71,7 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  ...layering,
   {
     files: ["**/*.js", "bin/*"],
     languageOptions: { globals: globals.node },

@@ -4,7 +4,7 @@
  * lock or pid file left. `--watch` redraws a compact screen of the same every few seconds.
  */
 import type { Command } from "commander";
-import type { StatusReport as Report } from "../master/render.js";
+import type { StatusReport as Report } from "./status-render.js";
 import { configPath, Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 
 interface StatusOptions extends GlobalOptions {
@@ -36,7 +36,7 @@ export function register(program: Command): void {
 }
 
 async function status(opts: StatusOptions): Promise<number> {
-  const { renderStatus } = await import("../master/render.js");
+  const { renderStatus } = await import("./status-render.js");
   const { report, code } = await collect(configPath(opts));
   process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report, Date.now()));
   return code;
@@ -102,7 +102,7 @@ async function hosts(configFile: string, stateDir: string): Promise<Report["host
     let ids: string[] | undefined;
     try {
       const { loadConfig } = await import("../config/load.js");
-      const { hostId } = await import("../master/plan.js");
+      const { hostId } = await import("../delivery/hosts.js");
       const c = await loadConfig(configFile);
       ids = [...c.smtp.hosts, ...c.smtp.fallback].map((h) => hostId(h));
     } catch {
@@ -130,7 +130,7 @@ const EOS = "\x1b[J";
  */
 async function watch(opts: StatusOptions): Promise<number> {
   const { parseDuration } = await import("../util/units.js");
-  const { renderWatch } = await import("../master/render.js");
+  const { renderWatch } = await import("./status-render.js");
   const { setTimeout: sleep } = await import("node:timers/promises");
   const intervalMs = parseDuration(opts.interval ?? "2");
   if (intervalMs === undefined || intervalMs < 100) {

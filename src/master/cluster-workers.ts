@@ -3,7 +3,7 @@
  * cluster slices, killing them at once, and telling each how long its slices' leases stay trustworthy.
  */
 import { parseSlice, sliceIndices } from "../queue/slice.js";
-import type { LeaseMessage } from "../runners/worker-channel.js";
+import type { LeaseMessage } from "../protocol/worker.js";
 import type { ClusterHooks } from "./cluster.js";
 import type { Supervisor } from "./supervisor.js";
 

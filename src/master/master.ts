@@ -10,7 +10,7 @@
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
-import { MasterListeners } from "../metrics/listeners.js";
+import { MasterListeners } from "./listeners.js";
 import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section

@@ -3,8 +3,9 @@
  * config edit can tell which workers changed (and must be replaced) from those that only need to
  * reread the config (SIGHUP).
  */
-import type { Config, RunnerName, SmtpHostConfig } from "../config/schema.js";
+import type { Config, RunnerName } from "../config/schema.js";
 import { RUNNER_NAMES } from "../config/schema.js";
+import { hostId } from "../delivery/hosts.js";
 import { formatSlice, makeSliceSet } from "../queue/slice.js";
 import { splitSlices } from "./cluster-balance.js";
 
@@ -20,11 +21,6 @@ export interface WorkerSpec {
   readonly nice: number;
   /** restarts within master.restart_window before the worker stays down */
   readonly maxRestarts: number;
-}
-
-/** How an SMTP host is named in keys, logs and status. */
-export function hostId(h: Pick<SmtpHostConfig, "host" | "port" | "name">): string {
-  return h.name ?? `${h.host}:${h.port}`;
 }
 
 /** A weight as it appears in a slice spec: plain decimal, at most 6 places (the precision makeSlice uses). */

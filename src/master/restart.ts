@@ -8,7 +8,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "../util/log.js";
 import { formatDuration } from "../util/units.js";
-import { WorkerExit } from "../runners/ipc.js";
+import { WorkerExit } from "../protocol/worker.js";
 import { backoffDelay, stallReason, type Slot } from "./slot.js";
 
 /** The backoff and health settings of the restart policy (SupervisorOptions carries them). */

@@ -5,8 +5,8 @@
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { formatDuration } from "../util/units.js";
-import type { WorkerMessage } from "../runners/ipc.js";
-import type { Settings } from "../runners/context.js";
+import type { WorkerMessage } from "../protocol/worker.js";
+import type { Settings } from "../protocol/worker.js";
 import type { WorkerSpec } from "./plan.js";
 import type { WorkerState, WorkerStatus } from "./status-file.js";
 

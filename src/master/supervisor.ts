@@ -7,7 +7,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "../util/log.js";
 import { formatDuration } from "../util/units.js";
-import type { WorkerMessage } from "../runners/ipc.js";
+import type { WorkerMessage } from "../protocol/worker.js";
 import { diffPlan, type PlanDiff, type WorkerSpec } from "./plan.js";
 import { judgeExit, markStalled, restartDelay, type RestartTuning } from "./restart.js";
 import type { WorkerStatus } from "./status-file.js";

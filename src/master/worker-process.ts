@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import os from "node:os";
 import type { Logger } from "../util/log.js";
 import { describeError } from "../util/errors.js";
-import { SETTINGS_ENV, settingsMessage } from "../runners/ipc.js";
+import { SETTINGS_ENV, settingsMessage } from "../protocol/worker.js";
 import type { Slot, WorkerCommand } from "./slot.js";
 
 /** What a spawned worker reports back to its supervisor, with the process it came from. */

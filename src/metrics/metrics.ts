@@ -7,7 +7,7 @@
  * restarts, held posts, bouncing and disabled members), computed by ./sources.ts with a short cache.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { DeliveryCounts, WorkerMessage } from "../runners/ipc.js";
+import type { DeliveryCounts, WorkerMessage } from "../protocol/worker.js";
 import type { LmtpOutcome } from "../intake/lmtp.js";
 import { Sources, type SourceOptions } from "./sources.js";
 

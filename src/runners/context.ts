@@ -1,17 +1,11 @@
 /** What a runner is given: the config in force, the lists, a logger, the queues, a stop signal. */
 import type { Logger } from "pino";
-import type { Config, RunnerName } from "../config/schema.js";
-import type { ListConfig } from "../lists/schema.js";
+import type { RunnerName } from "../config/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import type { Slice } from "../queue/slice.js";
 import { SparePool } from "../queue/spares.js";
-import type { DeliveryObserver } from "./ipc.js";
-
-/** The config and lists in force; replaced as a whole when a valid edit is loaded. */
-export interface Settings {
-  readonly config: Config;
-  readonly lists: ReadonlyMap<string, ListConfig>;
-}
+import type { Settings } from "../protocol/worker.js";
+import type { DeliveryObserver } from "./delivery-tally.js";
 
 /**
  * Whole-space Switchboards of the queues a runner hands entries to, opened on first use. They share

@@ -2,26 +2,16 @@
  * The worker's end of its IPC channel to the master: asking for the settings the master has validated,
  * the cluster lease deadline the master keeps pushing forward, and sending the worker's own messages.
  * Separate from worker.ts, which runs the process (signals, the runner loop, heartbeats, exit codes):
- * this is the worker's half of the protocol in ipc.ts, and the master imports LeaseMessage from here
- * without the process code. Without a channel (a worker started by hand) none of it sends anything.
+ * this is the worker's half of the protocol in ../protocol/worker.ts. Without a channel (a worker started by hand) none of it sends anything.
  */
-import type { Settings } from "./context.js";
-import { SETTINGS_ENV, isSettingsMessage, type SettingsMessage, type WorkerMessage } from "./ipc.js";
-
-/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
-export interface LeaseMessage {
-  type: "lease";
-  ms: number;
-}
-
-function isLeaseMessage(m: unknown): m is LeaseMessage {
-  return (
-    typeof m === "object" &&
-    m !== null &&
-    (m as { type?: unknown }).type === "lease" &&
-    typeof (m as { ms?: unknown }).ms === "number"
-  );
-}
+import {
+  SETTINGS_ENV,
+  isLeaseMessage,
+  isSettingsMessage,
+  type Settings,
+  type SettingsMessage,
+  type WorkerMessage,
+} from "../protocol/worker.js";
 
 /**
  * The lease deadline the master keeps pushing forward. `armed` resolves true at the first deadline,

@@ -27,9 +27,16 @@ import { Switchboard } from "../queue/switchboard.js";
 import { ConfigError, describeError } from "../util/errors.js";
 import { CaFileError, MissingSecretError } from "../delivery/errors.js";
 import { createLogger, type LoggerHandle } from "../util/log.js";
-import { Queues, type RunnerContext, type Settings } from "./context.js";
+import { Queues, type RunnerContext } from "./context.js";
 import { RunnerLoop } from "./base.js";
-import { DeliveryTally, HEARTBEAT_MS, WorkerExit, isSettingsMessage, type WorkerMessage } from "./ipc.js";
+import {
+  HEARTBEAT_MS,
+  WorkerExit,
+  isSettingsMessage,
+  type Settings,
+  type WorkerMessage,
+} from "../protocol/worker.js";
+import { DeliveryTally } from "./delivery-tally.js";
 import { createHandler } from "./registry.js";
 import { leaseFence, send, sendFlushed, settingsFromMaster, settingsOf } from "./worker-channel.js";
 

@@ -1,4 +1,4 @@
-// A stand-in worker speaking the worker IPC protocol (src/runners/ipc.ts), for supervisor tests.
+// A stand-in worker speaking the worker IPC protocol (src/protocol/worker.ts), for supervisor tests.
 // Usage: node fake-worker.js --runner=NAME --slice=SPEC
 // Behaviour per runner, from the environment (comma-separated runner names):
 //   FAKE_FAIL   exit 70 before ready        FAKE_SILENT  ready, then no heartbeats

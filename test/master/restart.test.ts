@@ -4,7 +4,7 @@ import { judgeExit, markStalled, restartDelay } from "../../src/master/restart.j
 import { newSlot } from "../../src/master/slot.js";
 import { planWorkers } from "../../src/master/plan.js";
 import { configSchema } from "../../src/config/schema.js";
-import { WorkerExit } from "../../src/runners/ipc.js";
+import { WorkerExit } from "../../src/protocol/worker.js";
 import { silentLogger } from "../../src/util/log.js";
 
 const spec = { ...planWorkers(configSchema.parse({}))[0]!, maxRestarts: 3 };

@@ -14,7 +14,7 @@ import { MetricsServer } from "../../src/metrics/server.js";
 import type { WorkerView } from "../../src/metrics/sources.js";
 import { Switchboard } from "../../src/queue/switchboard.js";
 import { inSlice, parseSlice } from "../../src/queue/slice.js";
-import type { WorkerMessage } from "../../src/runners/ipc.js";
+import type { WorkerMessage } from "../../src/protocol/worker.js";
 import { silentLogger } from "../../src/util/log.js";
 import { makeSite, message, type Site } from "../helpers/site.js";
 import { parseExposition, type Exposition } from "./prom-text.js";

@@ -14,12 +14,12 @@ import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 import type { LmtpListener } from "../intake/lmtp.js";
 import type { ListenAddress } from "../intake/listen.js";
-import type { WorkerMessage } from "../runners/ipc.js";
+import type { WorkerMessage } from "../protocol/worker.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import type { HeartbeatOrigin, QrunnerMetrics } from "./metrics.js";
-import type { MetricsServer } from "./server.js";
-import type { WorkerView } from "./sources.js";
+import type { HeartbeatOrigin, QrunnerMetrics } from "../metrics/metrics.js";
+import type { MetricsServer } from "../metrics/server.js";
+import type { WorkerView } from "../metrics/sources.js";
 
 export interface ListenersOptions {
   settings: () => { config: Config; lists: ReadonlyMap<string, ListConfig> };
@@ -47,7 +47,7 @@ export class MasterListeners {
   /** The metrics object, made (and prom-client loaded) on first use. */
   private async ensureMetrics(): Promise<QrunnerMetrics> {
     if (this.metricsObj) return this.metricsObj;
-    const { QrunnerMetrics } = await import("./metrics.js");
+    const { QrunnerMetrics } = await import("../metrics/metrics.js");
     this.metricsObj ??= new QrunnerMetrics({
       settings: this.opts.settings,
       workers: this.opts.workers,
@@ -107,7 +107,7 @@ export class MasterListeners {
     }
     if (httpSpec !== undefined && !this.http) {
       try {
-        const { MetricsServer } = await import("./server.js");
+        const { MetricsServer } = await import("../metrics/server.js");
         const metrics = await this.ensureMetrics();
         const server = await MetricsServer.start({ listen: httpSpec, metrics, logger: this.log });
         if (this.closed) await server.close();

@@ -2,6 +2,18 @@ import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 
 /**
+ * The master↔worker protocol: what the two processes say to each other over the IPC channel
+ * (child_process spawn with 'ipc'), the environment variable that turns it on, and the exit codes that
+ * tell the master what to do next. Both sides import this module and nothing else of each other.
+ */
+
+/** The config and lists in force; replaced as a whole when a valid edit is loaded. */
+export interface Settings {
+  readonly config: Config;
+  readonly lists: ReadonlyMap<string, ListConfig>;
+}
+
+/**
  * Messages a worker sends its master over the IPC channel (child_process `fork`/`spawn` with 'ipc').
  * A worker started by hand has no channel and sends nothing.
  */
@@ -39,45 +51,6 @@ export interface DeliveryCounts {
   temporary: number;
   permanent: number;
 }
-
-/** What a delivering runner reports after each attempt; the worker turns it into heartbeat fields. */
-export interface DeliveryObserver {
-  /** one attempt through `host` of an entry first received at `received` (ms epoch) */
-  attempted(host: string, received: number, counts: DeliveryCounts): void;
-}
-
-/**
- * Collects delivery outcomes between two heartbeats. The heartbeat carries deltas, so a worker keeps
- * nothing for long: at most one pair per transaction within a second, merged when there are many.
- */
-export class DeliveryTally implements DeliveryObserver {
-  private counts = new Map<string, DeliveryCounts>();
-  private latencies: Array<[number, number]> = [];
-
-  attempted(host: string, received: number, counts: DeliveryCounts): void {
-    const c = this.counts.get(host) ?? { accepted: 0, temporary: 0, permanent: 0 };
-    c.accepted += counts.accepted;
-    c.temporary += counts.temporary;
-    c.permanent += counts.permanent;
-    this.counts.set(host, c);
-    // an entry's received time is set once, at intake; an old or foreign entry without one is skipped
-    if (counts.accepted > 0 && received > 0 && this.latencies.length < MAX_LATENCY_PAIRS)
-      this.latencies.push([Math.max(0, (Date.now() - received) / 1000), counts.accepted]);
-  }
-
-  /** The heartbeat fields for what happened since the last call (none when nothing did). */
-  drain(): { deliveries?: Record<string, DeliveryCounts>; latencies?: Array<[number, number]> } {
-    const out: { deliveries?: Record<string, DeliveryCounts>; latencies?: Array<[number, number]> } = {};
-    if (this.counts.size > 0) out.deliveries = Object.fromEntries(this.counts);
-    if (this.latencies.length > 0) out.latencies = this.latencies;
-    this.counts = new Map();
-    this.latencies = [];
-    return out;
-  }
-}
-
-/** Latency pairs kept between two heartbeats; beyond this (10,000 transactions a second) the rest go uncounted. */
-const MAX_LATENCY_PAIRS = 10_000;
 
 /** Exit codes a worker uses so the master knows whether to restart it. */
 export const WorkerExit = {
@@ -126,5 +99,20 @@ export function isSettingsMessage(m: unknown): m is SettingsMessage {
     (m as { type?: unknown }).type === "settings" &&
     typeof (m as { config?: unknown }).config === "object" &&
     Array.isArray((m as { lists?: unknown }).lists)
+  );
+}
+
+/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
+export interface LeaseMessage {
+  type: "lease";
+  ms: number;
+}
+
+export function isLeaseMessage(m: unknown): m is LeaseMessage {
+  return (
+    typeof m === "object" &&
+    m !== null &&
+    (m as { type?: unknown }).type === "lease" &&
+    typeof (m as { ms?: unknown }).ms === "number"
   );
 }

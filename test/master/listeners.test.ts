@@ -6,11 +6,11 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { loadAll } from "../../src/lists/load.js";
-import { MasterListeners } from "../../src/metrics/listeners.js";
-import type { WorkerMessage } from "../../src/runners/ipc.js";
+import { MasterListeners } from "../../src/master/listeners.js";
+import type { WorkerMessage } from "../../src/protocol/worker.js";
 import { silentLogger } from "../../src/util/log.js";
 import { makeSite, type Site } from "../helpers/site.js";
-import { parseExposition } from "./prom-text.js";
+import { parseExposition } from "../metrics/prom-text.js";
 
 type Heartbeat = Extract<WorkerMessage, { type: "heartbeat" }>;
 

@@ -1,6 +1,6 @@
 /** The human form of `qrunner status`: aligned tables, one per section. */
 import { formatDuration } from "../util/units.js";
-import type { MasterStatus, RejectedEdit, WorkerStatus } from "./status-file.js";
+import type { MasterStatus, RejectedEdit, WorkerStatus } from "../master/status-file.js";
 
 export interface StatusReport {
   running: boolean;
