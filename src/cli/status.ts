@@ -83,7 +83,7 @@ async function collect(configFile: string): Promise<{ report: Report; code: numb
 }
 
 async function queues(root: string, names: readonly string[]): Promise<Report["queues"]> {
-  const { queueStats } = await import("../queue/switchboard.js");
+  const { queueStats } = await import("../queue/stats.js");
   return Promise.all(
     names.map(async (name) => {
       try {

@@ -65,6 +65,9 @@ export interface HostHealthStoreOptions {
   cacheMs?: number;
 }
 
+/** How long a claimed probe keeps the other workers off a down host (outgoing and backoff both claim). */
+export const PROBE_HOLD_MS = 60_000;
+
 export class HostHealthStore {
   readonly dir: string;
   readonly #probeMax: number;

@@ -7,6 +7,7 @@ export { hostId, weightOf, autoSlices, hostForSha1, pickWeighted, routeHost } fr
 export type { HostRef, HostSlice, RouteOptions } from "./hosts.js";
 export {
   HostHealthStore,
+  PROBE_HOLD_MS,
   readHostHealth,
   isAvailable,
   freshRecord,

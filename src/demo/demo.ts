@@ -7,7 +7,7 @@
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { queueStats, type QueueStats } from "../queue/switchboard.js";
+import { queueStats, type QueueStats } from "../queue/stats.js";
 import { UsageError, describeError } from "../util/errors.js";
 import { inject, pairsIn } from "./feed.js";
 import { LogTail, startMaster, type MasterChild } from "./master.js";

@@ -2,7 +2,7 @@
  * Live progress: on a terminal a block redrawn in place (ANSI cursor movement) a few times a second;
  * otherwise (a pipe, a CI log) one plain line per second.
  */
-import type { QueueStats } from "../queue/switchboard.js";
+import type { QueueStats } from "../queue/stats.js";
 import type { DemoEvent } from "./observer.js";
 
 export interface HostLine {

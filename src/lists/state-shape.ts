@@ -3,6 +3,7 @@
  * file has it. Separate from the store in state.ts because the pure modules that change a state
  * (members, tokens, replies) and the cache need the shape but not the locking and file I/O.
  */
+import { QrunnerError } from "../util/errors.js";
 import type { MemberBounceState } from "./bounces/score.js";
 
 /**
@@ -45,12 +46,12 @@ export function emptyState(): ListState {
  * Where a state file is not what we can read: the path of the first bad value (dot-joined, "" for the
  * whole file) and what is wrong with it, worded as zod words it.
  */
-export class StateShapeError extends Error {
+export class StateShapeError extends QrunnerError {
   constructor(
     readonly where: string,
     message: string,
   ) {
-    super(message);
+    super("ESTATE_SHAPE", message);
   }
 }
 

@@ -12,6 +12,7 @@ import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 import { MasterListeners } from "./listeners.js";
 import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
+import { releaseInOrder } from "../util/release.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
@@ -139,9 +140,11 @@ class Master {
       await this.listeners.apply(this.config, true);
     } catch (err) {
       this.log.fatal({ err: describeError(err) }, "cannot start the listeners; fix the address or free it");
-      await this.listeners.close();
-      await this.cluster?.close();
-      await this.lock.release();
+      await releaseInOrder(this.log, [
+        ["close the listeners", () => this.listeners.close()],
+        ["leave the cluster", () => this.cluster?.close()],
+        ["release the lock", () => this.lock.release()],
+      ]);
       this.logHandle.close();
       return 1;
     }
@@ -275,20 +278,19 @@ class Master {
     this.status.state = "stopping";
     this.log.info({ signal, timeout: this.config.master.stop_timeout }, "stopping the workers");
     this.status.changed();
-    await this.watcher?.close();
-    // no new mail while the workers stop; transactions in DATA are finished first
-    await this.listeners.closeIntake();
-    await this.supervisor.stop();
-    await this.cluster
-      ?.close()
-      .catch((err: unknown) =>
-        this.log.error({ err: describeError(err) }, "cannot leave the cluster cleanly; its leases go stale"),
-      );
-    await this.listeners.close();
-    await this.status.stopped();
-    await this.lock.release();
+    const failed = await releaseInOrder(this.log, [
+      ["stop watching the config", () => this.watcher?.close()],
+      // no new mail while the workers stop; transactions in DATA are finished first
+      ["close the intake", () => this.listeners.closeIntake()],
+      ["stop the workers", () => this.supervisor.stop()],
+      // a node that cannot say goodbye leaves leases that go stale: the others take them after the TTL
+      ["leave the cluster", () => this.cluster?.close()],
+      ["close the listeners", () => this.listeners.close()],
+      ["write the final status", () => this.status.stopped()],
+      ["release the lock", () => this.lock.release()],
+    ]);
     for (const [sig, fn] of this.signals) process.off(sig, fn);
-    this.log.info("master stopped");
+    this.log.info({ failedSteps: failed }, "master stopped");
     this.logHandle.close();
     this.done(0);
   }

@@ -52,7 +52,6 @@ export class Switchboard {
   private readonly dirSync: DirSyncer;
   private readonly batch: SliceBatch;
   private readonly spares: SparePool | null;
-  private closed = false;
 
   private constructor(opts: SwitchboardOptions) {
     if (!QUEUE_NAME_RE.test(opts.queue))
@@ -264,17 +263,11 @@ export class Switchboard {
     return readEntry(this.queue, path.join(this.dir, name), name);
   }
 
-  /** Safe to call twice; the Switchboard holds no descriptors between calls. */
-  close(): void {
-    this.closed = true;
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
+  /**
+   * Part of the lifecycle callers follow (open, use, close), so a Switchboard that comes to hold
+   * descriptors can release them here; today it holds none between calls and there is nothing to do.
+   */
+  close(): void {}
 }
-
-// queueStats lived here first; callers import it from the Switchboard's module
-export { queueStats, type QueueStats } from "./stats.js";
 // EnqueueOptions is the option type of enqueue; it lives with the code that honours it (commit.ts)
 export type { EnqueueOptions };

@@ -6,7 +6,7 @@
  * notice to the list owners. An entry that made progress is measured from its last progress.
  */
 import type { Logger } from "pino";
-import { hostId, isAvailable, routeHost, type HostHealthRecord } from "../delivery/index.js";
+import { PROBE_HOLD_MS, hostId, isAvailable, routeHost, type HostHealthRecord } from "../delivery/index.js";
 import type { Entry } from "../queue/types.js";
 import { formatDuration } from "../util/units.js";
 import type { Handler, HandleResult } from "./base.js";
@@ -19,9 +19,6 @@ import { queueNotice } from "./notify.js";
 import { ownerAddress } from "../lists/addresses.js";
 import { takeReplySlot } from "../lists/replies.js";
 import { ListStateStore } from "../lists/state.js";
-
-/** How long a claimed probe keeps other workers off the host (the outgoing runner uses the same). */
-const PROBE_HOLD_MS = 60_000;
 
 export class BackoffRunner implements Handler {
   private readonly transports: Transports;

@@ -6,7 +6,7 @@
  * them through a healthy host; one worker at a time probes the host when its probe falls due.
  */
 import type { Logger } from "pino";
-import { hostForSha1, hostId, isAvailable } from "../delivery/index.js";
+import { PROBE_HOLD_MS, hostForSha1, hostId, isAvailable } from "../delivery/index.js";
 import type { Entry } from "../queue/types.js";
 import { formatDuration } from "../util/units.js";
 import type { Handler, HandleResult } from "./base.js";
@@ -61,7 +61,8 @@ export class OutgoingRunner implements Handler {
     const now = Date.now();
     // down: try only as the one probe that is due, claimed so that workers do not all probe at once
     const usable =
-      record.state === "up" || (isAvailable(record, now) && (await this.health.claimProbe(id, 60_000)));
+      record.state === "up" ||
+      (isAvailable(record, now) && (await this.health.claimProbe(id, PROBE_HOLD_MS)));
     if (!usable) {
       const why = `host ${id} down for ${formatDuration(now - record.since)}: ${record.lastError ?? "unreachable"}`;
       await this.step.dispose(

@@ -8,7 +8,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { hostFileName } from "../../src/delivery/health.js";
 import { listQueue, type EntrySummary } from "../../src/queue/inspect.js";
-import { Switchboard, queueStats } from "../../src/queue/switchboard.js";
+import { queueStats } from "../../src/queue/stats.js";
+import { Switchboard } from "../../src/queue/switchboard.js";
 import { startSink, type Sink } from "../helpers/smtp-sink.js";
 import {
   logLines,
