@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import type { MemberReport } from "../lists/members.js";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { table } from "./table.js";
 
 interface MembersOptions extends GlobalOptions {
   json?: boolean;
@@ -129,13 +130,7 @@ export function formatReport(r: MemberReport): string {
     row.source,
   ]);
   const head = ["ADDRESS", "STATE", "SCORE", "SOURCE"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd() + "\n";
-  let out = rows.length > 0 ? line(head) + rows.map(line).join("") : `${r.list} has no members\n`;
+  let out = rows.length > 0 ? table(head, rows) : `${r.list} has no members\n`;
   const { total, enabled, disabled } = r.counts;
   out += `${r.list}: ${total} member${total === 1 ? "" : "s"}, ${enabled} enabled, ${disabled} disabled\n`;
   if (r.leftByMail.length > 0) out += `left by mail (still in the list file): ${r.leftByMail.join(", ")}\n`;

@@ -8,6 +8,7 @@ import type { HeldMeta, HeldPost } from "../lists/held-format.js";
 import type { loadAll } from "../lists/load.js";
 import type { ListConfig } from "../lists/schema.js";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { table } from "./table.js";
 
 interface HeldOptions extends GlobalOptions {
   json?: boolean;
@@ -129,13 +130,7 @@ export function formatHeld(posts: readonly HeldMeta[], withList: boolean): strin
     // eslint-disable-next-line no-control-regex
     (p.subject ?? "").replace(/[\x00-\x1f\x7f]+/g, " ").slice(0, 60),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd() + "\n";
-  return line(head) + rows.map(line).join("");
+  return table(head, rows);
 }
 
 async function act(action: Action, id: string, opts: GlobalOptions & { reason?: string }): Promise<number> {

@@ -1,5 +1,6 @@
 /** The human form of `qrunner status`: aligned tables, one per section. */
 import { formatDuration } from "../util/units.js";
+import { alignRow, columnWidths, tableLines } from "./table.js";
 import type { MasterStatus, RejectedEdit, WorkerStatus } from "../master/status-file.js";
 
 export interface StatusReport {
@@ -16,20 +17,6 @@ export interface StatusReport {
   queues: Array<{ name: string; depth: number; inProgress: number; oldest: number | null }>;
   /** host health records as the delivery layer keeps them; null when unavailable */
   hosts: Array<Record<string, unknown>> | null;
-}
-
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 function ago(ms: number | null, now: number): string {
@@ -100,11 +87,11 @@ export function renderStatus(r: StatusReport, now = Date.now()): string {
       w.sinceProgress === null ? "-" : `${formatDuration(w.sinceProgress * 1000)} ago`,
       workerNote(w, now),
     ]);
-    out.push("", table([head, ...rows]));
+    out.push("", ...tableLines(head, rows));
   }
   if (r.queues.length > 0) {
     const rows = r.queues.map((q) => [q.name, String(q.depth), String(q.inProgress), ago(q.oldest, now)]);
-    out.push("", table([["QUEUE", "DEPTH", "IN PROGRESS", "OLDEST"], ...rows]));
+    out.push("", ...tableLines(["QUEUE", "DEPTH", "IN PROGRESS", "OLDEST"], rows));
   }
   if (r.hosts && r.hosts.length > 0) {
     const str = (v: unknown) => (v === null || v === undefined ? "-" : String(v));
@@ -116,7 +103,7 @@ export function renderStatus(r: StatusReport, now = Date.now()): string {
       str(h["consecutiveFailures"]),
       str(h["lastError"]),
     ]);
-    out.push("", table([["SMTP HOST", "STATE", "SINCE", "FAILURES", "LAST ERROR"], ...rows]));
+    out.push("", ...tableLines(["SMTP HOST", "STATE", "SINCE", "FAILURES", "LAST ERROR"], rows));
   }
   if (r.rejectedEdit) {
     out.push("", `rejected edit (${ago(r.rejectedEdit.at, now)}); the config above stays in force:`);
@@ -223,9 +210,8 @@ function queueLines(r: StatusReport, o: WatchOptions): string[] {
         : formatDuration(o.now - q.oldest),
   ]);
   const head = ["QUEUE", "DEPTH", "WIP", "OLDEST"];
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-  const cell = (row: readonly string[]) =>
-    row.map((c, i) => (i === 1 || i === 2 ? c.padStart(w[i] ?? 0) : c.padEnd(w[i] ?? 0))).join("  ");
+  const w = columnWidths(head, rows);
+  const cell = (row: readonly string[]) => alignRow(row, w, { rightAligned: [1, 2], padLast: true });
   const used = w.reduce((a, b) => a + b, 0) + 2 * w.length;
   const barWidth = Math.max(0, o.width - used);
   const max = Math.max(0, ...r.queues.map((q) => q.depth));
@@ -264,22 +250,12 @@ export function fitTable(
   shrink: readonly number[],
   rightAligned: readonly number[] = [],
 ): string[] {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const w = columnWidths(head, rows);
   const total = () => w.reduce((a, b) => a + b, 0) + 2 * (w.length - 1);
   for (const i of shrink) {
     const over = total() - width;
     if (over <= 0) break;
     w[i] = Math.max((head[i] ?? "").length, (w[i] ?? 0) - over);
   }
-  const cut = (s: string, n: number) => (s.length <= n ? s : n <= 0 ? "" : s.slice(0, n - 1) + ell);
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => {
-        const n = w[i] ?? 0;
-        const v = cut(c, n);
-        return rightAligned.includes(i) ? v.padStart(n) : v.padEnd(n);
-      })
-      .join("  ")
-      .trimEnd();
-  return [line(head), ...rows.map(line)];
+  return tableLines(head, rows, { widths: w, ell, rightAligned });
 }
