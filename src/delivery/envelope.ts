@@ -4,7 +4,6 @@
  */
 import { isAscii } from "node:buffer";
 import { createRequire } from "node:module";
-import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 
 /** An address we can put between angle brackets in MAIL FROM / RCPT TO. */
 export const BAD_ADDRESS = /[\s<>]/;
@@ -29,23 +28,6 @@ function punycodeDomain(domain: string): string {
   } catch {
     return domain; // not a valid IDN: sent as given, and the server judges it
   }
-}
-
-/** The parts of a nodemailer mail object that its SMTP pool reads (smtp-pool, pool-resource). */
-export interface PreparedMail {
-  data: Record<string, never>;
-  message: {
-    getEnvelope(): { from: string | false; to: string[]; size: number; use8BitMime: boolean };
-    messageId(): string;
-    getHeader(name: string): string | undefined;
-    createReadStream(): Buffer;
-  };
-}
-
-/** nodemailer's SMTP pool (the transporter behind createTransport({ pool: true })). */
-export interface PreparedPool {
-  /** false when the pool is closed (the callback is then never called) */
-  send(mail: PreparedMail, callback: (err: Error | null, info?: SMTPPool.SentMessageInfo) => void): boolean;
 }
 
 /** Any byte >= 0x80: the body needs BODY=8BITMIME where the server offers it. */

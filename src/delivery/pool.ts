@@ -5,26 +5,8 @@
  * results: these are the pool's settings and plumbing, where nodemailer's quirks are worked around.
  */
 import net from "node:net";
-import { createRequire } from "node:module";
-import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 import type { FallbackHostConfig } from "../config/schema.js";
-
-/**
- * nodemailer, loaded when the first transport is made: a worker that never sends over SMTP (and an
- * idle one before its first delivery) does not carry its 80 modules, about 2.5 MB.
- */
-export function loadNodemailer(): typeof import("nodemailer") {
-  return createRequire(import.meta.url)("nodemailer") as typeof import("nodemailer");
-}
-
-/** nodemailer's pool accepts maxRequeues and getSocket, which its type declarations lack. */
-export type PoolOptions = SMTPPool.Options & {
-  maxRequeues: number;
-  getSocket: (
-    options: unknown,
-    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
-  ) => void;
-};
+import type { PoolOptions, SocketProvider } from "./nodemailer-adapter.js";
 
 /**
  * Sockets with Nagle's algorithm off. nodemailer writes the end of DATA (`\r\n.\r\n`) as a small
@@ -32,11 +14,8 @@ export type PoolOptions = SMTPPool.Options & {
  * up to 40 ms: one transaction per 40 ms per connection. The socket is handed over while it connects,
  * so nodemailer's own handlers still see ECONNREFUSED and the like as connection errors.
  */
-function noDelaySocket(host: string, port: number, connectTimeout: number) {
-  return (
-    _options: unknown,
-    callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
-  ): void => {
+function noDelaySocket(host: string, port: number, connectTimeout: number): SocketProvider {
+  return (_options, callback) => {
     const connection = net.connect({ host, port });
     connection.setNoDelay(true);
     // nodemailer's own connect timer stops once it has the socket; keep connect_timeout ourselves

@@ -4,16 +4,16 @@
  * what happened to each recipient. How the pool is configured and connected is in pool.ts.
  */
 import { readFileSync } from "node:fs";
-import type { Transporter } from "nodemailer";
 import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 import type { Logger } from "../util/log.js";
 import type { FallbackHostConfig } from "../config/schema.js";
 import { CaFileError, MissingSecretError } from "./errors.js";
 import { hostId } from "./hosts.js";
-import { BAD_ADDRESS, hasEightBit, wireAddress, type PreparedMail, type PreparedPool } from "./envelope.js";
+import { BAD_ADDRESS, hasEightBit, wireAddress } from "./envelope.js";
 import { hostErrorOf, resultOfError, resultOfInfo, mergeResults } from "./outcome.js";
 import type { HostError, RecipientFailure, SendResult } from "./outcome.js";
-import { loadNodemailer, poolOptions, type PoolOptions } from "./pool.js";
+import { createPool, sendPrepared, type PoolOptions, type SmtpPool } from "./nodemailer-adapter.js";
+import { poolOptions } from "./pool.js";
 
 /** A primary or fallback host (fallbacks have no weight). */
 export type HostConfig = FallbackHostConfig & { weight?: number };
@@ -38,7 +38,7 @@ export class HostTransport {
   /** connections kept open to this host; also how many transactions deliverBatched runs at once */
   readonly poolSize: number;
   readonly #options: PoolOptions;
-  #pool: Transporter<SMTPPool.SentMessageInfo> | undefined;
+  #pool: SmtpPool | undefined;
   /** the password and its base64 forms, scrubbed from every message we hand out */
   readonly #secrets: string[];
   readonly #logger: Logger | undefined;
@@ -78,8 +78,8 @@ export class HostTransport {
   }
 
   /** The connection pool, made on first use (nodemailer loads with it). */
-  get #mailer(): Transporter<SMTPPool.SentMessageInfo> {
-    this.#pool ??= loadNodemailer().createTransport(this.#options);
+  get #mailer(): SmtpPool {
+    this.#pool ??= createPool(this.#options);
     return this.#pool;
   }
 
@@ -155,38 +155,12 @@ export class HostTransport {
     return result;
   }
 
-  /**
-   * Hand the message straight to nodemailer's connection pool. `sendMail` would first build a
-   * MailMessage, compose a MIME tree around the raw bytes and run every address through its header
-   * address parser (which splits a quoted local part at its commas): about 0.1 ms of CPU per message
-   * that a queue entry (raw bytes, bare addresses) does not need.
-   */
+  /** Hand the message straight to nodemailer's connection pool (see nodemailer-adapter.ts). */
   #sendPrepared(
     env: Envelope & { size: number; use8BitMime: boolean },
     raw: Buffer,
   ): Promise<SMTPPool.SentMessageInfo> {
-    const pool = (this.#mailer as unknown as { transporter: PreparedPool }).transporter;
-    return new Promise((resolve, reject) => {
-      const mail: PreparedMail = {
-        data: {},
-        message: {
-          // a fresh object per call: the connection writes its state into it, and the pool may
-          // send the same mail again on a new connection
-          getEnvelope: () => ({
-            ...env,
-            from: env.from === "" ? false : env.from,
-            to: [...env.to],
-          }),
-          messageId: () => "",
-          getHeader: () => undefined,
-          createReadStream: () => raw,
-        },
-      };
-      const queued = pool.send(mail, (err, info) =>
-        err || !info ? reject(err ?? new Error("no reply")) : resolve(info),
-      );
-      if (!queued) reject(new Error(`delivery to ${this.id} stopped: the transport is closed`));
-    });
+    return sendPrepared(this.#mailer, env, raw, `delivery to ${this.id} stopped: the transport is closed`);
   }
 
   /**
