@@ -263,6 +263,11 @@ export class Switchboard {
     return readEntry(this.queue, path.join(this.dir, name), name);
   }
 
+  /** Directory fsyncs this Switchboard's enqueues started: concurrent enqueues share one. */
+  get directoryFsyncs(): number {
+    return this.dirSync.fsyncs;
+  }
+
   /**
    * Part of the lifecycle callers follow (open, use, close), so a Switchboard that comes to hold
    * descriptors can release them here; today it holds none between calls and there is nothing to do.

@@ -9,8 +9,14 @@ import { closeSync, fsync, openSync } from "node:fs";
 export class DirSyncer {
   private running: Promise<void> | null = null;
   private next: Promise<void> | null = null;
+  private started = 0;
 
   constructor(private readonly dir: string) {}
+
+  /** Directory fsyncs started so far: how well concurrent callers were grouped (for tests and benches). */
+  get fsyncs(): number {
+    return this.started;
+  }
 
   /** Resolves once an fsync of the directory that started after this call has completed. */
   sync(): Promise<void> {
@@ -31,6 +37,7 @@ export class DirSyncer {
   }
 
   private fsyncOnce(): Promise<void> {
+    this.started++;
     return fsyncDir(this.dir);
   }
 }

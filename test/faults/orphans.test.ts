@@ -3,10 +3,8 @@
  * fresh `qrunner start` follows at once (as an operator, or a supervisor without KillMode=control-group,
  * would do). The orphaned worker finishes its transaction; the new master's worker of the same slice
  * must not take that entry back meanwhile.
- *
- * Known bug (reported; src/master and src/runners are not ours): the new worker's recover() takes
- * back the `.wip` the orphan still holds, and every recipient gets the message twice. The fault suite
- * counts these among its duplicates. `.fails` turns red once it is fixed: then drop `.fails`.
+ * (A new master waits for the orphaned workers of the one that died before starting its own, so the
+ * entry in the orphan's hands is finished by the orphan and delivered once.)
  */
 import { readdir } from "node:fs/promises";
 import path from "node:path";

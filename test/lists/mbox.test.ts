@@ -3,8 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import ts from "typescript";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ArchiveError,
   appendToArchive,
@@ -14,6 +13,7 @@ import {
   splitMboxrd,
 } from "../../src/lists/mbox.js";
 import { fixtures } from "../fixtures/messages/list.js";
+import { requireBuild } from "../helpers/site.js";
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const PYTHON = "/usr/bin/python3";
@@ -247,24 +247,16 @@ describe("appendToArchive", () => {
 describe("appendToArchive across processes", () => {
   let child: string;
 
-  /** Build mbox.ts and what it imports to plain JS for child processes (node cannot run .ts itself). */
+  /** A child process runs the built module (dist/, made by `npm test`'s build) as the runner does. */
   beforeAll(async () => {
+    requireBuild();
     const out = path.join(tmp, "build");
-    for (const f of ["src/lists/mbox.ts", "src/util/dirsync.ts", "src/util/errors.ts"]) {
-      const src = await fsp.readFile(path.join(REPO, f), "utf8");
-      const js = ts.transpileModule(src, {
-        compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-      }).outputText;
-      await fsp.mkdir(path.dirname(path.join(out, f)), { recursive: true });
-      await fsp.writeFile(path.join(out, f.replace(/\.ts$/, ".js")), js);
-    }
-    await fsp.writeFile(path.join(out, "package.json"), '{ "type": "module" }\n');
-    await fsp.symlink(path.join(REPO, "node_modules"), path.join(out, "node_modules"));
+    await fsp.mkdir(out, { recursive: true });
     child = path.join(out, "child.js");
     await fsp.writeFile(
       child,
       [
-        'import { appendToArchive } from "./src/lists/mbox.js";',
+        `import { appendToArchive } from ${JSON.stringify(pathToFileURL(path.join(REPO, "dist/lists/mbox.js")).href)};`,
         "const [dir, ...ids] = process.argv.slice(2);",
         "for (const id of ids) {",
         "  const raw = Buffer.from(`Subject: ${id}\\n\\nbody of ${id}\\nFrom the middle\\n`);",

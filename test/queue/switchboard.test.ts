@@ -140,12 +140,18 @@ describe("Switchboard", () => {
     );
     expect(new Set(ids).size).toBe(200);
     expect((await queueStats(root, "outgoing")).depth).toBe(200);
+    // grouped: the 200 renames share a few directory fsyncs (one each without group commit)
+    expect(sb.directoryFsyncs).toBeGreaterThan(0);
+    expect(sb.directoryFsyncs).toBeLessThanOrEqual(10);
     const many = await sb.enqueueMany(
       Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`n${i}`), meta })),
     );
     expect(many).toHaveLength(50);
+    const afterMany = sb.directoryFsyncs;
+    await sb.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`o${i}`), meta })));
+    expect(sb.directoryFsyncs - afterMany).toBe(1); // one batch, one directory fsync
     const st = await queueStats(root, "outgoing");
-    expect(st.depth).toBe(250);
+    expect(st.depth).toBe(300);
     expect(st.inProgress).toBe(0);
     expect(st.oldest).not.toBeNull();
   });
