@@ -22,7 +22,7 @@ import {
 } from "./slot.js";
 import { reloadWorker, sendMessage, sendSettings, spawnWorker } from "./worker-process.js";
 
-export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand } from "./slot.js";
+export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand, type WorkerCommandFactory } from "./slot.js";
 
 export interface SupervisorTimings {
   /** a worker with due entries and no progress (or no heartbeat) this long is killed and restarted */
