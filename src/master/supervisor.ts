@@ -33,7 +33,7 @@ export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand, type WorkerCommand
  */
 const FIRST_WAVE = new Set(["incoming", "outgoing"]);
 /** the longest the other workers wait for the mail path's workers at start, ms */
-const FIRST_WAVE_MAX_MS = 3000;
+const FIRST_WAVE_MAX_MS = 1000;
 
 export interface SupervisorTimings {
   /** a worker with due entries and no progress (or no heartbeat) this long is killed and restarted */
