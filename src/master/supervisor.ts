@@ -68,7 +68,7 @@ export class Supervisor {
   private stopping = false;
   private announced = false;
   private checkTimer: NodeJS.Timeout | null = null;
-  /** at start: the workers spawned once the mail path's are ready (see FIRST_WAVE), null after */
+  /** at start: the workers spawned once the mail path's are ready and idle (see FIRST_WAVE); null after */
   private secondWave: { slots: Slot[]; timer: NodeJS.Timeout } | null = null;
   private timings: SupervisorTimings;
   private readonly log: Logger;
@@ -94,7 +94,7 @@ export class Supervisor {
     this.checkTimer.unref();
   }
 
-  /** The workers held back at start, once the mail path's are ready or gone (or the wait is over). */
+  /** The workers held back at start, once the mail path's are idle or gone (or the wait is over). */
   private startSecondWave(): void {
     const wave = this.secondWave;
     if (!wave) return;

@@ -95,6 +95,14 @@ describe("master with stand-in workers", () => {
     expect(parsed.workers).toBe(8);
     expect(parsed.ms).toBeGreaterThan(0);
     await waitFor("readyMs in status", async () => (await readStatusFile(setup!.stateDir))?.master.readyMs);
+    // the mail path's workers were started first, the others only once one of those was ready (a
+    // stand-in is ready 100 ms after it starts) or the wait for them was over
+    const startedAt = (runners: string[]) =>
+      st.workers.filter((w) => runners.includes(w.runner)).map((w) => w.startedAt ?? NaN);
+    expect(
+      Math.min(...startedAt(["bounce", "command", "archive", "backoff"])) -
+        Math.min(...startedAt(["incoming", "outgoing"])),
+    ).toBeGreaterThanOrEqual(100);
   });
 
   it("restarts a worker killed with SIGKILL", async () => {
