@@ -3,10 +3,11 @@
 //      (../shared/peers/bench_mailman_e2e.sh) on the same work;
 //  (b) plain relay: R single-recipient messages through qrunner, against Postfix
 //      (../shared/peers/bench_postfix.sh).
-// t0 = first injection, end = the sink's last_ts, as the peer scripts measure.
+// t0 = first injection, end = the sink's last_ts, as the peer scripts measure. The `cold` run counts
+// the start too: the P posts are queued while the daemon is stopped, t0 = `qrunner start`.
 //
 //   node benchmarks/e2e.js [--quick] [--json] [--rounds=2] [--posts=200] [--members=100] [--relay=2000]
-//        [--inject-conc=2] [--no-peers] [--only-e2e=fanout,inject,relay]
+//        [--inject-conc=2] [--no-peers] [--only-e2e=fanout,cold,inject,lmtp,relay]
 import { setInterval, clearInterval } from "node:timers";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -152,7 +153,8 @@ export async function injectLmtp(port, msgs, from, to, conns) {
 
 /**
  * One qrunner run: a fresh daemon and sink, `posts` messages to a list of `members`, injected `via`
- * enqueue (in-process) or inject (processes). Returns the figures, in the peer scripts' field names.
+ * enqueue (in-process), inject (processes), lmtp, or cold: enqueued in-process while the daemon is
+ * stopped, then timed from `qrunner start`. Returns the figures, in the peer scripts' field names.
  */
 export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2, label }) {
   const { dir, cleanup } = benchDir("qrunner-bench-e2e-");
@@ -162,12 +164,18 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
   try {
     const memberList = Array.from({ length: members }, (_, i) => member(i));
     const lmtpPort = via === "lmtp" ? await freePort() : null;
-    daemon = await startDaemon(dir, {
+    const site = {
       hosts: [{ host: "127.0.0.1", port: sink.port }],
       lists: [{ address: LIST, members: memberList }],
       runners: JSON.parse(arg("runners", "{}")),
       extra: lmtpPort ? `intake: { lmtp: "127.0.0.1:${lmtpPort}" }` : "",
-    });
+    };
+    const cold = via === "cold";
+    // a site that has run before (its state directory kept), as a restart finds it
+    if (cold) {
+      daemon = await startDaemon(dir, site);
+      await daemon.stop();
+    } else daemon = await startDaemon(dir, site);
     const run = `${process.pid}-${Date.now()}`;
     const from = member(0);
     const msgs = Array.from({ length: posts }, (_, i) => makePost(i, { from, to: LIST, run }));
@@ -178,9 +186,11 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
       list: LIST,
       kind: "post",
     };
-    await sleep(300); // let every worker reach its first idle wait
+    if (cold) await injectInProcess(daemon.qfiles, msgs, meta, producers);
+    else await sleep(300); // let every worker reach its first idle wait
     const quiet = await waitQuiet();
-    const cpu0 = daemon.cpu();
+    if (cold) daemon = await startDaemon(dir, { ...site, ready: false });
+    const cpu0 = cold ? {} : daemon.cpu();
     const sinkCpu0 = sink.cpuS();
     const mb0 = machineBusyS();
     const rssPeak = {};
@@ -188,9 +198,11 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
       for (const [k, v] of Object.entries(daemon.rss()))
         if (v !== null) rssPeak[k] = Math.max(rssPeak[k] ?? 0, v);
     }, 100);
-    const t0 = Date.now() / 1000;
+    const t0 = cold ? daemon.startedAt / 1000 : Date.now() / 1000;
     let injectFailed = 0;
-    if (via === "inject") injectFailed = await injectProcesses(daemon.cfg, msgs, LIST, conc);
+    // cold: the posts were queued before the start
+    if (cold) injectFailed = 0;
+    else if (via === "inject") injectFailed = await injectProcesses(daemon.cfg, msgs, LIST, conc);
     else if (via === "lmtp") injectFailed = await injectLmtp(lmtpPort, msgs, from, LIST, conc);
     else await injectInProcess(daemon.qfiles, msgs, meta, producers);
     const tInjected = Date.now() / 1000;
@@ -266,7 +278,7 @@ export async function main() {
   const conc = num("inject-conc", 2);
   const peers = !flag("no-peers");
   const lmtp = lmtpSupported() && !flag("no-lmtp");
-  const parts = arg("only-e2e", "fanout,inject,lmtp,relay").split(",");
+  const parts = arg("only-e2e", "fanout,cold,inject,lmtp,relay").split(",");
   const mm = peers && havePeer("mailman");
   const pf = peers && havePeer("postfix");
   if (peers && !mm) log("Mailman 3 not installed (bash ../shared/peers/install.sh): no Mailman figures");
@@ -275,6 +287,7 @@ export async function main() {
 
   const R = {
     fanout: [],
+    cold: [],
     inject: [],
     lmtp: [],
     relay: [],
@@ -301,7 +314,11 @@ export async function main() {
           producers: 1,
         }),
       );
-    if (mm && parts.includes("fanout")) {
+    if (parts.includes("cold"))
+      R.cold.push(
+        await fan("cold", `qrunner fan-out ${posts}x${members} (queued while stopped, from start)`),
+      );
+    if (mm && (parts.includes("fanout") || parts.includes("cold"))) {
       const m = await mailmanRun(posts, members);
       if (m) {
         log(
@@ -379,6 +396,7 @@ export async function main() {
     ],
     [
       row(`qrunner ${posts}x${members}, enqueue in-process`, R.fanout),
+      row(`qrunner ${posts}x${members}, queued while stopped, from start`, R.cold),
       row(`qrunner ${posts}x${members}, qrunner inject x${conc}`, R.inject),
       ...(R.lmtp.length ? [row(`qrunner ${posts}x${members}, LMTP x1`, R.lmtp)] : []),
       row(`Mailman 3 ${posts}x${members}, inject_text`, R.mailman),
@@ -390,6 +408,7 @@ export async function main() {
   // CPU per process, qrunner runs
   for (const [name, xs] of [
     ["fan-out (enqueue)", R.fanout],
+    ["fan-out (from start)", R.cold],
     ["fan-out (inject)", R.inject],
     ["fan-out (LMTP)", R.lmtp],
     ["relay (enqueue)", R.relay],
@@ -416,6 +435,7 @@ export async function main() {
   const med = (xs) => (xs.length ? median(xs) : null);
   const ratio = (a, b, f) => (a.length && b.length ? med(f(a)) / med(f(b)) : null);
   const ratioA = ratio(R.fanout, R.mailman, dps);
+  const ratioAcold = ratio(R.cold, R.mailman, dps);
   const ratioAinj = ratio(R.inject, R.mailman, dps);
   const ratioAlmtp = ratio(R.lmtp, R.mailman, dps);
   const ratioB = ratio(R.relay, R.postfix, mps);
@@ -423,6 +443,16 @@ export async function main() {
   const targets = [];
   if (ratioA !== null)
     targets.push(target("(a) deliveries/s vs Mailman 3 (both injected in-process)", ratioA, ">=", 10, "x"));
+  if (ratioAcold !== null)
+    targets.push(
+      target(
+        "(a) deliveries/s vs Mailman 3, qrunner's start included (queued while stopped)",
+        ratioAcold,
+        ">=",
+        10,
+        "x",
+      ),
+    );
   if (ratioAinj !== null)
     targets.push(
       target(`(a) deliveries/s vs Mailman 3, qrunner inject processes x${conc}`, ratioAinj, ">=", 10, "x", {
@@ -439,7 +469,7 @@ export async function main() {
     targets.push(
       target("(b) msgs/s vs Postfix, qrunner over LMTP x4", ratioBlmtp, ">=", 1, "x", { info: true }),
     );
-  const mine = [...R.fanout, ...R.inject, ...R.lmtp, ...R.relay, ...R.relayLmtp];
+  const mine = [...R.fanout, ...R.cold, ...R.inject, ...R.lmtp, ...R.relay, ...R.relayLmtp];
   const lost = mine.reduce((n, x) => n + x.lost_deliveries + x.dup_pairs, 0);
   targets.push(target("qrunner lost + duplicate deliveries, all runs", lost, "<=", 0));
   const sinkCpu = Math.max(...mine.map((x) => x.sink_cpu_s / (x.elapsed_s || 1)));
@@ -452,6 +482,7 @@ export async function main() {
   emit("e2e", {
     rounds,
     ratio_fanout_vs_mailman: ratioA,
+    ratio_fanout_cold_vs_mailman: ratioAcold,
     ratio_fanout_inject_vs_mailman: ratioAinj,
     ratio_fanout_lmtp_vs_mailman: ratioAlmtp,
     ratio_relay_vs_postfix: ratioB,

@@ -298,11 +298,23 @@ export async function startSink(dir, { expect = 0, extra = [], name = "sink" } =
 /**
  * Write a config and lists under `dir` (config/qrunner.yaml, config/lists/, qfiles/, var/), then start the master
  * (`node bin/qrunner start -C cfg --allow-root`) with its logs (and its workers') in dir/qrunner.log.
- * Resolves once the master logged "all workers ready".
+ * Resolves once the master logged "all workers ready"; with `ready: false` at once, the master just
+ * spawned (`startedAt`: the time just before the spawn, ms since the epoch). `node`: the node binary
+ * to run it (and, through the master's process.execPath, its workers) with; default this one.
  */
 export async function startDaemon(
   dir,
-  { hosts, runners = {}, lists = [], logLevel = arg("log-level", "info"), env = {}, smtp = {}, extra = "" },
+  {
+    hosts,
+    runners = {},
+    lists = [],
+    logLevel = arg("log-level", "info"),
+    env = {},
+    smtp = {},
+    extra = "",
+    node = process.execPath,
+    ready: waitReady = true,
+  },
 ) {
   // the shipped layout: config/qrunner.yaml and config/lists/, the queues and state beside config/,
   // logs (stdout, as journald would take them) outside the config folder
@@ -338,15 +350,18 @@ export async function startDaemon(
   }
   const logFile = path.join(dir, "qrunner.log");
   const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [QRUNNER, "start", "-C", cfg, "--allow-root"], {
+  const startedAt = Date.now();
+  const child = spawn(node, [QRUNNER, "start", "-C", cfg, "--allow-root"], {
     stdio: ["ignore", fd, fd],
-    env: { ...process.env, ...env },
+    // that node first on PATH too, for anything started through `#!/usr/bin/env node`
+    env: { ...process.env, PATH: `${path.dirname(node)}:${process.env.PATH ?? ""}`, ...env },
   });
   closeSync(fd);
   const exited = new Promise((r) => child.once("exit", (code, sig) => r(code ?? sig)));
   const t0 = Date.now();
   let notReady = [];
   for (;;) {
+    if (!waitReady) break;
     await sleep(50);
     const text = readFileSync(logFile, "utf8");
     if (text.includes('"all workers ready"') || allReadyInStatus(path.join(dir, "var", "status.json"))) break;
@@ -374,7 +389,8 @@ export async function startDaemon(
     logFile,
     qfiles: path.join(dir, "qfiles"),
     state: path.join(dir, "var"),
-    readyMs: Date.now() - t0,
+    startedAt,
+    readyMs: waitReady ? Date.now() - t0 : null,
     notReady,
     /** the worker processes: pid, runner, slice */
     workers() {

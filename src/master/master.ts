@@ -7,6 +7,7 @@
  *   SIGHUP           reread the config (as a file edit does) and reopen the log file
  *   SIGUSR1          restart the workers one at a time
  */
+import path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
@@ -17,14 +18,16 @@ import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
 import type { MasterLock } from "./lock.js";
+import { acceptedNodeFlags } from "./node-flags.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
 import { prepareMaster, type ClusterParts } from "./startup.js";
 import {
   Supervisor,
+  WORKER_EXEC_ARGV,
   workerCommand,
   type SupervisorOptions,
   type SupervisorTimings,
-  type WorkerCommand,
+  type WorkerCommandFactory,
 } from "./supervisor.js";
 import { StatusWriter } from "./status-writer.js";
 import { ConfigWatcher } from "./watch.js";
@@ -36,7 +39,7 @@ export interface MasterOptions {
   /** extra arguments for every worker (e.g. --allow-root) */
   workerArgs?: readonly string[];
   /** how to start a worker (default: `qrunner start --runner --slice -C`); tests swap in a fake */
-  command?: (spec: WorkerSpec) => WorkerCommand;
+  command?: WorkerCommandFactory;
   /** backoff and health settings, for tests */
   tuning?: Pick<SupervisorOptions, "backoffBaseMs" | "backoffMaxMs" | "healthyRunMs">;
   /** how often status.json is rewritten without events, ms (default 2000) */
@@ -64,7 +67,12 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
   const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
   const { lock, cluster } = await prepareMaster(config, opts.configFile, logHandle);
-  return new Master(opts, config, lists ?? new Map(), logHandle, lock, cluster).run();
+  // the workers' tuning options this node accepts (a refused one would stop every worker at start)
+  const nodeOptions = await acceptedNodeFlags(WORKER_EXEC_ARGV, {
+    cacheFile: path.join(config.state, "node-flags.json"),
+    logger: logHandle.logger,
+  });
+  return new Master(opts, config, lists ?? new Map(), logHandle, lock, nodeOptions, cluster).run();
 }
 
 class Master {
@@ -89,10 +97,13 @@ class Master {
     private lists: ReadonlyMap<string, ListConfig>,
     private readonly logHandle: LoggerHandle,
     private readonly lock: MasterLock,
+    /** the node options of WORKER_EXEC_ARGV this node accepts, for the worker command */
+    nodeOptions: readonly string[],
     /** cluster mode: this node's leases and balancing; null when the config has no `cluster:` */
     private readonly clusterParts: ClusterParts | null = null,
   ) {
     const cluster = (this.cluster = clusterParts?.node ?? null);
+    const command = opts.command ?? workerCommand(opts.configFile, opts.workerArgs);
     this.log = logHandle.logger;
     this.stateDir = config.state;
     this.status = new StatusWriter(
@@ -103,7 +114,7 @@ class Master {
     this.supervisor = new Supervisor({
       logger: this.log,
       timings: timingsOf(config),
-      command: opts.command ?? workerCommand(opts.configFile, opts.workerArgs),
+      command: (spec) => command(spec, nodeOptions),
       ...opts.tuning,
       ...(cluster
         ? {

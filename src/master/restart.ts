@@ -11,6 +11,12 @@ import { formatDuration } from "../util/units.js";
 import { WorkerExit } from "../protocol/worker.js";
 import { backoffDelay, stallReason, type Slot } from "./slot.js";
 
+/**
+ * The exit code of a node that refuses its own command line (`node: bad option: ...`, an invalid
+ * value): the same command fails the same way every time, so the worker is not restarted.
+ */
+export const NODE_REFUSED_EXIT = 9;
+
 /** The backoff and health settings of the restart policy (SupervisorOptions carries them). */
 export interface RestartTuning {
   /** first restart delay, doubling up to backoffMaxMs (default 1 s and 60 s) */
@@ -69,6 +75,14 @@ export function judgeExit(
     slot.state = "gave-up";
     slot.lastError = "bad command line (exit 64)";
     log.error(where, "worker refused its command line (exit 64); not restarted");
+  } else if (code === NODE_REFUSED_EXIT) {
+    const options = slot.nodeOptions.join(" ");
+    slot.state = "gave-up";
+    slot.lastError = `node refused the worker's command line (exit 9: a bad or unsupported node option${options ? ` among: ${options}` : ""}); not restarted`;
+    log.error(
+      { ...where, nodeOptions: slot.nodeOptions, node: process.version },
+      "node refused to start the worker with its command line (exit 9, see the `node:` line above); not restarted until the config changes or `qrunner reload`",
+    );
   } else if (code === WorkerExit.CONFIG) {
     slot.state = "config-error";
     slot.lastError = "invalid config (exit 78); waiting for a config change";

@@ -34,24 +34,32 @@ export interface WorkerCommand {
  * - a 16x interrupt budget: the start (module loading, recovery, the first listing) no longer makes
  *   any function hot enough for TurboFan, whose code pages then stay out of RSS; under load the hot
  *   functions are still optimized, a little later.
+ * These are candidates: the master passes on only those the running node accepts (node-flags.ts);
+ * `--interrupt-budget` is gone from the V8 of Node 22 and later, which refuses to start with it.
  */
 export const WORKER_EXEC_ARGV: readonly string[] = ["--max-semi-space-size=1", "--interrupt-budget=1048576"];
 
 /**
+ * How the master starts a worker: the command for a spec, given the node options of WORKER_EXEC_ARGV
+ * that the running node accepts (a command that does not run node itself may ignore them).
+ */
+export type WorkerCommandFactory = (spec: WorkerSpec, nodeOptions: readonly string[]) => WorkerCommand;
+
+/**
  * The worker command line: exactly what an operator could run by hand (`qrunner start --runner=NAME
- * --slice=K/N -C FILE`), run by this node with WORKER_EXEC_ARGV. With `settings`, the workers take the
- * master's validated settings over IPC (see WorkerCommand.settings).
+ * --slice=K/N -C FILE`), run by this node with the accepted WORKER_EXEC_ARGV. With `settings`, the
+ * workers take the master's validated settings over IPC (see WorkerCommand.settings).
  */
 export function workerCommand(
   configFile: string,
   extraArgs: readonly string[] = [],
   settings?: () => Settings | null,
-): (spec: WorkerSpec) => WorkerCommand {
+): WorkerCommandFactory {
   const bin = fileURLToPath(new URL("../../bin/qrunner", import.meta.url));
-  return (spec) => ({
+  return (spec, nodeOptions) => ({
     file: process.execPath,
     args: [bin, "start", `--runner=${spec.runner}`, `--slice=${spec.slice}`, "-C", configFile, ...extraArgs],
-    execArgv: WORKER_EXEC_ARGV,
+    execArgv: nodeOptions,
     ...(settings ? { settings } : {}),
   });
 }
@@ -70,6 +78,8 @@ export interface Slot {
   /** since when entries have been due without the worker saying it waits; null when none are due */
   dueSince: number | null;
   lastError: string | null;
+  /** the node options the current (or last) process was started with, for the exit 9 message */
+  nodeOptions: readonly string[];
   restarts: number;
   /** restart times within the window, for max_restarts */
   restartTimes: number[];
@@ -100,6 +110,7 @@ export function newSlot(spec: WorkerSpec): Slot {
     hb: null,
     dueSince: null,
     lastError: null,
+    nodeOptions: [],
     restarts: 0,
     restartTimes: [],
     failStreak: 0,

@@ -35,6 +35,7 @@ export function spawnWorker(
   slot.nextStartAt = null;
   slot.hupPending = false;
   slot.settings = settings ?? null;
+  slot.nodeOptions = execArgv;
   let child: ChildProcess;
   try {
     child = spawn(file, [...execArgv, ...args], {

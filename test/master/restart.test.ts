@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { judgeExit, markStalled, restartDelay } from "../../src/master/restart.js";
+import { NODE_REFUSED_EXIT, judgeExit, markStalled, restartDelay } from "../../src/master/restart.js";
 import { newSlot } from "../../src/master/slot.js";
 import { planWorkers } from "../../src/master/plan.js";
 import { configSchema } from "../../src/config/schema.js";
@@ -25,10 +25,17 @@ describe("judgeExit", () => {
     expect(judge("stop", 70)).toMatchObject({ restart: false, slot: { state: "stopped" } });
     expect(judge("run", WorkerExit.OK)).toMatchObject({ restart: false, slot: { state: "stopped" } });
     expect(judge("run", WorkerExit.USAGE)).toMatchObject({ restart: false, slot: { state: "gave-up" } });
+    expect(judge("run", NODE_REFUSED_EXIT)).toMatchObject({ restart: false, slot: { state: "gave-up" } });
     expect(judge("run", WorkerExit.CONFIG)).toMatchObject({
       restart: false,
       slot: { state: "config-error" },
     });
+  });
+
+  it("names the node options a worker was refused with (exit 9)", () => {
+    const slot = Object.assign(newSlot(spec), { nodeOptions: ["--no-such-option"] });
+    expect(judgeExit(slot, child, 9, null, 10, false, log)).toBe(false);
+    expect(slot.lastError).toMatch(/node refused .*exit 9.*--no-such-option/);
   });
 
   it("names the signal that killed a worker", () => {

@@ -4,6 +4,8 @@ import { runMaster } from "../../dist/master/master.js";
 import { loadAll } from "../../dist/lists/load.js";
 
 const fake = fileURLToPath(new URL("./fake-worker.js", import.meta.url));
+// FAKE_BAD_OPTION (comma-separated runner names): that worker gets a node option node refuses (exit 9)
+const badOption = (process.env.FAKE_BAD_OPTION ?? "").split(",");
 try {
   process.exitCode = await runMaster({
     configFile: process.argv[2],
@@ -11,6 +13,7 @@ try {
     command: (spec) => ({
       file: process.execPath,
       args: [fake, `--runner=${spec.runner}`, `--slice=${spec.slice}`],
+      execArgv: badOption.includes(spec.runner) ? ["--qrunner-no-such-option"] : [],
     }),
     tuning: { backoffBaseMs: 200, backoffMaxMs: 1000 },
     statusIntervalMs: 500,

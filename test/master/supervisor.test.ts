@@ -95,6 +95,15 @@ describe("master with stand-in workers", () => {
     expect(parsed.workers).toBe(8);
     expect(parsed.ms).toBeGreaterThan(0);
     await waitFor("readyMs in status", async () => (await readStatusFile(setup!.stateDir))?.master.readyMs);
+    // the mail path's workers were started first, the others only once one of those was ready (a
+    // stand-in is ready 100 ms after it starts) or the wait for them was over (on a loaded machine a
+    // worker may have been restarted since: its start time is then that of the restart)
+    const startedAt = (runners: string[]) =>
+      st.workers.filter((w) => runners.includes(w.runner) && w.restarts === 0).map((w) => w.startedAt ?? NaN);
+    const first = startedAt(["incoming", "outgoing"]);
+    const later = startedAt(["bounce", "command", "archive", "backoff"]);
+    if (first.length && later.length)
+      expect(Math.min(...later) - Math.min(...first)).toBeGreaterThanOrEqual(100);
   });
 
   it("restarts a worker killed with SIGKILL", async () => {
@@ -138,6 +147,36 @@ describe("master with stand-in workers", () => {
         .filter((w) => w.runner !== "bounce")
         .every((w) => w.state === "ready" || w.state === "starting"),
     ).toBe(true);
+  });
+
+  it("does not restart a worker node refuses to start (exit 9), and says so once", async () => {
+    setup = await makeSetup(CONFIG);
+    master = startMaster(setup, { FAKE_BAD_OPTION: "bounce" });
+    const st = await waitFor("bounce refused", async () => {
+      const s = await readStatusFile(setup!.stateDir);
+      return s?.workers.find((w) => w.runner === "bounce")?.state === "gave-up" ? s : null;
+    });
+    const bounce = st.workers.find((w) => w.runner === "bounce")!;
+    expect(bounce.lastError).toMatch(/node refused .*exit 9.*--qrunner-no-such-option/);
+    // a restart would come after 200 ms (the harness's backoff): give it many times that, while the
+    // status file is rewritten, then the worker must still be down, never restarted
+    const seenAt = st.updatedAt;
+    const later = await waitFor("status rewritten 2 s later", async () => {
+      const s = await readStatusFile(setup!.stateDir);
+      return s && s.updatedAt - seenAt >= 2000 ? s : null;
+    });
+    expect(later.workers.find((w) => w.runner === "bounce")).toMatchObject({
+      state: "gave-up",
+      restarts: 0,
+      pid: null,
+    });
+    const refusals = master
+      .stdout()
+      .split("\n")
+      .filter((l) => l.includes("node refused to start the worker"));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/"level":"error"[^\n]*"runner":"bounce"/);
+    expect(master.stderr()).toMatch(/bad option: --qrunner-no-such-option/);
   });
 
   it("kills and restarts a worker whose heartbeats stop, and one with due entries and no progress", async () => {
