@@ -9,11 +9,11 @@
  * certainly free: the record is from another boot, or its process is gone (or the pid now names
  * another process: other start time, or a process that neither holds the record open nor runs
  * `qrunner start`), or the record is missing, empty or unreadable. In every case the lock is taken
- * over only when no other process on this host holds the record open or is taking the lock (holds a
- * `master.pid.<pid>.tmp` open). The record is written durably (fsync of the file, rename, fsync of
+ * over only when no other process on this host is taking it (holds its `master.pid.<pid>.tmp` open)
+ * and, when the record names no one, none holds the record open (every /proc/<pid>/fd read). The record is written durably (fsync of the file, rename, fsync of
  * the directory) so that a power loss leaves either no record or a whole one.
  */
-import { open, readFile, rename, rm, mkdir, stat, unlink, type FileHandle } from "node:fs/promises";
+import { open, readFile, readdir, rename, rm, mkdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -118,6 +118,7 @@ export function ownerAlive(owner: LockOwner, stateDir: string): boolean | null {
  * The other processes on this host that hold this state directory's owner record open (a running
  * master), that hold a record being written open (a master taking the lock), and the qrunner masters
  * whose open files we may not read (another user's, when we are not root): any of them may hold it.
+ * Reads every process's /proc/<pid>/fd: used only when the record names no one.
  */
 export function lockHolders(stateDir: string): { holding: number[]; taking: number[]; unknown: number[] } {
   const dir = realDir(stateDir);
@@ -134,6 +135,26 @@ export function lockHolders(stateDir: string): { holding: number[]; taking: numb
     else if (kinds.has("writing")) out.taking.push(pid);
   }
   return out;
+}
+
+/**
+ * The processes taking the lock now, found by their records being written (`master.pid.<pid>.tmp`,
+ * open in that pid): cheaper than lockHolders, and enough when the record names its (gone) owner,
+ * since any other holder has renamed its record over it. Leftovers of takers that died are removed.
+ */
+async function lockTakers(stateDir: string): Promise<number[]> {
+  const dir = realDir(stateDir);
+  const takers: number[] = [];
+  const names = await readdir(stateDir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith("master.pid.") || !name.endsWith(".tmp")) continue;
+    const pid = Number(name.slice("master.pid.".length, -".tmp".length));
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    const files = pidAlive(pid) ? openFiles(pid) : [];
+    if (files === null || files.includes(path.join(dir, name))) takers.push(pid);
+    else await rm(path.join(stateDir, name), { force: true });
+  }
+  return takers;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -227,10 +248,20 @@ export class MasterLock {
     const free = whyFree(owner, stateDir);
     if (free === null)
       throw new MasterRunningError(stateDir, owner?.pid ?? null, owner?.host ?? null, { cause });
-    const others = lockHolders(stateDir);
-    const holder = others.holding[0];
-    if (holder !== undefined) throw new MasterRunningError(stateDir, holder, os.hostname(), { cause });
-    const busy = [...others.taking, ...others.unknown];
+    let busy: number[];
+    if (owner === null) {
+      // a record that names no one: look for its holder among every process on this host
+      const others = lockHolders(stateDir);
+      const holder = others.holding[0];
+      if (holder !== undefined) throw new MasterRunningError(stateDir, holder, os.hostname(), { cause });
+      busy = [...others.taking, ...others.unknown];
+    } else {
+      busy = await lockTakers(stateDir);
+      // a taker that renamed its record over the one we judged: look again
+      const now = await readOwner(stateDir);
+      if (now?.pid !== owner.pid || now.startTime !== owner.startTime || now.bootId !== owner.bootId)
+        busy.push(now?.pid ?? owner.pid);
+    }
     // still held after this many looks: someone keeps taking it, let the operator look
     if (attempt >= ATTEMPTS) {
       const pid = busy[0] ?? null;

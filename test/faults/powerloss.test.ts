@@ -15,7 +15,10 @@ const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DRIVER = path.join(REPO, "test/faults/powerloss.js");
 // the driver says whether it can run here (exit 0) or why not (exit 3)
 const probe = spawnSync(process.execPath, [DRIVER, "--check"], { encoding: "utf8" });
-const unavailable = probe.status === 0 ? null : probe.stderr.trim() || `exit ${probe.status}`;
+const unavailable =
+  probe.status === 0
+    ? null
+    : probe.stderr.replace("powerloss: skipped: ", "").trim() || `exit ${probe.status}`;
 if (unavailable) process.stderr.write(`power-loss test skipped: ${unavailable}\n`);
 
 /** Our processes, should the driver be killed: every one whose command line names the site's config. */

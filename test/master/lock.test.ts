@@ -184,6 +184,29 @@ describe("MasterLock", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
   });
 
+  it("leaves a dead owner's lock to a live process taking it, and removes a dead taker's leftover", async () => {
+    await heldLock(recordOf(await deadPid()));
+    const leftover = path.join(dir, `master.pid.${await deadPid()}.tmp`);
+    await writeFile(leftover, "");
+    const taker = spawn(
+      process.execPath,
+      [
+        "-e",
+        `require("fs").openSync(${JSON.stringify(dir)} + "/master.pid." + process.pid + ".tmp", "w"); setInterval(() => {}, 60000)`,
+      ],
+      { stdio: "ignore" },
+    );
+    children.push(taker);
+    const mine = path.join(dir, `master.pid.${taker.pid}.tmp`);
+    for (let i = 0; i < 250 && !existsSync(mine); i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await refused()).message).toContain(`pid ${taker.pid}`);
+    expect(existsSync(leftover)).toBe(false);
+    const gone = new Promise((r) => taker.once("exit", r));
+    taker.kill("SIGKILL");
+    await gone;
+    await takenOver();
+  });
+
   it("does not take over a lock held on another host", async () => {
     await heldLock(`1\nsome-other-host\n\n`);
     expect((await refused()).message).toContain("pid 1 on some-other-host");
