@@ -332,17 +332,20 @@ async function exercise(h, started) {
       const k = cuts.findLastIndex((c) => c.restartAt > times[i - 1] && c.restartAt <= times[i]);
       const before = k < 0 ? 0 : Math.max(0, cuts[k].at - times[i - 1]);
       let cause;
+      let kind;
       if (k < 0) {
-        cause = "delivered twice without a power loss in between";
+        cause = kind = "delivered twice without a power loss in between";
         duplicates.withoutPowerLoss++;
       } else if (before <= opts.finishWindowMs) {
-        cause = `accepted ${before} ms before power loss ${k + 1}: its finish had not reached the disk`;
+        const when = before ? `${before} ms before` : "as";
+        cause = `accepted ${when} power loss ${k + 1} came: its finish had not reached the disk`;
+        kind = `accepted within ${opts.finishWindowMs / 1000} s before a power loss: its finish had not reached the disk`;
         duplicates.redelivered++;
       } else {
         cause = `resurrected: finished ${before} ms before power loss ${k + 1}`;
+        kind = `resurrected: finished more than ${opts.finishWindowMs / 1000} s before a power loss`;
         duplicates.resurrected++;
       }
-      const kind = cause.replace(/\d+ ms/, "N ms").replace(/power loss \d+/, "power loss N");
       duplicates.causes[kind] = (duplicates.causes[kind] ?? 0) + 1;
       if (duplicates.samples.length < 10) duplicates.samples.push({ key, cause });
     }
