@@ -58,7 +58,12 @@ export async function probeMaster(stateDir: string): Promise<MasterProbe> {
     () => true,
     () => false,
   );
-  return { owner, alive: owner ? ownerAlive(owner) : false, locked, status: await readStatus(stateDir) };
+  return {
+    owner,
+    alive: owner ? ownerAlive(owner, stateDir) : false,
+    locked,
+    status: await readStatus(stateDir),
+  };
 }
 
 /** The worker pids a status.json written by this master lists. */

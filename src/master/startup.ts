@@ -30,13 +30,21 @@ export async function prepareMaster(
   logHandle: LoggerHandle,
 ): Promise<{ lock: MasterLock; cluster: ClusterParts | null }> {
   let lock: MasterLock;
+  const t0 = performance.now();
   try {
     lock = await MasterLock.acquire(config.state, logHandle.logger);
   } catch (err) {
     logHandle.close();
     throw err;
   }
-  await waitForOrphans(config.state, path.resolve(configFile), config.master.stop_timeout, logHandle.logger);
+  const orphans = await waitForOrphans(
+    config.state,
+    path.resolve(configFile),
+    config.master.stop_timeout,
+    logHandle.logger,
+  );
+  // how long a start waited for the lock (a dead master's, say after a power loss) and its orphans
+  logHandle.logger.info({ ms: Math.round(performance.now() - t0), orphans }, "master lock taken");
   let cluster: ClusterParts | null = null;
   if (config.cluster) {
     try {

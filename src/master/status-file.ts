@@ -47,6 +47,8 @@ export interface MasterStatus {
   master: {
     pid: number;
     host: string;
+    /** /proc/sys/kernel/random/boot_id of the master's boot (null off Linux; absent from earlier versions) */
+    bootId?: string | null;
     state: "starting" | "running" | "stopping" | "stopped";
     startedAt: number;
     /** ms from start until every worker had sent `ready`; null until then */

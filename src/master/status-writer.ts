@@ -9,6 +9,7 @@ import os from "node:os";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../util/log.js";
 import { describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
+import { bootId } from "./proc.js";
 import { writeStatus, type MasterStatus, type RejectedEdit, type WorkerStatus } from "./status-file.js";
 
 /** What the status shows besides the master's own fields: the config in force and the workers. */
@@ -26,6 +27,7 @@ export class StatusWriter {
   private rejected: RejectedEdit | null = null;
   private reloads: MasterStatus["reload"] = { count: 0, at: null, why: null, ok: null };
   private readonly startedAt = Date.now();
+  private readonly bootId = bootId();
   private statusTimer: NodeJS.Timeout | null = null;
   private statusSoon: NodeJS.Timeout | null = null;
   private statusWrite: Promise<void> = Promise.resolve();
@@ -81,6 +83,7 @@ export class StatusWriter {
       master: {
         pid: process.pid,
         host: os.hostname(),
+        bootId: this.bootId,
         state: this.state,
         startedAt: this.startedAt,
         readyMs: this.readyMs,
