@@ -20,7 +20,8 @@ import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { InjectError, incomingMeta, prepareMessage, routeAddress } from "./inject.js";
+import { InjectError, prepareMessage, routeAddress, type RoutedRecipient } from "./inject.js";
+import { groupByList } from "./transaction.js";
 import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "./listen.js";
 
 /** What happened to one recipient, for the metrics. */
@@ -53,6 +54,20 @@ export interface LmtpOptions {
 export const LMTP_DEFAULT_MAX_SIZE = 50 * 1024 * 1024;
 
 type Reply = string | (Error & { responseCode: number });
+
+/** What a recipient gets at RCPT (and again after DATA): taken for a list, or refused with a reply. */
+export type RecipientVerdict =
+  { accept: true; routed: RoutedRecipient } | { accept: false; code: number; text: string };
+
+/**
+ * The one place an LMTP recipient is judged, at RCPT and again after DATA (the lists may have changed
+ * in between). Further checks of an address (e.g. a signed VERP address) belong here.
+ */
+export function validateRecipient(address: string, lists: ReadonlyMap<string, ListConfig>): RecipientVerdict {
+  const routed = routeAddress(address, lists);
+  if (!routed) return { accept: false, code: 550, text: `no such list or address: ${address}` };
+  return { accept: true, routed };
+}
 
 function reply(code: number, text: string): Error & { responseCode: number } {
   return Object.assign(new Error(text), { responseCode: code });
@@ -94,10 +109,12 @@ export class LmtpListener {
       // transactions in DATA are waited for in close(); what is left then is idle
       closeTimeout: 200,
       maxClients: opts.maxClients ?? 50,
+      // past it 452 4.5.3 (RFC 5321 4.5.3.1.10): the MTA sends the rest in another transaction
+      maxRecipients: this.maxRecipients,
       onConnect: (session, cb) => cb(this.refusal(session)),
       onMailFrom: (_address, _session, cb) =>
         cb(this.closing ? reply(421, "shutting down; try again later") : null),
-      onRcptTo: (address, session, cb) => cb(this.checkRecipient(address, session)),
+      onRcptTo: (address, _session, cb) => cb(this.checkRecipient(address)),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
     // smtp-server reports client errors (resets, timeouts) here; they concern one connection only
@@ -171,12 +188,11 @@ export class LmtpListener {
     return null;
   }
 
-  private checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
-    if (session.envelope.rcptTo.length >= this.maxRecipients)
-      return reply(452, `too many recipients (at most ${this.maxRecipients} per transaction)`);
-    if (routeAddress(address.address, this.opts.settings().lists)) return null;
+  private checkRecipient(address: SMTPServerAddress): Error | null {
+    const verdict = validateRecipient(address.address, this.opts.settings().lists);
+    if (verdict.accept) return null;
     this.opts.onOutcome?.("unknown", 1);
-    return reply(550, `no such list or address: ${address.address}`);
+    return reply(verdict.code, verdict.text);
   }
 
   private onData(
@@ -233,7 +249,12 @@ export class LmtpListener {
       return rcpts.map(() => reply(554, err.message));
     }
     const settings = this.opts.settings();
-    const routed = rcpts.map((r) => routeAddress(r, settings.lists));
+    // judged again: the lists may have changed since RCPT (a config edit)
+    const verdicts = rcpts.map((r) => validateRecipient(r, settings.lists));
+    const groups = groupByList(
+      prepared.sender,
+      verdicts.map((v) => (v.accept ? v.routed : null)),
+    );
     let queue: Switchboard | null = null;
     let queueError = "";
     try {
@@ -241,30 +262,33 @@ export class LmtpListener {
     } catch (err) {
       queueError = describeError(err);
     }
+    // one entry per list, each acknowledged on its own: a list whose entry cannot be written does
+    // not hold back the others
     const results = await Promise.allSettled(
-      routed.map((r) => {
-        if (!r) return Promise.resolve(null);
-        if (!queue) return Promise.reject(new Error(queueError));
-        return queue.enqueue(prepared.raw, incomingMeta(prepared.sender, r));
-      }),
+      groups.map((g) =>
+        queue ? queue.enqueue(prepared.raw, g.meta) : Promise.reject(new Error(queueError)),
+      ),
     );
+    const replies: Reply[] = verdicts.map((v) => (v.accept ? "" : reply(v.code, v.text)));
     const ids: string[] = [];
-    const replies = results.map((res, i): Reply => {
-      const rcpt = rcpts[i] ?? "";
-      if (res.status === "rejected") {
-        this.opts.onOutcome?.("tempfail", 1);
-        return reply(451, `cannot queue now: ${describeError(res.reason)}`);
+    let queued = 0;
+    results.forEach((res, i) => {
+      const g = groups[i];
+      if (!g) return;
+      if (res.status === "fulfilled") ids.push(res.value);
+      for (const k of g.rcpts) {
+        if (res.status === "fulfilled") queued++;
+        replies[k] =
+          res.status === "fulfilled"
+            ? `queued as ${res.value}`
+            : reply(451, `cannot queue now: ${describeError(res.reason)}`);
       }
-      if (res.value === null) {
-        // the list went away between RCPT and DATA (a config edit)
-        this.opts.onOutcome?.("unknown", 1);
-        return reply(550, `no such list or address: ${rcpt}`);
-      }
-      this.opts.onOutcome?.("queued", 1);
-      ids.push(res.value);
-      return `queued as ${res.value}`;
     });
-    const failed = replies.length - ids.length;
+    const unknown = verdicts.filter((v) => !v.accept).length;
+    if (queued) this.opts.onOutcome?.("queued", queued);
+    if (unknown) this.opts.onOutcome?.("unknown", unknown);
+    if (rcpts.length - queued - unknown) this.opts.onOutcome?.("tempfail", rcpts.length - queued - unknown);
+    const failed = rcpts.length - queued;
     const entry = {
       from,
       recipients: rcpts.length,
