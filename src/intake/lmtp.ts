@@ -22,6 +22,7 @@ import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
+import { GroupCommitter } from "./group-commit.js";
 import { routeAddress } from "./inject.js";
 import { ByteBudget, SessionLimits } from "./lmtp-limits.js";
 import { ListenError, formatListen, isLoopback, parseLmtpListen, type ListenAddress } from "./listen.js";
@@ -113,6 +114,7 @@ export class LmtpListener {
   private readonly allowRemote: boolean;
   private readonly limits: SessionLimits;
   private readonly budget: ByteBudget;
+  private readonly committer = new GroupCommitter();
   private queue: { root: string; sb: Promise<Switchboard> } | null = null;
   private inData = 0;
   private drained: (() => void) | null = null;
@@ -325,6 +327,7 @@ export class LmtpListener {
         {
           validate: (r) => validateRecipient(r, settings.lists),
           queue: () => this.incoming(settings.config.qfiles),
+          committer: this.committer,
           log: this.log,
           onOutcome: this.opts.onOutcome,
         },

@@ -5,6 +5,7 @@
  * transaction can store is its size times the number of distinct lists, however many recipients.
  */
 import type { Switchboard } from "../queue/switchboard.js";
+import type { GroupCommitter } from "./group-commit.js";
 import type { NewEntryMeta } from "../queue/types.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
@@ -67,6 +68,8 @@ export interface StoreContext {
   validate: (address: string) => RecipientVerdict;
   /** the `incoming` queue (rejects when it cannot be opened) */
   queue: () => Promise<Switchboard>;
+  /** writes entries durably, several transactions' together */
+  committer: GroupCommitter;
   log: Logger;
   onOutcome?: ((outcome: LmtpOutcome, recipients: number) => void) | undefined;
 }
@@ -109,7 +112,9 @@ export async function storeTransaction(
   // one entry per list, each acknowledged on its own: a list whose entry cannot be written does
   // not hold back the others
   const results = await Promise.allSettled(
-    groups.map((g) => (queue ? queue.enqueue(prepared.raw, g.meta) : Promise.reject(new Error(queueError)))),
+    groups.map((g) =>
+      queue ? ctx.committer.enqueue(queue, prepared.raw, g.meta) : Promise.reject(new Error(queueError)),
+    ),
   );
   const replies: Reply[] = verdicts.map((v) => (v.accept ? "" : reply(v.code, v.text)));
   const ids: string[] = [];
