@@ -214,7 +214,10 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
       hosts: [{ host: "127.0.0.1", port: sink.port }],
       lists: [{ address: LIST, members: memberList }],
       runners: JSON.parse(arg("runners", "{}")),
-      extra: lmtpPort ? `intake: { lmtp: "127.0.0.1:${lmtpPort}" }` : "",
+      // smtp-source does not reconnect after the 421 that ends a session past max_transactions
+      extra: lmtpPort
+        ? `intake: { lmtp: { listen: "127.0.0.1:${lmtpPort}", max_transactions: 1000000 } }`
+        : "",
     });
     const run = `${process.pid}-${Date.now()}`;
     const from = member(0);
