@@ -8,6 +8,7 @@
 //
 //   node benchmarks/e2e.js [--quick] [--json] [--rounds=2] [--posts=200] [--members=100] [--relay=2000]
 //        [--inject-conc=2] [--no-peers] [--only-e2e=fanout,cold,inject,lmtp,relay]
+//        [--lmtp-client=smtp-source|nodemailer]   (LMTP runs: Postfix's smtp-source -L when installed)
 import { setInterval, clearInterval } from "node:timers";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -151,6 +152,53 @@ export async function injectLmtp(port, msgs, from, to, conns) {
   return failed;
 }
 
+const SMTP_SOURCE = "/usr/sbin/smtp-source";
+
+/**
+ * Hand `n` messages to the LMTP listener with Postfix's own load generator in LMTP mode
+ * (`smtp-source -L`: the C client Postfix's relay run is fed by, here speaking LMTP as Postfix's
+ * lmtp(8) would), `conns` sessions, many messages per session, `size` bytes of payload each (the
+ * Postfix run's SIZE). It writes its own headers, with a unique Message-Id per message.
+ */
+export function injectSmtpSource(port, n, from, to, conns, size = 3000) {
+  return new Promise((resolve) => {
+    const c = spawn(
+      SMTP_SOURCE,
+      [
+        "-L",
+        "-4",
+        "-d",
+        "-s",
+        String(conns),
+        "-m",
+        String(n),
+        "-l",
+        String(size),
+        "-f",
+        from,
+        "-t",
+        to,
+        "-S",
+        "lmtp bench",
+        `127.0.0.1:${port}`,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let err = "";
+    c.stderr.on("data", (d) => (err += d));
+    c.on("exit", (code) => {
+      if (code !== 0) log(`smtp-source exited ${code}: ${err.trim().slice(0, 300)}`);
+      resolve(code === 0 ? 0 : n);
+    });
+  });
+}
+
+/** Which LMTP client the runs use: smtp-source when installed (default), else nodemailer. */
+function lmtpClient() {
+  const want = arg("lmtp-client", "smtp-source");
+  return want === "smtp-source" && existsSync(SMTP_SOURCE) ? "smtp-source" : "nodemailer";
+}
+
 /**
  * One qrunner run: a fresh daemon and sink, `posts` messages to a list of `members`, injected `via`
  * enqueue (in-process), inject (processes), lmtp, or cold: enqueued in-process while the daemon is
@@ -168,7 +216,10 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
       hosts: [{ host: "127.0.0.1", port: sink.port }],
       lists: [{ address: LIST, members: memberList }],
       runners: JSON.parse(arg("runners", "{}")),
-      extra: lmtpPort ? `intake: { lmtp: "127.0.0.1:${lmtpPort}" }` : "",
+      // smtp-source does not reconnect after the 421 that ends a session past max_transactions
+      extra: lmtpPort
+        ? `intake: { lmtp: { listen: "127.0.0.1:${lmtpPort}", max_transactions: 1000000 } }`
+        : "",
     };
     const cold = via === "cold";
     // a site that has run before (its state directory kept), as a restart finds it
@@ -203,7 +254,11 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
     // cold: the posts were queued before the start
     if (cold) injectFailed = 0;
     else if (via === "inject") injectFailed = await injectProcesses(daemon.cfg, msgs, LIST, conc);
-    else if (via === "lmtp") injectFailed = await injectLmtp(lmtpPort, msgs, from, LIST, conc);
+    else if (via === "lmtp")
+      injectFailed =
+        lmtpClient() === "smtp-source"
+          ? await injectSmtpSource(lmtpPort, posts, from, LIST, conc)
+          : await injectLmtp(lmtpPort, msgs, from, LIST, conc);
     else await injectInProcess(daemon.qfiles, msgs, meta, producers);
     const tInjected = Date.now() / 1000;
     let s = await sink.waitFor(expect, Number(arg("timeout", 300)) * 1000);
@@ -221,6 +276,7 @@ export async function qrunnerRun({ posts, members, via, producers = 1, conc = 2,
       posts,
       members,
       producers: via === "inject" || via === "lmtp" ? conc : producers,
+      ...(via === "lmtp" ? { lmtp_client: lmtpClient() } : {}),
       ...quiet,
       machine_busy_cpu_s: Math.round((mb1 - mb0) * 100) / 100,
       complete: s.recipients >= expect,
@@ -332,7 +388,11 @@ export async function main() {
         await fan("inject", `qrunner fan-out ${posts}x${members} (qrunner inject x${conc})`, { conc }),
       );
     if (lmtp && parts.includes("lmtp"))
-      R.lmtp.push(await fan("lmtp", `qrunner fan-out ${posts}x${members} (LMTP, 1 connection)`, { conc: 1 }));
+      R.lmtp.push(
+        await fan("lmtp", `qrunner fan-out ${posts}x${members} (LMTP via ${lmtpClient()}, 1 connection)`, {
+          conc: 1,
+        }),
+      );
     if (parts.includes("relay"))
       R.relay.push(await relay("enqueue", `qrunner relay ${relayN}x1 (enqueue, 4 producers)`));
     if (pf && parts.includes("relay")) {
@@ -343,7 +403,9 @@ export async function main() {
       }
     }
     if (lmtp && parts.includes("relay") && parts.includes("lmtp"))
-      R.relayLmtp.push(await relay("lmtp", `qrunner relay ${relayN}x1 (LMTP, 4 connections)`));
+      R.relayLmtp.push(
+        await relay("lmtp", `qrunner relay ${relayN}x1 (LMTP via ${lmtpClient()}, 4 connections)`),
+      );
   }
 
   const dps = (xs) => xs.filter((x) => x.complete).map((x) => x.deliveries_per_s);

@@ -103,7 +103,9 @@ export async function main() {
         },
       ],
       runners: JSON.parse(arg("runners", "{}")),
-      extra: lmtpPort ? `intake: { lmtp: "127.0.0.1:${lmtpPort}" }` : "",
+      extra: lmtpPort
+        ? `intake: { lmtp: { listen: "127.0.0.1:${lmtpPort}", max_transactions: 1000000 } }`
+        : "",
       env: {
         NODE_OPTIONS: `--import=${path.join(ROOT, "benchmarks/cpu-profiler.js")}`,
         QRUNNER_PROFILE_DIR: profDir,

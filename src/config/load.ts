@@ -105,6 +105,12 @@ function listsDirOf(p: ParsedYaml, parsed: ParsedConfig | undefined, dir: string
   return typeof lists === "string" ? path.resolve(dir, lists) : undefined;
 }
 
+/** `intake.lmtp` as written: a string, or the map form. */
+function lmtpIn(p: ParsedYaml): unknown {
+  const intake = (p.data as { intake?: unknown } | null)?.intake;
+  return intake && typeof intake === "object" ? (intake as { lmtp?: unknown }).lmtp : undefined;
+}
+
 // host:port, [v6]:port, or :port (every interface)
 const LISTEN_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)?:(\d{1,5})$/;
 
@@ -158,17 +164,25 @@ function crossCheck(p: ParsedYaml, c: ParsedConfig, dir: string): void {
       );
   });
   const listens = [
-    { at: ["intake", "lmtp"], v: c.intake.lmtp },
+    {
+      at: ["intake", "lmtp", ...(typeof lmtpIn(p) === "object" ? ["listen"] : [])],
+      v: c.intake.lmtp?.listen,
+    },
     { at: ["metrics", "listen"], v: c.metrics.listen },
   ];
   for (const { at, v } of listens) {
     if (v === undefined) continue;
+    if (at[0] === "intake" && v.startsWith("unix:")) {
+      if (!path.isAbsolute(v.slice(5)) || v.includes("\0"))
+        addIssue(p, at, `${pathString(at)}: expected unix:/absolute/path, got ${JSON.stringify(v)}`);
+      continue;
+    }
     const m = LISTEN_RE.exec(v);
     if (!m || Number(m[1]) > 65535)
       addIssue(
         p,
         at,
-        `${pathString(at)}: expected host:port (e.g. 127.0.0.1:9100), got ${JSON.stringify(v)}`,
+        `${pathString(at)}: expected host:port (e.g. 127.0.0.1:9100)${at[0] === "intake" ? " or unix:/path" : ""}, got ${JSON.stringify(v)}`,
       );
   }
 }

@@ -31,6 +31,33 @@ export const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return b;
 });
 
+/** `intake.lmtp` in full; the string form is `{ listen }`. Limits default in src/intake/lmtp.ts. */
+const lmtpSchema = z
+  .object({
+    listen: z.string().describe("host:port, or unix:/path for a Unix socket"),
+    mode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/, 'octal digits in quotes, e.g. "0660"')
+      .transform((m) => parseInt(m, 8))
+      .optional()
+      .describe('the Unix socket\'s mode, a quoted octal string (default "0660")'),
+    owner: z
+      .union([z.string().min(1), z.number().int().min(0)])
+      .optional()
+      .describe("the Unix socket's owner"),
+    group: z
+      .union([z.string().min(1), z.number().int().min(0)])
+      .optional()
+      .describe("the Unix socket's group"),
+    max_connections: z.number().int().min(1).max(10_000).optional().describe("connections at once (50)"),
+    max_session: duration.optional().describe("a connection's whole length; then 421 (10m)"),
+    max_transactions: z.number().int().min(1).optional().describe("messages per connection; then 421 (1000)"),
+    max_buffered: size
+      .optional()
+      .describe("message bytes held in memory for all connections together (200MiB)"),
+  })
+  .strict();
+
 const runnerBase = {
   instances: z.number().int().min(1).max(64).default(1).describe("worker processes; each takes slice K of N"),
   sleep: duration
@@ -223,7 +250,12 @@ export const configSchema = z
       .default({}),
     intake: z
       .object({
-        lmtp: z.string().optional().describe("host:port of an LMTP listener run by the master"),
+        lmtp: z
+          .union([z.string().transform((listen) => ({ listen })), lmtpSchema])
+          .optional()
+          .describe(
+            "the master's LMTP listener: host:port or unix:/path, or { listen, mode, owner, group, ... }",
+          ),
       })
       .strict()
       .default({}),

@@ -5,6 +5,7 @@
  * smtp-server) to parse its address.
  */
 import { isIP } from "node:net";
+import path from "node:path";
 import { QrunnerError, describeError } from "../util/errors.js";
 
 /** A listener (LMTP or metrics) could not take its address. */
@@ -18,6 +19,8 @@ export class ListenError extends QrunnerError {
 export interface ListenAddress {
   host: string;
   port: number;
+  /** a Unix socket's path (host and port are then "" and 0) */
+  path?: string;
 }
 
 /** `127.0.0.1:8024`, `[::1]:8024`, `localhost:8024`; `:8024` (no host) means 127.0.0.1, never every interface. */
@@ -29,6 +32,15 @@ export function parseListen(spec: string): ListenAddress {
   return { host, port };
 }
 
+/** `intake.lmtp`: `unix:/absolute/path` for a Unix socket, else HOST:PORT (parseListen). */
+export function parseLmtpListen(spec: string): ListenAddress {
+  if (!spec.startsWith("unix:")) return parseListen(spec);
+  const file = spec.slice("unix:".length);
+  if (!path.isAbsolute(file) || file.includes("\0"))
+    throw new RangeError(`not unix:/absolute/path: ${JSON.stringify(spec)}`);
+  return { host: "", port: 0, path: path.normalize(file) };
+}
+
 /** Is this a loopback address (127/8, ::1, v4-mapped 127/8) or the name localhost? */
 export function isLoopback(host: string): boolean {
   const h = host.toLowerCase().replace(/^::ffff:/, "");
@@ -37,5 +49,6 @@ export function isLoopback(host: string): boolean {
 }
 
 export function formatListen(a: ListenAddress): string {
+  if (a.path !== undefined) return `unix:${a.path}`;
   return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }

@@ -1,17 +1,19 @@
 /**
- * The LMTP listener (RFC 2033) the master runs with `intake: { lmtp: HOST:PORT }`: an MTA (Postfix's
- * `lmtp:inet:127.0.0.1:8024`) hands over a message once for all its recipients and gets one reply per
- * recipient after DATA:
+ * The LMTP listener (RFC 2033) the master runs with `intake: { lmtp: HOST:PORT }` or
+ * `unix:/path`: an MTA (Postfix's `lmtp:inet:127.0.0.1:8024` or `lmtp:unix:/run/qrunner/lmtp`)
+ * hands over a message once for all its recipients and gets one reply per recipient after DATA:
  *
- *   250 2.6.0  that recipient's `incoming` entry is on disk (file and directory fsynced)
+ *   250 2.6.0  that recipient's list entry in `incoming` is on disk (file and directory fsynced)
  *   550 5.1.1  the address is no list address (refused already at RCPT when it is known then)
  *   451 4.3.0  it cannot be queued now (disk full, read-only, permissions): the MTA keeps it and retries
+ *   452        too much mail in flight (the memory budget): the MTA retries
  *   554 5.6.0  the data is not an RFC 5322 message
  *   552        larger than the announced SIZE
  *
- * Routing, checks and the entry's metadata are the same code as `qrunner inject` (./inject.ts). There
- * is no AUTH and no STARTTLS: the listener is meant for loopback, and peers that are not on loopback
- * are refused unless the configured address is itself not a loopback address.
+ * Storing (one entry per list, ./transaction.ts), routing, checks and the entry's metadata are the
+ * same code as `qrunner inject` (./inject.ts). There is no AUTH and no STARTTLS: a TCP listener is
+ * meant for loopback, and peers that are not on loopback are refused unless the configured address
+ * is itself not a loopback address; a Unix socket is guarded by its mode, owner and group.
  */
 import os from "node:os";
 import { SMTPServer } from "smtp-server";
@@ -20,42 +22,32 @@ import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { InjectError, incomingMeta, prepareMessage, routeAddress } from "./inject.js";
-import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "./listen.js";
+import { GroupCommitter } from "./group-commit.js";
+import { routeAddress } from "./inject.js";
+import { ByteBudget, SessionLimits } from "./lmtp-limits.js";
+import { ListenError, formatListen, isLoopback, parseLmtpListen, type ListenAddress } from "./listen.js";
+import {
+  reply,
+  storeTransaction,
+  type LmtpOutcome,
+  type RecipientVerdict,
+  type Reply,
+} from "./transaction.js";
+import { listenUnix, removeSocket } from "./unix-socket.js";
+import { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, type LmtpOptions } from "./lmtp-options.js";
 
-/** What happened to one recipient, for the metrics. */
-export type LmtpOutcome = "queued" | "unknown" | "invalid" | "tempfail" | "too-big";
+export type { LmtpOutcome, RecipientVerdict };
+export { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, lmtpOptions } from "./lmtp-options.js";
+export type { IntakeSettings, LmtpOptions } from "./lmtp-options.js";
 
-/** The settings in force (a getter: the master replaces them on reload). */
-export interface IntakeSettings {
-  readonly config: { readonly qfiles: string };
-  readonly lists: ReadonlyMap<string, ListConfig>;
-}
-
-export interface LmtpOptions {
-  /** `intake.lmtp`: HOST:PORT (port 0: a free port the system picks, for tests) */
-  listen: string;
-  settings: () => IntakeSettings;
-  logger: Logger;
-  /** the SIZE announced and enforced, bytes (default 50 MiB) */
-  maxSize?: number;
-  /** recipients per transaction (default 1000); more get 452 at RCPT and are retried by the MTA */
-  maxRecipients?: number;
-  /** idle time before a connection is closed, ms (default 5 min, RFC 5321's server timeout) */
-  socketTimeoutMs?: number;
-  /** connections at once (default 50; Postfix opens up to its destination concurrency limit, 20) */
-  maxClients?: number;
-  /** on close, how long transactions in DATA may take to finish, ms (default 10 s) */
-  closeGraceMs?: number;
-  onOutcome?: (outcome: LmtpOutcome, recipients: number) => void;
-}
-
-export const LMTP_DEFAULT_MAX_SIZE = 50 * 1024 * 1024;
-
-type Reply = string | (Error & { responseCode: number });
-
-function reply(code: number, text: string): Error & { responseCode: number } {
-  return Object.assign(new Error(text), { responseCode: code });
+/**
+ * The one place an LMTP recipient is judged, at RCPT and again after DATA (the lists may have changed
+ * in between). Further checks of an address (e.g. a signed VERP address) belong here.
+ */
+export function validateRecipient(address: string, lists: ReadonlyMap<string, ListConfig>): RecipientVerdict {
+  const routed = routeAddress(address, lists);
+  if (!routed) return { accept: false, code: 550, text: `no such list or address: ${address}` };
+  return { accept: true, routed };
 }
 
 export class LmtpListener {
@@ -64,6 +56,9 @@ export class LmtpListener {
   private readonly maxSize: number;
   private readonly maxRecipients: number;
   private readonly allowRemote: boolean;
+  private readonly limits: SessionLimits;
+  private readonly budget: ByteBudget;
+  private readonly committer = new GroupCommitter();
   private queue: { root: string; sb: Promise<Switchboard> } | null = null;
   private inData = 0;
   private drained: (() => void) | null = null;
@@ -77,8 +72,12 @@ export class LmtpListener {
     this.log = opts.logger;
     this.maxSize = opts.maxSize ?? LMTP_DEFAULT_MAX_SIZE;
     this.maxRecipients = opts.maxRecipients ?? 1000;
-    this.allowRemote = !isLoopback(where.host);
+    this.allowRemote = where.path === undefined && !isLoopback(where.host);
     this.bound = where;
+    this.limits = new SessionLimits(opts.maxSessionMs ?? 10 * 60_000, opts.maxTransactions ?? 1000, (id) =>
+      this.sendAndClose(id, "session too long; reconnect"),
+    );
+    this.budget = new ByteBudget(opts.maxBufferedBytes ?? LMTP_DEFAULT_MAX_BUFFERED);
     this.server = new SMTPServer({
       lmtp: true,
       name: os.hostname(),
@@ -94,10 +93,12 @@ export class LmtpListener {
       // transactions in DATA are waited for in close(); what is left then is idle
       closeTimeout: 200,
       maxClients: opts.maxClients ?? 50,
+      // past it 452 4.5.3 (RFC 5321 4.5.3.1.10): the MTA sends the rest in another transaction
+      maxRecipients: this.maxRecipients,
       onConnect: (session, cb) => cb(this.refusal(session)),
-      onMailFrom: (_address, _session, cb) =>
-        cb(this.closing ? reply(421, "shutting down; try again later") : null),
-      onRcptTo: (address, session, cb) => cb(this.checkRecipient(address, session)),
+      onClose: (session) => this.limits.closed(session.id),
+      onMailFrom: (address, session, cb) => cb(this.checkMail(address, session)),
+      onRcptTo: (address, _session, cb) => cb(this.checkRecipient(address)),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
     // smtp-server reports client errors (resets, timeouts) here; they concern one connection only
@@ -108,21 +109,27 @@ export class LmtpListener {
   static async start(opts: LmtpOptions): Promise<LmtpListener> {
     let where: ListenAddress;
     try {
-      where = parseListen(opts.listen);
+      where = parseLmtpListen(opts.listen);
     } catch (err) {
       throw new ListenError("LMTP", opts.listen, { cause: err });
     }
     const l = new LmtpListener(opts, where);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void =>
-        reject(new ListenError("LMTP", formatListen(where), { cause: err }));
-      l.server.server.once("error", onError);
-      l.server.listen(where.port, where.host, () => {
-        l.server.server.off("error", onError);
-        resolve();
-      });
-    });
-    const addr = l.server.server.address();
+    const net = l.server.server;
+    try {
+      if (where.path !== undefined) await listenUnix(net, where.path, opts.socket ?? {});
+      else
+        await new Promise<void>((resolve, reject) => {
+          net.once("error", reject);
+          l.server.listen(where.port, where.host, () => {
+            net.off("error", reject);
+            resolve();
+          });
+        });
+    } catch (err) {
+      l.limits.close();
+      throw new ListenError("LMTP", formatListen(where), { cause: err });
+    }
+    const addr = net.address();
     if (addr && typeof addr === "object") l.bound = { host: where.host, port: addr.port };
     if (l.allowRemote)
       l.log.warn(
@@ -133,7 +140,7 @@ export class LmtpListener {
     return l;
   }
 
-  /** The address actually bound (the real port when 0 was asked for). */
+  /** The address actually bound (the real port when 0 was asked for; `path` for a Unix socket). */
   get address(): ListenAddress {
     return this.bound;
   }
@@ -154,6 +161,8 @@ export class LmtpListener {
         });
       }
       await new Promise<void>((resolve) => this.server.close(() => resolve()));
+      this.limits.close();
+      if (this.where.path !== undefined) await removeSocket(this.where.path);
       const q = this.queue;
       this.queue = null;
       (await q?.sb.catch(() => null))?.close();
@@ -164,19 +173,43 @@ export class LmtpListener {
 
   private refusal(session: SMTPServerSession): Error | null | undefined {
     if (this.closing) return reply(421, "shutting down; try again later");
-    if (!this.allowRemote && !isLoopback(session.remoteAddress)) {
+    // a Unix socket's clients are whoever its mode lets in
+    if (this.where.path === undefined && !this.allowRemote && !isLoopback(session.remoteAddress)) {
       this.log.warn({ remote: session.remoteAddress }, "LMTP connection from a non-loopback address refused");
       return reply(554, "loopback clients only");
     }
+    this.limits.opened(session.id);
     return null;
   }
 
-  private checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
-    if (session.envelope.rcptTo.length >= this.maxRecipients)
-      return reply(452, `too many recipients (at most ${this.maxRecipients} per transaction)`);
-    if (routeAddress(address.address, this.opts.settings().lists)) return null;
+  /** Send 421 on one connection, which closes it (smtp-server closes after every 421). */
+  private sendAndClose(id: string, text: string): void {
+    for (const c of this.server.connections)
+      if (c.id === id) {
+        this.log.info({ session: id, reason: text }, "LMTP connection closed");
+        c.send(421, text);
+      }
+  }
+
+  private checkMail(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    if (this.closing) return reply(421, "shutting down; try again later");
+    const ended = this.limits.beginTransaction(session.id);
+    if (ended !== null) {
+      this.log.info({ session: session.id, reason: ended }, "LMTP connection closed");
+      return reply(421, ended);
+    }
+    // a size announced with MAIL that the memory budget cannot hold now: retry later
+    const args = address.args === false ? {} : (address.args as Record<string, string | undefined>);
+    const announced = Number(args["SIZE"] ?? 0);
+    if (announced > this.budget.available) return reply(452, "too much mail in flight; try again later");
+    return null;
+  }
+
+  private checkRecipient(address: SMTPServerAddress): Error | null {
+    const verdict = validateRecipient(address.address, this.opts.settings().lists);
+    if (verdict.accept) return null;
     this.opts.onOutcome?.("unknown", 1);
-    return reply(550, `no such list or address: ${address.address}`);
+    return reply(verdict.code, verdict.text);
   }
 
   private onData(
@@ -185,20 +218,37 @@ export class LmtpListener {
     callback: (err?: Error | null, replies?: Reply[]) => void,
   ): void {
     this.inData++;
+    this.limits.dataStarted(session.id);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = 0;
+    let overBudget = false;
     let answered = false;
     const done = (err: Error | null, replies?: Reply[]): void => {
       // a stream error may be followed by its end: answer once
       if (answered) return;
       answered = true;
+      this.budget.give(held);
+      held = 0;
       callback(err, replies);
+      if (this.limits.dataEnded(session.id))
+        setImmediate(() => this.sendAndClose(session.id, "session too long; reconnect"));
       if (--this.inData === 0) this.drained?.();
     };
-    const chunks: Buffer[] = [];
-    let size = 0;
     stream.on("data", (chunk: Buffer) => {
       size += chunk.length;
       // past the limit smtp-server answers 552 for every recipient itself: keep nothing more
-      if (size <= this.maxSize) chunks.push(chunk);
+      if (size > this.maxSize || overBudget) return;
+      if (!this.budget.take(chunk.length)) {
+        // the connections together hold all the memory they may: drop this message, the MTA retries
+        overBudget = true;
+        this.budget.give(held);
+        held = 0;
+        chunks.length = 0;
+        return;
+      }
+      held += chunk.length;
+      chunks.push(chunk);
     });
     stream.once("error", (err) => done(reply(451, `cannot read the message: ${describeError(err)}`)));
     stream.once("end", () => {
@@ -208,74 +258,35 @@ export class LmtpListener {
         done(reply(552, `message larger than ${this.maxSize} bytes`));
         return;
       }
+      if (overBudget) {
+        this.opts.onOutcome?.("tempfail", rcpts.length);
+        this.log.warn({ size, budget: this.budget.limit }, "LMTP message refused: too much mail in flight");
+        done(reply(452, "too much mail in flight; try again later"));
+        return;
+      }
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      this.deliver(Buffer.concat(chunks, size), from, rcpts).then(
+      const settings = this.opts.settings();
+      const input = chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
+      storeTransaction(
+        {
+          validate: (r) => validateRecipient(r, settings.lists),
+          queue: () => this.incoming(settings.config.qfiles),
+          committer: this.committer,
+          log: this.log,
+          onOutcome: this.opts.onOutcome,
+        },
+        input,
+        from,
+        rcpts,
+      ).then(
         (replies) => done(null, replies),
         (err: unknown) => {
-          // never expected (deliver answers per recipient); whatever it is, the MTA keeps the message
+          // never expected (storing answers per recipient); whatever it is, the MTA keeps the message
           this.log.error({ err: describeError(err) }, "LMTP delivery failed");
           done(reply(451, `cannot queue now: ${describeError(err)}`));
         },
       );
     });
-  }
-
-  /** One reply per recipient, in RCPT order; 250 only once that recipient's entry is durable. */
-  private async deliver(input: Buffer, from: string, rcpts: readonly string[]): Promise<Reply[]> {
-    const started = Date.now();
-    let prepared;
-    try {
-      prepared = prepareMessage(input, from);
-    } catch (err) {
-      if (!(err instanceof InjectError)) throw err;
-      this.opts.onOutcome?.("invalid", rcpts.length);
-      this.log.warn({ from, recipients: rcpts.length, reason: err.message }, "LMTP message refused");
-      return rcpts.map(() => reply(554, err.message));
-    }
-    const settings = this.opts.settings();
-    const routed = rcpts.map((r) => routeAddress(r, settings.lists));
-    let queue: Switchboard | null = null;
-    let queueError = "";
-    try {
-      queue = await this.incoming(settings.config.qfiles);
-    } catch (err) {
-      queueError = describeError(err);
-    }
-    const results = await Promise.allSettled(
-      routed.map((r) => {
-        if (!r) return Promise.resolve(null);
-        if (!queue) return Promise.reject(new Error(queueError));
-        return queue.enqueue(prepared.raw, incomingMeta(prepared.sender, r));
-      }),
-    );
-    const ids: string[] = [];
-    const replies = results.map((res, i): Reply => {
-      const rcpt = rcpts[i] ?? "";
-      if (res.status === "rejected") {
-        this.opts.onOutcome?.("tempfail", 1);
-        return reply(451, `cannot queue now: ${describeError(res.reason)}`);
-      }
-      if (res.value === null) {
-        // the list went away between RCPT and DATA (a config edit)
-        this.opts.onOutcome?.("unknown", 1);
-        return reply(550, `no such list or address: ${rcpt}`);
-      }
-      this.opts.onOutcome?.("queued", 1);
-      ids.push(res.value);
-      return `queued as ${res.value}`;
-    });
-    const failed = replies.length - ids.length;
-    const entry = {
-      from,
-      recipients: rcpts.length,
-      queued: ids,
-      size: prepared.raw.length,
-      ms: Date.now() - started,
-    };
-    if (failed > 0)
-      this.log.warn({ ...entry, failed, error: queueError || undefined }, "LMTP message partly refused");
-    else this.log.info(entry, "LMTP message queued");
-    return replies;
   }
 
   /** The `incoming` Switchboard, opened once (and again after a failure, or when qfiles changed). */

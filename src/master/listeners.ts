@@ -79,16 +79,18 @@ export class MasterListeners {
     if (this.closed) return;
     // before the LMTP listener, so that it counts its first outcomes too
     if (config.metrics.listen !== undefined) await this.ensureMetrics();
-    const lmtpSpec = config.intake.lmtp;
+    const lmtpConfig = config.intake.lmtp;
+    // any change of address, socket access or limits reopens the listener
+    const lmtpSpec = lmtpConfig && JSON.stringify(lmtpConfig);
     if (this.lmtp && this.lmtp.spec !== lmtpSpec) {
       await this.lmtp.listener.close();
       this.lmtp = null;
     }
-    if (lmtpSpec !== undefined && !this.lmtp) {
+    if (lmtpConfig && lmtpSpec !== undefined && !this.lmtp) {
       try {
-        const { LmtpListener } = await import("../intake/lmtp.js");
+        const { LmtpListener, lmtpOptions } = await import("../intake/lmtp.js");
         const listener = await LmtpListener.start({
-          listen: lmtpSpec,
+          ...lmtpOptions(lmtpConfig),
           settings: this.opts.settings,
           logger: this.log.child({ listener: "lmtp" }),
           onOutcome: (outcome, n) => this.metricsObj?.lmtpOutcome(outcome, n),

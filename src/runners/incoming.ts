@@ -2,7 +2,8 @@
  * The incoming runner: routes each entry by the envelope recipient it arrived for. A post goes
  * through the list's checks (loop, size, poster), gets the list headers, and fans out into `outgoing`
  * entries for the enabled members (split by smtp.max_recipients, or one per member with VERP) plus
- * one `archive` entry; commands go to `command`, bounces to `bounce`, owner mail to the owners.
+ * one `archive` entry; commands go to `command`, bounces to `bounce`, owner mail to the owners. An
+ * LMTP entry may carry several recipients of one list: each of their roles is handled once (partsOf).
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
@@ -22,6 +23,12 @@ import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notice-texts.js";
 import { queueNotice } from "./notify.js";
+
+/** One role of an entry's recipients, with the entry as that role sees it (see partsOf). */
+interface Part {
+  entry: Entry;
+  route: Route;
+}
 
 /** How often held posts are checked for expiry. */
 const EXPIRE_EVERY_MS = 10 * 60_000;
@@ -56,28 +63,64 @@ export class IncomingRunner implements Handler {
     }
   }
 
-  /** routes found for the log bindings, used again by handle */
-  private readonly routes = new WeakMap<Entry, Route>();
+  /** parts found for the log bindings, used again by handle */
+  private readonly parts = new WeakMap<Entry, readonly Part[]>();
 
-  /** The list and role of an entry's address; throws when no list has it. */
-  private route(entry: Entry): Route {
-    const known = this.routes.get(entry);
+  /**
+   * The work an entry asks for. An entry from `inject` (and every entry written before LMTP grouped
+   * them) names one address, `to`. An LMTP entry holds the message once for all the recipients of one
+   * list in one transaction (`recipients`, issue 15): each distinct role among them is one part,
+   * handled as if it had come alone, so a post to `dev@` and `dev-owner@` is fanned out once and
+   * forwarded to the owners once, and a thousand recipients of one role store one successor, not a
+   * thousand. Throws when an address names no list (the entry is shunted whole, for the operator).
+   */
+  private partsOf(entry: Entry): readonly Part[] {
+    const known = this.parts.get(entry);
     if (known) return known;
-    const to = entry.meta.to ?? entry.meta.recipients[0] ?? "";
-    const route = routeRecipient(to, this.ctx.settings().lists);
-    // the list may have been removed since the message was queued: keep it (shunt) for the operator
-    if (!route) throw new UnknownAddressError(to, `no list has the address ${to} (any more)`);
-    this.routes.set(entry, route);
-    return route;
+    const lists = this.ctx.settings().lists;
+    const routeOf = (to: string): Route => {
+      const route = routeRecipient(to, lists);
+      // the list may have been removed since the message was queued: keep it (shunt) for the operator
+      if (!route) throw new UnknownAddressError(to, `no list has the address ${to} (any more)`);
+      return route;
+    };
+    let parts: Part[];
+    if (entry.meta.recipients.length <= 1) {
+      parts = [{ entry, route: routeOf(entry.meta.to ?? entry.meta.recipients[0] ?? "") }];
+    } else {
+      const byRole = new Map<string, { to: string; route: Route }>();
+      for (const to of entry.meta.recipients) {
+        const route = routeOf(to);
+        const key = `${route.list.address}\n${route.role}`;
+        const had = byRole.get(key);
+        if (!had) byRole.set(key, { to, route });
+        // VERP addresses of different members in one message: it names no one member, and the
+        // bounce runner reads the DSN instead
+        else if (had.route.verpMember !== route.verpMember)
+          byRole.set(key, { to: had.to, route: { list: route.list, role: route.role } });
+      }
+      parts = [...byRole].map(([key, { to, route }]) => ({
+        route,
+        entry: { ...entry, id: partId(entry.id, key), meta: { ...entry.meta, to, recipients: [to] } },
+      }));
+    }
+    this.parts.set(entry, parts);
+    return parts;
   }
 
   bindings(entry: Entry): Record<string, unknown> {
-    const route = this.route(entry);
-    return { list: route.list.address, role: route.role };
+    const parts = this.partsOf(entry);
+    const first = parts[0]?.route;
+    return parts.length === 1 || !first
+      ? { list: first?.list.address, role: first?.role }
+      : { list: first.list.address, roles: parts.map((p) => p.route.role) };
   }
 
   async handle(entry: Entry, l: Logger): Promise<HandleResult> {
-    const route = this.route(entry);
+    for (const { entry: part, route } of this.partsOf(entry)) await this.handlePart(part, route, l);
+  }
+
+  private async handlePart(entry: Entry, route: Route, l: Logger): Promise<void> {
     switch (route.role) {
       case "post":
         return this.post(entry, route.list, l);
@@ -239,6 +282,11 @@ function chunk<T>(xs: readonly T[], n: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
   return out;
+}
+
+/** The id one part of a grouped entry is handled under: stable, so that a re-run rewrites the same files. */
+function partId(id: string, key: string): string {
+  return createHash("sha1").update(`${id}:part:${key}`).digest("hex");
 }
 
 /** A stable id for the i-th successor of an entry. */

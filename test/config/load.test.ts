@@ -236,6 +236,35 @@ describe("loadConfig: checks across keys", () => {
     ]);
   });
 
+  it("takes intake.lmtp as host:port, unix:/path, or a map with the socket's mode, owner, group and limits", async () => {
+    const load = async (v: string): Promise<unknown> =>
+      (await loadConfig(await t.write("l.yaml", lines(`intake: { lmtp: ${v} }`)))).intake.lmtp;
+    expect(await load("'127.0.0.1:8024'")).toEqual({ listen: "127.0.0.1:8024" });
+    expect(await load('"unix:/run/qrunner/lmtp"')).toEqual({ listen: "unix:/run/qrunner/lmtp" });
+    expect(
+      await load(
+        '{ listen: "unix:/run/qrunner/lmtp", mode: "0660", owner: qrunner, group: postfix, max_session: 5m, max_transactions: 100, max_buffered: 64MiB }',
+      ),
+    ).toEqual({
+      listen: "unix:/run/qrunner/lmtp",
+      mode: 0o660,
+      owner: "qrunner",
+      group: "postfix",
+      max_session: 300_000,
+      max_transactions: 100,
+      max_buffered: 64 * 1024 * 1024,
+    });
+    const bad = async (v: string): Promise<string[]> =>
+      (await issuesOf(await t.write("b.yaml", lines(`intake: { lmtp: ${v} }`)))).map((i) => i.message);
+    expect(await bad('"unix:run/lmtp"')).toEqual([
+      'intake.lmtp: expected unix:/absolute/path, got "unix:run/lmtp"',
+    ]);
+    expect(await bad('{ listen: "localhost" }')).toEqual([
+      'intake.lmtp.listen: expected host:port (e.g. 127.0.0.1:9100) or unix:/path, got "localhost"',
+    ]);
+    expect((await bad('{ listen: "unix:/x", mode: 660 }')).join()).toMatch(/intake\.lmtp/);
+  });
+
   it("still finds the lists folder when other keys are invalid", async () => {
     const file = await t.write("q.yaml", lines("qfiles: 3", "lists: here"));
     const r = await inspectConfig(file);

@@ -4,6 +4,7 @@
  * no chroot, loopback ports only; the system's /etc/postfix and /var/spool/postfix are not touched):
  *
  *   test --SMTP--> Postfix smtpd :IN --+-- lmtp.example.org: lmtp:inet:127.0.0.1:<qrunner's LMTP>
+ *                                      +-- sock.example.org: lmtp:unix:<socket, root:postfix 0660>
  *                                      +-- pipe.example.org: pipe(8) `node bin/qrunner inject ...`
  *   qrunner outgoing --SMTP--> Postfix smtpd :RELAY --relayhost--> recording SMTP server
  *
@@ -13,7 +14,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -29,6 +30,9 @@ import {
   type Running,
   type Site,
 } from "../helpers/site.js";
+import { LmtpListener } from "../../src/intake/lmtp.js";
+import { loadAll } from "../../src/lists/load.js";
+import { silentLogger } from "../../src/util/log.js";
 import { LmtpClient } from "../intake/lmtp-client.js";
 
 const POSTFIX = "/usr/sbin/postfix";
@@ -74,6 +78,8 @@ interface Env {
   site: Site;
   sink: Sink;
   master: Running;
+  /** a second LMTP listener, on a Unix socket only the postfix group may use */
+  sockListener: LmtpListener;
   inPort: number;
   started: boolean;
 }
@@ -117,8 +123,8 @@ mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-relay_domains = lmtp.example.org, pipe.example.org
-transport_maps = inline:{ lmtp.example.org=lmtp:inet:127.0.0.1:${lmtpPort}, pipe.example.org=qrunner: }
+relay_domains = lmtp.example.org, pipe.example.org, sock.example.org
+transport_maps = inline:{ lmtp.example.org=lmtp:inet:127.0.0.1:${lmtpPort}, pipe.example.org=qrunner:, sock.example.org=lmtp:unix:${work}/lmtp.sock }
 relayhost = [127.0.0.1]:${sinkPort}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 smtpd_recipient_restrictions = permit_mynetworks, reject
@@ -262,6 +268,11 @@ describe.skipIf(SKIP !== null)(`qrunner behind a real Postfix${SKIP ? ` (skipped
           extra: "archive: false\nnonmembers: accept",
         },
         {
+          address: "news@sock.example.org",
+          members: ["erin@example.com"],
+          extra: "archive: false\nnonmembers: accept",
+        },
+        {
           address: "ops@pipe.example.org",
           members: ["dave@example.com"],
           extra: "archive: false\nnonmembers: accept",
@@ -272,7 +283,14 @@ describe.skipIf(SKIP !== null)(`qrunner behind a real Postfix${SKIP ? ` (skipped
     await mkdir(path.join(site.qfiles, "incoming"), { recursive: true });
     execFileSync("chown", ["-R", PIPE_USER, site.dir]);
     const master = spawnCli(["start", "-C", site.configFile]);
-    env = { work, conf, queue, site, sink, master, inPort, started: false };
+    const settings = await loadAll(site.configFile);
+    const sockListener = await LmtpListener.start({
+      listen: `unix:${work}/lmtp.sock`,
+      socket: { mode: 0o660, group: "postfix" },
+      settings: () => settings,
+      logger: silentLogger(),
+    });
+    env = { work, conf, queue, site, sink, master, sockListener, inPort, started: false };
     let lmtpPort = 0;
     await within("qrunner's LMTP listener", () => {
       const l = logLines(master.stdout()).find((x) => x["msg"] === "LMTP listening");
@@ -304,6 +322,7 @@ describe.skipIf(SKIP !== null)(`qrunner behind a real Postfix${SKIP ? ` (skipped
     env = undefined;
     if (!e) return;
     if (e.started) await stopPostfix(e);
+    await e.sockListener.close();
     if (e.master.child.exitCode === null && e.master.child.signalCode === null) {
       e.master.child.kill("SIGTERM");
       await e.master.exited;
@@ -335,6 +354,39 @@ describe.skipIf(SKIP !== null)(`qrunner behind a real Postfix${SKIP ? ` (skipped
     const log = await maillog();
     expect(log).toMatch(
       /to=<dev@lmtp\.example\.org>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+.*status=sent \(250 2\.6\.0 queued as [0-9a-f]{40}\)/,
+    );
+  });
+
+  it("takes mail by LMTP on a Unix socket that the postfix group may use and others may not", async () => {
+    const e = env!;
+    const sock = path.join(e.work, "lmtp.sock");
+    const st = await stat(sock);
+    expect([st.isSocket(), st.mode & 0o777, st.gid]).toEqual([true, 0o660, ids("postfix")[1]]);
+    // a user outside the group cannot even connect
+    const other = spawnSync(
+      "runuser",
+      [
+        "-u",
+        PIPE_USER,
+        "--",
+        NODE,
+        "-e",
+        `require("net").connect(${JSON.stringify(sock)}).on("error", (e) => { console.log(e.code); process.exit(1) })`,
+      ],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    expect(other.stdout.trim()).toBe("EACCES");
+    await submit(
+      "alice@example.net",
+      ["news@sock.example.org"],
+      message({ to: "news@sock.example.org", id: "<pf-sock@test.example>" }),
+    );
+    await within(
+      "the post by the Unix socket at its member",
+      () => e.sink.deliveries().get("<pf-sock@test.example> erin@example.com") === 1,
+    );
+    expect(await maillog()).toMatch(
+      /to=<news@sock\.example\.org>, relay=.*lmtp\.sock.*status=sent \(250 2\.6\.0 queued as [0-9a-f]{40}\)/,
     );
   });
 
@@ -394,6 +446,7 @@ describe.skipIf(SKIP !== null)(`qrunner behind a real Postfix${SKIP ? ` (skipped
       ["<pf-lmtp@test.example> bob@example.com", 1],
       ["<pf-lmtp@test.example> carol@example.net", 1],
       ["<pf-pipe@test.example> dave@example.com", 1],
+      ["<pf-sock@test.example> erin@example.com", 1],
     ]);
   });
 });

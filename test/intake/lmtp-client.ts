@@ -17,19 +17,23 @@ export class LmtpClient {
   private readonly replies: Reply[] = [];
   private readonly waiters: Array<(r: Reply) => void> = [];
   private pending: string[] = [];
-  private closed = false;
+  private closed_ = false;
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding("latin1");
     socket.on("data", (d: string) => this.onData(d));
     socket.on("close", () => {
-      this.closed = true;
+      this.closed_ = true;
     });
     socket.on("error", () => undefined);
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<{ client: LmtpClient; greeting: Reply }> {
-    const socket = net.connect(port, host);
+  /** Connect to a TCP port on `host`, or to a Unix socket when `port` is a path. */
+  static async connect(
+    port: number | string,
+    host = "127.0.0.1",
+  ): Promise<{ client: LmtpClient; greeting: Reply }> {
+    const socket = typeof port === "string" ? net.connect(port) : net.connect(port, host);
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", reject);
@@ -39,7 +43,7 @@ export class LmtpClient {
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.closed_;
   }
 
   private onData(d: string): void {
@@ -88,6 +92,17 @@ export class LmtpClient {
     const text = message.toString("latin1").replace(/\r?\n/g, "\r\n");
     const stuffed = text.replace(/^\./gm, "..");
     this.socket.write(Buffer.from(stuffed + (stuffed.endsWith("\r\n") ? "" : "\r\n") + ".\r\n", "latin1"));
+  }
+
+  /** Resolves once the server has closed the connection. */
+  closed(): Promise<void> {
+    if (this.closed_) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once("close", () => resolve()));
+  }
+
+  /** Send raw bytes (part of a message, without its end). */
+  write(data: string | Buffer): void {
+    this.socket.write(data);
   }
 
   close(): void {

@@ -6,7 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import nodemailer from "nodemailer";
 import { afterEach, describe, expect, it } from "vitest";
@@ -138,10 +138,94 @@ describe("LMTP listener", () => {
     expect((await c.command("QUIT")).code).toBe(221);
     expect(h.outcomes).toEqual([
       ["unknown", 1],
-      ["queued", 1],
-      ["queued", 1],
+      ["queued", 2],
       ["queued", 1],
     ]);
+  });
+
+  it("stores a message to 1,000 recipients of one list once, answers each of them, and refuses the 1,001st", async () => {
+    const h = await start();
+    const c = await connect(h);
+    const verp = Array.from({ length: 998 }, (_, i) => `dev-bounces+u${i}=example.com@example.org`);
+    const rcpts = ["dev@example.org", "dev-owner@example.org", ...verp];
+    const replies = await envelope(c, "alice@example.net", [...rcpts, "dev-join@example.org"]);
+    expect(replies.slice(0, 1000).every((r) => r.code === 250)).toBe(true);
+    // RFC 5321 4.5.3.1.10: past the limit 452, which the MTA retries in another transaction
+    expect(replies[1000]?.lines[0]).toMatch(/^452 4\.5\.3 /);
+    expect((await c.command("DATA")).code).toBe(354);
+    const msg = message({ id: "<lmtp-1000@test.example>", body: "x".repeat(100_000) });
+    c.sendData(msg);
+    const after: Reply[] = [];
+    for (let i = 0; i < 1000; i++) after.push(await c.next());
+    const ids = new Set(after.map((r) => (r.code === 250 ? r.text.replace("queued as ", "") : `${r.code}`)));
+    expect([...ids]).toHaveLength(1);
+    const files = await queued(h.site);
+    expect(files).toHaveLength(1);
+    expect(files[0]).toContain(`+${[...ids][0]}.`);
+    const file = path.join(h.site.qfiles, "incoming", files[0]!);
+    const bytes = (await stat(file)).size;
+    // the message once, plus the addresses: not a thousand copies
+    expect(bytes).toBeLessThan(msg.length + 64 * 1024);
+    const entry = decodeEntry(file, await readFile(file));
+    expect(entry.message.equals(msg)).toBe(true);
+    expect(entry.meta.recipients).toEqual(rcpts);
+    expect(entry.meta.list).toBe("dev@example.org");
+    expect(entry.meta.kind).toBeUndefined(); // post, owner and bounces: no one kind
+    expect(h.outcomes).toEqual([["queued", 1000]]);
+  });
+
+  it("stores one entry per list, each recipient answered with its list's entry", async () => {
+    const h = await start();
+    const c = await connect(h);
+    const rcpts = [
+      "dev@example.org",
+      "ops-request@example.org",
+      "dev-owner@example.org",
+      "nobody@example.org",
+      "ops@example.org",
+      "dev-request@example.org",
+    ];
+    expect((await envelope(c, "alice@example.net", rcpts)).map((r) => r.code)).toEqual([
+      250, 250, 250, 550, 250, 250,
+    ]);
+    expect((await c.command("DATA")).code).toBe(354);
+    c.sendData(message());
+    const after: Reply[] = [];
+    for (let i = 0; i < 5; i++) after.push(await c.next());
+    expect(after.every((r) => r.code === 250)).toBe(true);
+    const idOf = (i: number): string => after[i]?.text.replace("queued as ", "") ?? "";
+    // RCPT order, the refused one left out: dev, ops-request, dev-owner, ops, dev-request
+    expect(idOf(0)).toBe(idOf(2));
+    expect(idOf(0)).toBe(idOf(4));
+    expect(idOf(1)).toBe(idOf(3));
+    expect(idOf(0)).not.toBe(idOf(1));
+    const files = await queued(h.site);
+    expect(files).toHaveLength(2);
+    const metas = await Promise.all(
+      files.map(async (f) => {
+        const file = path.join(h.site.qfiles, "incoming", f);
+        return decodeEntry(file, await readFile(file)).meta;
+      }),
+    );
+    const byList = new Map(metas.map((m) => [m.list, m]));
+    expect(byList.get("dev@example.org")?.recipients).toEqual([
+      "dev@example.org",
+      "dev-owner@example.org",
+      "dev-request@example.org",
+    ]);
+    expect(byList.get("ops@example.org")?.recipients).toEqual(["ops-request@example.org", "ops@example.org"]);
+    // one recipient of a list alone: the entry `qrunner inject --to` writes
+    await envelope(c, "alice@example.net", ["ops-owner@example.org"]);
+    expect((await c.command("DATA")).code).toBe(354);
+    c.sendData(message());
+    const single = await c.next();
+    const f = (await queued(h.site)).find((n) => n.includes(single.text.replace("queued as ", "")));
+    const one = decodeEntry(f!, await readFile(path.join(h.site.qfiles, "incoming", f!))).meta;
+    expect(one).toMatchObject({
+      recipients: ["ops-owner@example.org"],
+      to: "ops-owner@example.org",
+      kind: "owner",
+    });
   });
 
   it("a list removed between RCPT and DATA gets 550 after DATA; the others are queued", async () => {

@@ -4,6 +4,8 @@
  * has been configured its counters live on across edits that close and reopen it. Real config files,
  * a real HTTP endpoint.
  */
+import { stat } from "node:fs/promises";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadAll } from "../../src/lists/load.js";
 import { MasterListeners } from "../../src/master/listeners.js";
@@ -79,5 +81,27 @@ describe("MasterListeners", () => {
     await l.apply(settings.config, false);
     expect(l.metrics).toBe(metrics);
     expect(await handledOn(l.addresses().metrics!.port)).toBe(7);
+  });
+
+  it("opens LMTP on a Unix socket from the map form, and moves it when the socket's mode changes", async () => {
+    site = await makeSite(SMTP);
+    const s = site;
+    const sock = path.join(s.dir, "lmtp.sock");
+    await s.writeConfig(SMTP + `intake: { lmtp: { listen: "unix:${sock}", mode: "0600" } }\n`);
+    let settings = await loadAll(s.configFile);
+    const l = (listeners = new MasterListeners({
+      settings: () => settings,
+      workers: () => [],
+      logger: silentLogger(),
+    }));
+    await l.apply(settings.config, true);
+    expect(l.addresses().lmtp?.path).toBe(sock);
+    expect((await stat(sock)).mode & 0o777).toBe(0o600);
+    await s.writeConfig(SMTP + `intake: { lmtp: { listen: "unix:${sock}", mode: "0660" } }\n`);
+    settings = await loadAll(s.configFile);
+    await l.apply(settings.config, false);
+    expect((await stat(sock)).mode & 0o777).toBe(0o660);
+    await l.close();
+    await expect(stat(sock)).rejects.toThrow(/ENOENT/);
   });
 });
