@@ -20,7 +20,8 @@ import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { InjectError, incomingMeta, prepareMessage, routeAddress } from "./inject.js";
+import { VerpKeys } from "../lists/verp.js";
+import { InjectError, incomingMeta, prepareMessage, routeAddress, verpProblem } from "./inject.js";
 import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "./listen.js";
 
 /** What happened to one recipient, for the metrics. */
@@ -28,7 +29,7 @@ export type LmtpOutcome = "queued" | "unknown" | "invalid" | "tempfail" | "too-b
 
 /** The settings in force (a getter: the master replaces them on reload). */
 export interface IntakeSettings {
-  readonly config: { readonly qfiles: string };
+  readonly config: { readonly qfiles: string; readonly state: string };
   readonly lists: ReadonlyMap<string, ListConfig>;
 }
 
@@ -69,6 +70,7 @@ export class LmtpListener {
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private bound: ListenAddress;
+  private readonly verpKeys = new VerpKeys();
 
   private constructor(
     private readonly opts: LmtpOptions,
@@ -174,7 +176,19 @@ export class LmtpListener {
   private checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
     if (session.envelope.rcptTo.length >= this.maxRecipients)
       return reply(452, `too many recipients (at most ${this.maxRecipients} per transaction)`);
-    if (routeAddress(address.address, this.opts.settings().lists)) return null;
+    const settings = this.opts.settings();
+    const routed = routeAddress(address.address, settings.lists);
+    if (routed) {
+      let refusal: string | null;
+      try {
+        refusal = verpProblem(routed, settings.config.state, this.verpKeys);
+      } catch (err) {
+        return reply(451, `cannot check the VERP address now: ${describeError(err)}`);
+      }
+      if (refusal === null) return null;
+      this.opts.onOutcome?.("unknown", 1);
+      return reply(550, refusal);
+    }
     this.opts.onOutcome?.("unknown", 1);
     return reply(550, `no such list or address: ${address.address}`);
   }
