@@ -16,6 +16,8 @@ import { getHeader, messageId } from "../lists/message.js";
 import { enabledRecipients, isMember } from "../lists/members.js";
 import type { ListConfig } from "../lists/schema.js";
 import { ListStateCache } from "../lists/state-cache.js";
+import { ListStateStore } from "../lists/state.js";
+import { takeRejectionSlot } from "../lists/replies.js";
 import { signedVerpAddress, VerpKeys } from "../lists/verp.js";
 import type { Entry, NewEntryMeta } from "../queue/types.js";
 import { UnknownAddressError } from "../util/errors.js";
@@ -166,7 +168,15 @@ export class IncomingRunner implements Handler {
             verdict.check === "size"
               ? rejectedForSize(list, { ...post, size: entry.message.length })
               : rejectedNonmember(list, post);
-          await queueNotice(this.ctx.queues, list.address, n, { entry, index: 0 });
+          // backscatter: senders of rejected posts are often forged, so rejection notices share the
+          // poster's reply budget and a cap per list and hour; the notice is queued inside the update
+          const limits = { maxPerHour: list.max_rejections_per_hour, perAddress: list.max_replies_per_hour };
+          const sent = await new ListStateStore(config.state, list.address).update(async (s) => {
+            if (!takeRejectionSlot(s, post.poster, Date.now(), limits, log)) return false;
+            await queueNotice(this.ctx.queues, list.address, n, { entry, index: 0 });
+            return true;
+          });
+          if (!sent) log.info({ poster: post.poster }, "rejection notice held back (rate limit)");
         }
         return;
       case "hold": {
