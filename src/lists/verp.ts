@@ -27,6 +27,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  rmSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
@@ -260,6 +261,7 @@ function loadOrCreateKey(dir: string): Buffer {
       closeSync(d);
     }
   } catch (err) {
+    rmSync(tmp, { force: true });
     if (err instanceof VerpKeyError) throw err;
     throw new VerpKeyError(file, `cannot create the VERP secret: ${(err as Error).message}`, { cause: err });
   }

@@ -333,3 +333,21 @@ describe("unrecognised bounces", () => {
     expect(s.sink.messages.map((m) => m.to)).toEqual([["postmaster@example.org"]]);
   });
 });
+
+describe("delays", () => {
+  it("a delay scores at most as a temporary bounce and never disables, even at temporary_weight 1", async () => {
+    s = await listSite([
+      {
+        address: "dev@example.org",
+        owners: ["owner@example.org"],
+        members: ["erin@example.com"],
+        extra: "bounce: { threshold: 1, temporary_weight: 1 }",
+      },
+    ]);
+    await s.inject(await fixture("bounces", "postfix-delayed.eml"), "dev-bounces@example.org", "<>");
+    await s.pump();
+    expect((await rows(s)).get("erin@example.com")).toMatchObject({ state: "enabled", score: 0 });
+    expect(s.logs.some((l) => l.msg === "a delay does not take a member to the threshold")).toBe(true);
+    expect(s.sink.messages).toEqual([]);
+  });
+});
