@@ -197,6 +197,14 @@ export const configSchema = z
     qfiles: z.string().default("../qfiles").describe("queue root, relative to the config file"),
     state: z.string().default("../var").describe("lock, pid, status, list state, archives"),
     lists: z.string().default("../lists").describe("one <list-address>.yaml per list"),
+    site_owner: z
+      .string()
+      .max(254)
+      .regex(/^[^\s<>()@,;:"\\]+@[^\s<>()@,;:"\\]+$/, "a plain mail address (local@domain)")
+      .optional()
+      .describe(
+        "the site's postmaster: gets the unrecognised bounces of lists with unrecognized_bounces: site",
+      ),
     log: z
       .object({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),

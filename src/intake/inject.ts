@@ -11,6 +11,7 @@ import { checkMessage, stripFromLine } from "../lists/message-check.js";
 import { extractAddresses } from "../lists/header-addresses.js";
 import { Switchboard } from "../queue/switchboard.js";
 import type { NewEntryMeta } from "../queue/types.js";
+import { verpRefusal, VerpKeyError, VerpKeys } from "../lists/verp.js";
 import { ConfigError, QrunnerError, QueueUnavailableError, describeError } from "../util/errors.js";
 
 /** An intake failure with the sysexits code it maps to (65, 67, 75). */
@@ -104,6 +105,20 @@ export function routeAddress(
   return route ? { to: normalizeAddress(address), route } : null;
 }
 
+/**
+ * Why intake refuses a routed recipient's VERP part (unsigned, forged, stale, or VERP to a list with
+ * `verp: false`: src/lists/verp.ts), or null. Throws VerpKeyError when the site's VERP secret in
+ * `stateDir` cannot be read (a temporary failure: the sender retries).
+ */
+export function verpProblem(
+  r: RoutedRecipient,
+  stateDir: string,
+  keys: VerpKeys,
+  now = Date.now(),
+): string | null {
+  return verpRefusal(r.route, () => keys.get(stateDir), now);
+}
+
 /** The metadata of the `incoming` entry for one routed recipient. */
 export function incomingMeta(sender: string, r: RoutedRecipient): NewEntryMeta {
   return {
@@ -112,7 +127,14 @@ export function incomingMeta(sender: string, r: RoutedRecipient): NewEntryMeta {
     to: r.to,
     list: r.route.list.address,
     kind: r.route.role,
-    ...(r.route.verpMember !== undefined ? { extra: { verpMember: r.route.verpMember } } : {}),
+    ...(r.route.verpMember !== undefined
+      ? {
+          extra: {
+            verpMember: r.route.verpMember,
+            ...(r.route.verpTag !== undefined ? { verpTag: r.route.verpTag } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -140,6 +162,14 @@ export async function injectMessage(
     const what = envelope.to !== undefined ? envelope.to : "any list address in To or Cc";
     throw new InjectError(67, `no such list or address: ${JSON.stringify(what)}`);
   }
+  let refusal: string | null;
+  try {
+    refusal = verpProblem(routed, settings.config.state, new VerpKeys());
+  } catch (err) {
+    if (err instanceof VerpKeyError) throw new InjectError(75, err.message, { cause: err });
+    throw err;
+  }
+  if (refusal !== null) throw new InjectError(67, `${JSON.stringify(routed.to)}: ${refusal}`);
   const queue = await Switchboard.open({ root: settings.config.qfiles, queue: "incoming" }).catch(
     (err: unknown) => {
       throw new InjectError(75, describeError(err), { cause: err });

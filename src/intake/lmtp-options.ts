@@ -9,7 +9,7 @@ import type { SocketAccess } from "./unix-socket.js";
 
 /** The settings in force (a getter: the master replaces them on reload). */
 export interface IntakeSettings {
-  readonly config: { readonly qfiles: string };
+  readonly config: { readonly qfiles: string; readonly state: string };
   readonly lists: ReadonlyMap<string, ListConfig>;
 }
 

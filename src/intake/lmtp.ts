@@ -23,7 +23,8 @@ import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { GroupCommitter } from "./group-commit.js";
-import { routeAddress } from "./inject.js";
+import { VerpKeys } from "../lists/verp.js";
+import { routeAddress, verpProblem } from "./inject.js";
 import { ByteBudget, SessionLimits } from "./lmtp-limits.js";
 import { ListenError, formatListen, isLoopback, parseLmtpListen, type ListenAddress } from "./listen.js";
 import {
@@ -34,7 +35,12 @@ import {
   type Reply,
 } from "./transaction.js";
 import { listenUnix, removeSocket } from "./unix-socket.js";
-import { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, type LmtpOptions } from "./lmtp-options.js";
+import {
+  LMTP_DEFAULT_MAX_BUFFERED,
+  LMTP_DEFAULT_MAX_SIZE,
+  type IntakeSettings,
+  type LmtpOptions,
+} from "./lmtp-options.js";
 
 export type { LmtpOutcome, RecipientVerdict };
 export { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, lmtpOptions } from "./lmtp-options.js";
@@ -42,11 +48,23 @@ export type { IntakeSettings, LmtpOptions } from "./lmtp-options.js";
 
 /**
  * The one place an LMTP recipient is judged, at RCPT and again after DATA (the lists may have changed
- * in between). Further checks of an address (e.g. a signed VERP address) belong here.
+ * in between): a list address that exists, and for a VERP bounce address a tag that verifies (an
+ * unsigned, forged or stale one is refused, so a stranger cannot make a member's bounces up).
  */
-export function validateRecipient(address: string, lists: ReadonlyMap<string, ListConfig>): RecipientVerdict {
-  const routed = routeAddress(address, lists);
+export function validateRecipient(
+  address: string,
+  settings: IntakeSettings,
+  verpKeys: VerpKeys,
+): RecipientVerdict {
+  const routed = routeAddress(address, settings.lists);
   if (!routed) return { accept: false, code: 550, text: `no such list or address: ${address}` };
+  let refusal: string | null;
+  try {
+    refusal = verpProblem(routed, settings.config.state, verpKeys);
+  } catch (err) {
+    return { accept: false, code: 451, text: `cannot check the VERP address now: ${describeError(err)}` };
+  }
+  if (refusal !== null) return { accept: false, code: 550, text: refusal };
   return { accept: true, routed };
 }
 
@@ -64,6 +82,7 @@ export class LmtpListener {
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private bound: ListenAddress;
+  private readonly verpKeys = new VerpKeys();
 
   private constructor(
     private readonly opts: LmtpOptions,
@@ -206,7 +225,7 @@ export class LmtpListener {
   }
 
   private checkRecipient(address: SMTPServerAddress): Error | null {
-    const verdict = validateRecipient(address.address, this.opts.settings().lists);
+    const verdict = validateRecipient(address.address, this.opts.settings(), this.verpKeys);
     if (verdict.accept) return null;
     this.opts.onOutcome?.("unknown", 1);
     return reply(verdict.code, verdict.text);
@@ -269,7 +288,7 @@ export class LmtpListener {
       const input = chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
       storeTransaction(
         {
-          validate: (r) => validateRecipient(r, settings.lists),
+          validate: (r) => validateRecipient(r, settings, this.verpKeys),
           queue: () => this.incoming(settings.config.qfiles),
           committer: this.committer,
           log: this.log,

@@ -80,8 +80,12 @@ export type RouteRole = "post" | "request" | "join" | "leave" | "bounces" | "own
 export interface Route {
   list: ListConfig;
   role: RouteRole;
-  /** for VERP bounces (`dev-bounces+alice=example.net@`): the member the bounce is about */
+  /** for VERP bounces (`dev-bounces+alice=example.net+TAG@`): the member the bounce is about */
   verpMember?: string;
+  /** the VERP address's signature tag (src/lists/verp.ts), when it has one */
+  verpTag?: string;
+  /** the text after `-bounces+` as written, whenever there is one (decoded or not) */
+  verpSuffix?: string;
 }
 
 /** The parts of a list that its role addresses derive from. */
@@ -130,10 +134,34 @@ export function routeRecipient(rcpt: string, lists: ReadonlyMap<string, ListConf
   for (let i = lower.indexOf(VERP_MARK); i > 0; i = lower.indexOf(VERP_MARK, i + 1)) {
     const list = byName.get(lower.slice(0, i));
     if (!list) continue;
-    const member = decodeVerpMember(local.slice(i + VERP_MARK.length));
-    return member === null ? { list, role: "bounces" } : { list, role: "bounces", verpMember: member };
+    const suffix = local.slice(i + VERP_MARK.length);
+    const v = decodeVerp(suffix);
+    if (v === null) return { list, role: "bounces", verpSuffix: suffix };
+    return {
+      list,
+      role: "bounces",
+      verpMember: v.member,
+      verpSuffix: suffix,
+      ...(v.tag !== undefined ? { verpTag: v.tag } : {}),
+    };
   }
   return null;
+}
+
+/**
+ * `alice=example.net+TAG` → the member `alice@example.net` and the signature tag; the tag is the text
+ * after a `+` that follows the last `=` (a domain never holds `+`), absent for an unsigned address.
+ * Null when the member part does not decode to a valid address.
+ */
+export function decodeVerp(encoded: string): { member: string; tag?: string } | null {
+  const eq = encoded.lastIndexOf("=");
+  const plus = encoded.lastIndexOf("+");
+  if (eq > 0 && plus > eq) {
+    const member = decodeVerpMember(encoded.slice(0, plus));
+    return member === null ? null : { member, tag: encoded.slice(plus + 1) };
+  }
+  const member = decodeVerpMember(encoded);
+  return member === null ? null : { member };
 }
 
 /** `alice=example.net` → `alice@example.net`; null when it does not decode to a valid address. */
@@ -171,8 +199,8 @@ export function ownerAddress(list: ListAddressParts): string {
 }
 
 /**
- * The VERP envelope sender for one member, as Mailman encodes it: `dev-bounces+alice=example.net@example.org`.
- * A bounce to it names the member without parsing the DSN.
+ * The unsigned VERP form, as Mailman encodes it: `dev-bounces+alice=example.net@example.org`. qrunner
+ * sends the signed form (src/lists/verp.ts `signedVerpAddress`) and intake refuses this one.
  */
 export function verpAddress(list: ListAddressParts, member: string): string {
   const m = normalizeAddress(member);

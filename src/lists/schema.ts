@@ -46,7 +46,24 @@ export const listSchema = z
     max_size: size.default("1MB"),
     archive: z.boolean().default(true),
     archive_url: z.string().url().optional().describe("published as List-Archive"),
-    verp: z.boolean().default(false).describe("one transaction per recipient with a VERP envelope sender"),
+    verp: z
+      .boolean()
+      .default(false)
+      .describe("one transaction per recipient with a signed VERP envelope sender"),
+    verp_probes: z
+      .boolean()
+      .default(false)
+      .describe("at the bounce threshold, mail the member a probe first; only the probe's bounce disables"),
+    unrecognized_bounces: z
+      .enum(["owners", "site", "discard"])
+      .default("owners")
+      .describe("where bounces nobody can read go: the owners, the site's site_owner, or nowhere"),
+    max_rejections_per_hour: z
+      .number()
+      .int()
+      .min(0)
+      .default(20)
+      .describe("rejection notices (size, nonmembers: reject) the list sends per hour, to anyone"),
     hold_expires: duration.default("14d").describe("held posts are discarded after this"),
     confirm_expires: duration.default("3d").describe("join/leave confirmation tokens expire after this"),
     max_replies_per_hour: z
@@ -65,6 +82,9 @@ export const listSchema = z
           .max(1)
           .default(0)
           .describe("what a temporary bounce adds to the score"),
+        probe_expires: duration
+          .default("7d")
+          .describe("with verp_probes: a probe that has not bounced after this resets the score"),
       })
       .strict()
       .default({}),

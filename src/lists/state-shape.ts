@@ -36,6 +36,34 @@ export interface ListState {
   tokens: Record<string, PendingAction>;
   /** bounces to the list whose recipient could not be recognised */
   unrecognisedBounces: number;
+  /** feedback-loop complaints (RFC 5965) received at the list's -bounces addresses; never scored */
+  complaints?: number;
+  /** VERP bounces whose tag did not verify (forged, stale, unsigned); never scored */
+  forgedBounces?: number;
+  /** forwarding of unrecognised bounces: src/lists/unrecognised.ts */
+  unrecognised?: UnrecognisedState;
+  /** bounce probes sent and not yet answered (verp_probes), keyed by normalized member address */
+  probes?: Record<string, { sent: number }>;
+  /** rejection notices sent within the last hour (ms epochs), and how many the cap held back */
+  rejections?: { sent: number[]; suppressed: number };
+}
+
+/** One unrecognised bounce as the hourly digest lists it (strings already one printable line). */
+export interface DigestItem {
+  at: number;
+  from: string;
+  subject: string;
+  size: number;
+  reason: string;
+}
+
+export interface UnrecognisedState {
+  /** ms epochs of the bounces forwarded whole within the last hour */
+  forwarded: number[];
+  /** bounces dropped (unrecognized_bounces: discard) */
+  discarded: number;
+  /** bounces past the hourly budget waiting for the digest: at most DIGEST_ITEMS listed, all counted */
+  digest?: { since: number; count: number; items: DigestItem[] };
 }
 
 export function emptyState(): ListState {

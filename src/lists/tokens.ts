@@ -15,6 +15,8 @@ const TOKEN_BYTES = 18;
 const TOKEN_RE = /^[A-Za-z0-9_-]{20,64}$/;
 /** pending requests kept per address and action; older ones are dropped (bounds what a flood can store) */
 const MAX_PENDING_PER_ADDRESS = 3;
+/** pending requests kept per list: a flood of joins from forged senders stores no more (oldest dropped) */
+export const MAX_TOKENS = 500;
 
 export type TokenAction = PendingAction["action"];
 
@@ -50,6 +52,7 @@ export function addToken(
   address: string,
   now: number,
   expiresMs: number,
+  log?: { warn(obj: object, msg: string): void },
 ): string {
   pruneTokens(state, now);
   const addr = normalizeAddress(address);
@@ -58,6 +61,15 @@ export function addToken(
     .sort(([, a], [, b]) => a.created - b.created);
   for (const [t] of same.slice(0, Math.max(0, same.length - MAX_PENDING_PER_ADDRESS + 1)))
     delete state.tokens[t];
+  const all = Object.entries(state.tokens);
+  if (all.length >= MAX_TOKENS) {
+    const oldest = all.sort(([, a], [, b]) => a.created - b.created).slice(0, all.length - MAX_TOKENS + 1);
+    for (const [t] of oldest) delete state.tokens[t];
+    log?.warn(
+      { dropped: oldest.length, kept: MAX_TOKENS },
+      "confirmation tokens over the cap; the oldest were dropped",
+    );
+  }
   let token = newToken();
   while (Object.hasOwn(state.tokens, token)) token = newToken();
   state.tokens[token] = { action, address: addr, created: now, expires: now + expiresMs };

@@ -1,53 +1,62 @@
 /**
- * The bounce runner: mail to a list's -bounces address (a VERP address names the member directly;
- * otherwise the bounce detector reads the DSN or the MTA's text), and bounce events that outgoing
- * synthesised from 5xx replies. Each bounce scores the member (at most once a day); at the list's
- * threshold the member is disabled and the member and the owners get one notice each. Automatic
- * replies and success reports are no bounces: logged and dropped. Unrecognised bounces are kept in
- * `shunt` for inspection and counted. With `idle_only`, it works only while the machine is idle and
- * the incoming and outgoing queues are empty: bounces wait, never lost.
+ * The bounce runner: mail to a list's -bounces address (a signed VERP address names the member
+ * directly; otherwise the bounce detector reads the DSN or the MTA's text), and bounce events that
+ * outgoing synthesised from 5xx replies. Each bounce scores the member (at most once a day); at the
+ * list's threshold the member is disabled and the member and the owners get one notice each, or, with
+ * `verp_probes`, the member gets a probe first and only the probe's bounce disables.
+ *
+ * Not scored, only counted and logged: automatic replies and success reports (dropped), feedback-loop
+ * complaints (`complaints`), VERP bounces whose tag does not verify (`forgedBounces`: forged, stale,
+ * or queued before signing). A delay (`Action: delayed`) scores at most as a temporary bounce and never
+ * disables. Unrecognised bounces go to the owners, the site owner or nowhere (bounce-unrecognised.ts);
+ * none is kept. With `idle_only`, it works only while the machine is idle and the incoming and
+ * outgoing queues are empty: bounces wait, never lost.
  */
 import os from "node:os";
 import type { Logger } from "pino";
-import { normalizeAddress } from "../lists/addresses.js";
+import { normalizeAddress, routeRecipient, sameAddress } from "../lists/addresses.js";
 import { scanBounce, type BounceScan } from "../lists/bounces/detect.js";
-import { applyBounce, policyFromList, type BounceKind } from "../lists/bounces/score.js";
+import {
+  applyBounce,
+  policyFromList,
+  type BounceKind,
+  type BouncePolicy,
+  type MemberBounceState,
+} from "../lists/bounces/score.js";
 import { isMember } from "../lists/members.js";
 import { bounceDisabledMember, bounceDisabledOwners } from "../lists/notice-texts.js";
 import type { Notice } from "../lists/notices.js";
+import { bounceProbe } from "../lists/notices-bounces.js";
+import { endProbe, expireProbes, pendingProbe, probesExpired, startProbe } from "../lists/probes.js";
 import type { ListConfig } from "../lists/schema.js";
+import type { ListState } from "../lists/state-shape.js";
 import { ListStateStore } from "../lists/state.js";
+import { signedVerpAddress, verifyVerpTag, VerpKeys } from "../lists/verp.js";
 import { hasEntries } from "../queue/inspect.js";
 import type { Entry } from "../queue/types.js";
-import { QrunnerError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
+import { flushDigest, handleUnrecognised } from "./bounce-unrecognised.js";
 import type { RunnerContext } from "./context.js";
 import { queueNotice } from "./notify.js";
 
-/** A bounce the detector could not read: kept (shunted) for an operator, never dropped. */
-export class UnrecognisedBounceError extends QrunnerError {
-  constructor(reason: string) {
-    super("EBOUNCE_UNRECOGNISED", `unrecognised bounce (kept for inspection): ${reason}`);
-  }
-}
-
-/**
- * Why a message the detector read is positively no delivery failure (an automatic reply, a DSN that
- * lists only delivered or relayed recipients), or null. Messages it could not read at all are not
- * this: a VERP bounce in an unknown layout still names its member, and other unreadable bounces are
- * kept for an operator.
- */
-function notABounce(scan: BounceScan): string | null {
-  return scan.notBounce !== undefined ? (scan.reason ?? scan.notBounce) : null;
-}
+/** How often slice 0 sends due digests and expires probes when no bounce comes to do it. */
+const CHORES_EVERY_MS = 60_000;
 
 interface Finding {
   address: string;
   kind: BounceKind;
-  reason: string;
+  /** words for the log and the notices (the diagnostic) */
+  diagnostic: string;
+  /** the detector's classification (user unknown, mailbox full, ...), for scoring */
+  reason?: string;
+  /** the bounce of a bounce probe (verp_probes) */
+  probe?: boolean;
 }
 
 export class BounceRunner implements Handler {
+  private readonly verpKeys = new VerpKeys();
+  private nextChores = 0;
+
   constructor(private readonly ctx: RunnerContext) {}
 
   async waitReason(): Promise<string | null> {
@@ -61,13 +70,36 @@ export class BounceRunner implements Handler {
     return null;
   }
 
+  /** Digests whose hour is over and expired probes, for lists no bounce has come to (slice 0 only). */
+  async tick(): Promise<void> {
+    const now = Date.now();
+    if (this.ctx.slice.index !== 0 || now < this.nextChores) return;
+    this.nextChores = now + CHORES_EVERY_MS;
+    const { config, lists } = this.ctx.settings();
+    for (const list of lists.values()) {
+      const log = this.ctx.logger.child({ list: list.address });
+      try {
+        await flushDigest(this.ctx.queues, config, list, log, now);
+        const store = new ListStateStore(config.state, list.address);
+        if (probesExpired(await store.read(), now, list.bounce.probe_expires))
+          await store.update((s) => this.expire(s, list, now, log));
+      } catch (err) {
+        log.warn({ err }, "cannot do the bounce chores of a list");
+      }
+    }
+  }
+
   async handle(entry: Entry, log: Logger): Promise<HandleResult> {
     const { lists } = this.ctx.settings();
     const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
     if (!list)
       throw new Error(`bounce for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
     const findings = await this.findings(entry, list, log);
-    await this.score(entry, list, findings, log);
+    if (findings.length > 0) await this.score(entry, list, findings, log);
+  }
+
+  private count(list: ListConfig, fn: (s: ListState) => void): Promise<void> {
+    return new ListStateStore(this.ctx.settings().config.state, list.address).update(fn);
   }
 
   private async findings(entry: Entry, list: ListConfig, log: Logger): Promise<Finding[]> {
@@ -76,42 +108,93 @@ export class BounceRunner implements Handler {
     if (entry.meta.kind === "bounce-event" && event && typeof event === "object" && !Array.isArray(event)) {
       const recipient = typeof event["recipient"] === "string" ? event["recipient"] : "";
       const kind: BounceKind = event["kind"] === "temporary" ? "temporary" : "permanent";
-      return [
-        { address: recipient, kind, reason: String(event["message"] ?? "rejected by the SMTP server") },
-      ];
+      const diagnostic = String(event["message"] ?? "rejected by the SMTP server");
+      const probe =
+        typeof event["sender"] === "string" && this.isProbeSender(list, event["sender"], recipient);
+      return [{ address: recipient, kind, diagnostic, ...(probe ? { probe: true } : {}) }];
     }
     const scan = await scanBounce(entry.message);
-    const notBounce = notABounce(scan);
-    if (notBounce !== null) {
-      // an out-of-office reply or a success report sent to the bounce address (often the VERP one:
-      // autoresponders answer the envelope sender) says nothing about the member's mailbox
-      log.info({ reason: notBounce, verpMember: extra["verpMember"] ?? null }, "not a bounce; dropped");
+    const verp = typeof extra["verpMember"] === "string" ? extra["verpMember"] : undefined;
+    if (scan.notBounce === "complaint") {
+      // a complaint says the member did not want the mail, not that the address is dead
+      await this.count(list, (s) => {
+        s.complaints = (typeof s.complaints === "number" ? s.complaints : 0) + 1;
+      });
+      log.warn(
+        {
+          about: scan.complaint?.address ?? verp ?? null,
+          feedbackType: scan.complaint?.feedbackType ?? null,
+        },
+        "complaint (feedback report) counted; not a bounce",
+      );
       return [];
     }
-    const verp = typeof extra["verpMember"] === "string" ? extra["verpMember"] : undefined;
-    if (verp) {
-      // VERP names the member; the DSN, when readable, says whether it was only a delay
-      const onlyDelay = scan.recognized && scan.permanent.length === 0 && scan.temporary.length > 0;
-      return [
-        {
-          address: verp,
-          kind: onlyDelay ? "temporary" : "permanent",
-          reason: scan.details[0]?.diagnostic ?? "VERP bounce",
-        },
-      ];
+    if (scan.notBounce !== undefined) {
+      // an out-of-office reply or a success report sent to the bounce address (often the VERP one:
+      // autoresponders answer the envelope sender) says nothing about the member's mailbox
+      log.info({ reason: scan.reason ?? scan.notBounce, verpMember: verp ?? null }, "not a bounce; dropped");
+      return [];
     }
+    if (verp) return this.verpFinding(entry, list, verp, scan, log);
     if (!scan.recognized) {
-      await new ListStateStore(this.ctx.settings().config.state, list.address).update((s) => {
-        s.unrecognisedBounces++;
-      });
-      log.warn({ reason: scan.reason }, "unrecognised bounce");
-      throw new UnrecognisedBounceError(scan.reason ?? "no delivery-status part and no known text pattern");
+      const reason = scan.reason ?? "no delivery-status part and no known text pattern";
+      await handleUnrecognised(this.ctx.queues, this.ctx.settings().config, list, entry, reason, log);
+      return [];
     }
     return scan.details.map((d) => ({
       address: d.address,
       kind: d.kind,
-      reason: d.diagnostic ?? d.status ?? scan.format,
+      diagnostic: d.diagnostic ?? d.status ?? scan.format,
+      ...(d.reason !== undefined ? { reason: d.reason } : {}),
     }));
+  }
+
+  /** Whether `sender` is the signed probe VERP address of `list` for `recipient` (a probe refused at delivery). */
+  private isProbeSender(list: ListConfig, sender: string, recipient: string): boolean {
+    const route = routeRecipient(sender, this.ctx.settings().lists);
+    if (route?.list !== list || route.verpMember === undefined || route.verpTag === undefined) return false;
+    if (!sameAddress(route.verpMember, recipient)) return false;
+    const key = this.verpKeys.get(this.ctx.settings().config.state);
+    const v = verifyVerpTag(key, list.address, route.verpMember, route.verpTag, Date.now());
+    return v.ok && v.kind === "probe";
+  }
+
+  /** A bounce to a VERP address: scored only when its tag verifies, as of when it was received. */
+  private async verpFinding(
+    entry: Entry,
+    list: ListConfig,
+    member: string,
+    scan: BounceScan,
+    log: Logger,
+  ): Promise<Finding[]> {
+    const tag = entry.meta.extra?.["verpTag"];
+    const key = this.verpKeys.get(this.ctx.settings().config.state);
+    const v = verifyVerpTag(
+      key,
+      list.address,
+      member,
+      typeof tag === "string" ? tag : undefined,
+      entry.meta.received,
+    );
+    if (!v.ok) {
+      await this.count(list, (s) => {
+        s.forgedBounces = (typeof s.forgedBounces === "number" ? s.forgedBounces : 0) + 1;
+      });
+      log.warn({ verpMember: member, problem: v.problem, reason: v.reason }, "VERP bounce not scored");
+      return [];
+    }
+    // VERP names the member; the DSN, when readable, says whether it was only a delay
+    const onlyDelay = scan.recognized && scan.permanent.length === 0 && scan.temporary.length > 0;
+    const first = scan.details[0];
+    return [
+      {
+        address: member,
+        kind: onlyDelay ? "temporary" : "permanent",
+        diagnostic: first?.diagnostic ?? "VERP bounce",
+        ...(first?.reason !== undefined ? { reason: first.reason } : {}),
+        ...(v.kind === "probe" ? { probe: true } : {}),
+      },
+    ];
   }
 
   private async score(
@@ -126,6 +209,7 @@ export class BounceRunner implements Handler {
     // notices are queued inside the update, before the new scores are written: a crash in between
     // re-runs the bounce, which rewrites the same notice files instead of losing them
     await new ListStateStore(config.state, list.address).update(async (state) => {
+      this.expire(state, list, now, log);
       const out: Notice[] = [];
       for (const f of findings) {
         const addr = normalizeAddress(f.address);
@@ -134,14 +218,36 @@ export class BounceRunner implements Handler {
           continue;
         }
         const before = state.members[addr] ?? { score: 0 };
-        const r = applyBounce(before, { kind: f.kind, at: now }, policy);
+        if (f.probe) {
+          this.probeBounced(list, state, addr, before, f, now, out, log);
+          continue;
+        }
+        const r = this.apply(before, f, now, policy, log, addr);
+        let disable = r.disabledNow;
+        if (disable && list.verp_probes) {
+          // Mailman 3's probe: not disabled yet; only the probe's bounce disables
+          disable = false;
+          delete r.state.disabled;
+          if (pendingProbe(state, addr) === undefined) {
+            startProbe(state, addr, now);
+            const sender = signedVerpAddress(list, addr, this.verpKeys.get(config.state), now, "probe");
+            out.push(bounceProbe(list, addr, sender, r.state.score));
+            log.warn({ member: addr, score: r.state.score }, "bounce threshold reached; probe sent");
+          }
+        }
         state.members[addr] = r.state;
         log.info(
-          { member: addr, kind: f.kind, counted: r.counted, score: r.state.score, reason: f.reason },
+          {
+            member: addr,
+            kind: f.kind,
+            counted: r.counted,
+            score: r.state.score,
+            reason: f.reason ?? f.diagnostic,
+          },
           "bounce scored",
         );
-        if (r.disabledNow) {
-          const b = { member: addr, score: r.state.score, reason: f.reason };
+        if (disable) {
+          const b = { member: addr, score: r.state.score, reason: f.diagnostic };
           out.push(bounceDisabledMember(list, b), bounceDisabledOwners(list, b));
           log.warn({ member: addr, score: r.state.score }, "member disabled after bounces");
         }
@@ -149,5 +255,55 @@ export class BounceRunner implements Handler {
       for (const [index, n] of out.entries())
         await queueNotice(this.ctx.queues, list.address, n, { entry, index });
     });
+  }
+
+  /** Score one bounce; a temporary one (a delay) never reaches the threshold. */
+  private apply(
+    before: MemberBounceState,
+    f: Finding,
+    now: number,
+    policy: BouncePolicy,
+    log: Logger,
+    addr: string,
+  ): { state: MemberBounceState; counted: boolean; disabledNow: boolean } {
+    const r = applyBounce(before, { kind: f.kind, at: now }, policy, f.reason);
+    if (f.kind === "temporary" && r.counted && r.state.score >= policy.threshold) {
+      log.info({ member: addr, score: before.score }, "a delay does not take a member to the threshold");
+      return { state: { ...before }, counted: false, disabledNow: false };
+    }
+    return r;
+  }
+
+  /** The bounce of a probe: disables the member when the probe is still pending and it failed for good. */
+  private probeBounced(
+    list: ListConfig,
+    state: ListState,
+    addr: string,
+    before: MemberBounceState,
+    f: Finding,
+    now: number,
+    out: Notice[],
+    log: Logger,
+  ): void {
+    if (pendingProbe(state, addr) === undefined) {
+      log.info({ member: addr }, "probe bounce with no pending probe (expired or answered); ignored");
+      return;
+    }
+    if (f.kind === "temporary") {
+      log.info({ member: addr }, "probe delayed; waiting for its final outcome");
+      return;
+    }
+    endProbe(state, addr);
+    if (before.disabled !== undefined) return;
+    state.members[addr] = { ...before, disabled: { reason: "bounces", at: now } };
+    const b = { member: addr, score: before.score, reason: f.diagnostic };
+    out.push(bounceDisabledMember(list, b), bounceDisabledOwners(list, b));
+    log.warn({ member: addr, score: before.score }, "member disabled: the bounce probe bounced");
+  }
+
+  /** Expired probes: their members' scores start again (the probe was delivered). */
+  private expire(state: ListState, list: ListConfig, now: number, log: Logger): void {
+    for (const member of expireProbes(state, now, list.bounce.probe_expires))
+      log.info({ member }, "bounce probe did not bounce; score reset");
   }
 }

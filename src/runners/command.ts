@@ -50,11 +50,11 @@ export class CommandRunner implements Handler {
       // the reply is reserved first: a request we may not answer is not acted on either, so a flood
       // of requests (a robot loop, a forged sender naming other addresses) cannot make more mail than
       // the sender's budget allows
-      if (!takeReplySlot(state, sender, now, list.max_replies_per_hour)) return null;
+      if (!takeReplySlot(state, sender, now, list.max_replies_per_hour, log)) return null;
       const out: Notice[] = [];
       const results: { line: string; reply: string }[] = [];
       for (const c of parsed.commands)
-        results.push({ line: c.line, reply: this.run(c, list, state, sender, now, out, inReplyTo) });
+        results.push({ line: c.line, reply: this.run(c, list, state, sender, now, out, inReplyTo, log) });
       out.unshift(
         commandReply(list, {
           to: sender,
@@ -83,6 +83,7 @@ export class CommandRunner implements Handler {
     now: number,
     out: Notice[],
     inReplyTo: string | undefined,
+    log: Logger,
   ): string {
     switch (c.verb) {
       case "help":
@@ -106,9 +107,9 @@ export class CommandRunner implements Handler {
         if (c.verb === "leave" && !member) return `${who} is not a member of ${list.address}.`;
         // the confirmation goes to the address concerned, within its budget: the requester's too,
         // or each join in a request would mail the sender once more than the limit allows
-        if (!takeReplySlot(state, who, now, list.max_replies_per_hour))
+        if (!takeReplySlot(state, who, now, list.max_replies_per_hour, log))
           return `Not done: too many messages to ${who} this hour; try again later.`;
-        const token = addToken(state, c.verb, who, now, list.confirm_expires);
+        const token = addToken(state, c.verb, who, now, list.confirm_expires, log);
         out.push(
           confirmRequest(list, {
             to: who,

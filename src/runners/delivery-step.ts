@@ -217,6 +217,8 @@ export class DeliveryStep {
               kind: "permanent",
               message: f.message,
               ...(f.code !== undefined ? { code: f.code } : {}),
+              // the envelope sender it went out with: a signed probe VERP address makes it a probe's bounce
+              sender: entry.meta.sender,
             },
             origin: entry.id,
           },

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
-import { bouncesAddress, routeRecipient, verpAddress, type Route } from "../lists/addresses.js";
+import { bouncesAddress, routeRecipient, type Route } from "../lists/addresses.js";
 import { screenPost } from "../lists/checks.js";
 import { decorate } from "../lists/headers.js";
 import { HeldStore } from "../lists/held.js";
@@ -17,6 +17,9 @@ import { getHeader, messageId } from "../lists/message.js";
 import { enabledRecipients, isMember } from "../lists/members.js";
 import type { ListConfig } from "../lists/schema.js";
 import { ListStateCache } from "../lists/state-cache.js";
+import { ListStateStore } from "../lists/state.js";
+import { takeRejectionSlot } from "../lists/replies.js";
+import { signedVerpAddress, VerpKeys } from "../lists/verp.js";
 import type { Entry, NewEntryMeta } from "../queue/types.js";
 import { UnknownAddressError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
@@ -37,6 +40,8 @@ export class IncomingRunner implements Handler {
   private nextExpiry = 0;
 
   private stateCache: ListStateCache | null = null;
+
+  private readonly verpKeys = new VerpKeys();
 
   constructor(private readonly ctx: RunnerContext) {}
 
@@ -139,6 +144,7 @@ export class IncomingRunner implements Handler {
     const extra = {
       ...(entry.meta.extra ?? {}),
       ...(route.verpMember ? { verpMember: route.verpMember } : {}),
+      ...(route.verpTag !== undefined ? { verpTag: route.verpTag } : {}),
     };
     await (
       await this.ctx.queues.get(queue)
@@ -205,7 +211,15 @@ export class IncomingRunner implements Handler {
             verdict.check === "size"
               ? rejectedForSize(list, { ...post, size: entry.message.length })
               : rejectedNonmember(list, post);
-          await queueNotice(this.ctx.queues, list.address, n, { entry, index: 0 });
+          // backscatter: senders of rejected posts are often forged, so rejection notices share the
+          // poster's reply budget and a cap per list and hour; the notice is queued inside the update
+          const limits = { maxPerHour: list.max_rejections_per_hour, perAddress: list.max_replies_per_hour };
+          const sent = await new ListStateStore(config.state, list.address).update(async (s) => {
+            if (!takeRejectionSlot(s, post.poster, Date.now(), limits, log)) return false;
+            await queueNotice(this.ctx.queues, list.address, n, { entry, index: 0 });
+            return true;
+          });
+          if (!sent) log.info({ poster: post.poster }, "rejection notice held back (rate limit)");
         }
         return;
       case "hold": {
@@ -242,8 +256,11 @@ export class IncomingRunner implements Handler {
     const recipients = enabledRecipients(list, state);
     const items: { message: Buffer; meta: NewEntryMeta; id: string; notBefore: number }[] = [];
     const base = { list: list.address, kind: "post", received: entry.meta.received };
-    const batches = list.verp
-      ? recipients.map((r) => ({ sender: verpAddress(list, r), recipients: [r] }))
+    // signed VERP (src/lists/verp.ts): only a bounce to an address we sent from can score its member
+    const now = Date.now();
+    const key = list.verp ? this.verpKeys.get(config.state) : undefined;
+    const batches = key
+      ? recipients.map((r) => ({ sender: signedVerpAddress(list, r, key, now), recipients: [r] }))
       : chunk(recipients, config.smtp.max_recipients).map((rs) => ({
           sender: bouncesAddress(list),
           recipients: rs,

@@ -7,6 +7,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
 import { logLines, requireBuild, runCli, spawnCli, waitFor, type Running } from "../helpers/site.js";
 import {
   fixture,
@@ -33,6 +34,12 @@ afterEach(async () => {
 });
 
 const DAY = 86_400_000;
+
+/** The signed VERP address of `member` on dev@example.org, with the site's own secret. */
+function verp(site: ListSite, member: string): string {
+  const dev = { name: "dev", domain: "example.org", address: "dev@example.org" };
+  return signedVerpAddress(dev, member, new VerpKeys().get(site.site.state), Date.now());
+}
 const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
 interface MemberRow {
@@ -85,37 +92,23 @@ describe("bounces disable a member at the threshold", () => {
       },
     ]);
     await post(s, "<p1@x>");
-    // one transaction per member, each from the member's VERP address
+    // one transaction per member, each from the member's signed VERP address
     expect(s.sink.messages.map((m) => `${m.to.join()} ${m.from}`).sort()).toEqual([
-      "alice@example.net dev-bounces+alice=example.net@example.org",
-      "bob@example.com dev-bounces+bob=example.com@example.org",
-      "carol@example.net dev-bounces+carol=example.net@example.org",
+      `alice@example.net ${verp(s, "alice@example.net")}`,
+      `bob@example.com ${verp(s, "bob@example.com")}`,
+      `carol@example.net ${verp(s, "carol@example.net")}`,
     ]);
     s.sink.clear();
 
     // a bounce in a format that names other addresses: VERP decides who bounced
-    await s.inject(await fixture("bounces", "qmail.eml"), "dev-bounces+bob=example.com@example.org", "<>");
+    await s.inject(await fixture("bounces", "qmail.eml"), verp(s, "bob@example.com"), "<>");
     // not bounces, though they reach carol's VERP address: a delay, a success report, a vacation reply
-    await s.inject(
-      await fixture("bounces", "postfix-delayed.eml"),
-      "dev-bounces+carol=example.net@example.org",
-      "<>",
-    );
-    await s.inject(
-      await fixture("bounces", "success-dsn.eml"),
-      "dev-bounces+carol=example.net@example.org",
-      "<>",
-    );
-    await s.inject(
-      await fixture("bounces", "vacation-autoreply.eml"),
-      "dev-bounces+carol=example.net@example.org",
-    );
-    await s.inject(
-      await fixture("bounces", "ooo-autoreply.eml"),
-      "dev-bounces+carol=example.net@example.org",
-    );
+    await s.inject(await fixture("bounces", "postfix-delayed.eml"), verp(s, "carol@example.net"), "<>");
+    await s.inject(await fixture("bounces", "success-dsn.eml"), verp(s, "carol@example.net"), "<>");
+    await s.inject(await fixture("bounces", "vacation-autoreply.eml"), verp(s, "carol@example.net"));
+    await s.inject(await fixture("bounces", "ooo-autoreply.eml"), verp(s, "carol@example.net"));
     // a VERP address of someone who is no member
-    await s.inject(await fixture("bounces", "qmail.eml"), "dev-bounces+zed=example.com@example.org", "<>");
+    await s.inject(await fixture("bounces", "qmail.eml"), verp(s, "zed@example.com"), "<>");
     await s.pump();
 
     const rows = await memberRows(s);
@@ -167,7 +160,7 @@ describe("bounces disable a member at the threshold", () => {
     expect(s.sink.deliveries().get("<p3@x> bob@example.com")).toBe(1);
   });
 
-  it("DSN: counted once per UTC day; disabled when earlier days' bounces reach the threshold; unrecognised bounces kept", async () => {
+  it("DSN: counted once per UTC day; disabled when earlier days' bounces reach the threshold; unrecognised bounces forwarded", async () => {
     s = await listSite([
       {
         address: "dev@example.org",
@@ -201,14 +194,16 @@ describe("bounces disable a member at the threshold", () => {
     expect(rows.get("erin@example.com")).toMatchObject({ state: "enabled", score: 0 });
     expect(subjects(s, "alice@example.net")).toEqual([DISABLED_MEMBER]);
     for (const o of ["owner@example.org", "owner2@example.org"])
-      expect(subjects(s, o)).toEqual([disabledOwner("alice@example.net")]);
-    expect(s.sink.messages).toHaveLength(2);
-    // the unrecognised bounce is kept in shunt and counted
-    const shunt = JSON.parse((await s.cli(["queue", "list", "shunt", "--json"])).stdout) as {
-      meta: { shuntReason: string };
-    }[];
-    expect(shunt).toHaveLength(1);
-    expect(shunt[0]!.meta.shuntReason).toMatch(/unrecognised bounce/);
+      expect(subjects(s, o).sort()).toEqual(
+        [disabledOwner("alice@example.net"), "dev@example.org: unrecognised bounce"].sort(),
+      );
+    expect(s.sink.messages).toHaveLength(3);
+    // the unrecognised bounce is forwarded to the owners from the null sender, counted, and not kept
+    const forward = s.sink.messages.find((m) =>
+      /unrecognised bounce/.test(headerValues(m.raw, "subject")[0] ?? ""),
+    );
+    expect(forward?.from).toBe("");
+    expect(await s.entries("shunt")).toEqual([]);
     expect((await s.readState("dev@example.org")).unrecognisedBounces).toBe(1);
     expect(s.logs.filter((l) => l.msg === "not a bounce; dropped").map((l) => String(l["reason"]))).toEqual([
       "an automatic reply (Auto-Submitted: auto-replied), not a delivery failure",
@@ -315,7 +310,7 @@ describe("idle-only bounce runs", () => {
           address: "dev@example.org",
           owners: ["owner@example.org"],
           members,
-          extra: "bounce: { threshold: 1 }",
+          extra: "verp: true\nbounce: { threshold: 1 }",
         },
       ],
       { runners: "  bounce: { idle_only: true, max_loadavg: 0, sleep: 200ms }\n" },
@@ -325,11 +320,7 @@ describe("idle-only bounce runs", () => {
       logLines(master!.stdout()).some((l) => l["msg"] === "all workers ready"),
     );
     for (const m of members.slice(0, 4))
-      await s.inject(
-        await fixture("bounces", "qmail.eml"),
-        `dev-bounces+${m.replace("@", "=")}@example.org`,
-        "<>",
-      );
+      await s.inject(await fixture("bounces", "qmail.eml"), verp(s, m), "<>");
     await s.inject(await fixture("bounces", "postfix-failed.eml"), "dev-bounces@example.org", "<>");
 
     // routed to the bounce queue, and there they stay while the runner waits
@@ -381,7 +372,7 @@ describe("idle-only bounce runs", () => {
           address: "dev@example.org",
           owners: ["owner@example.org"],
           members: ["alice@example.net", "bob@example.com"],
-          extra: "bounce: { threshold: 1 }",
+          extra: "verp: true\nbounce: { threshold: 1 }",
         },
       ],
       { runners: "  bounce: { idle_only: true, max_loadavg: 1000 }\n" },
@@ -390,9 +381,10 @@ describe("idle-only bounce runs", () => {
       mail({ from: "alice@example.net", to: "dev@example.org", subject: "post", id: "<busy@x>" }),
       "dev@example.org",
     );
-    await s.inject(await fixture("bounces", "qmail.eml"), "dev-bounces+bob=example.com@example.org", "<>");
+    await s.inject(await fixture("bounces", "qmail.eml"), verp(s, "bob@example.com"), "<>");
     await s.runOnce("incoming");
-    expect(await s.entries("outgoing")).toHaveLength(1);
+    // with VERP, one transaction per member
+    expect(await s.entries("outgoing")).toHaveLength(2);
 
     const waited = await s.runOnce("bounce");
     expect(

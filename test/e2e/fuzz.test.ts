@@ -58,7 +58,6 @@ const TARGETS = [
   "held@example.org",
   "dev-request@example.org",
   "dev-bounces@example.org",
-  "dev-bounces+m0=example.net@example.org",
   "dev-owner@example.org",
   "dev-join@example.org",
 ];

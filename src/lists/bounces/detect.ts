@@ -39,6 +39,8 @@ export interface BounceDetail {
   diagnostic?: string;
   /** where the address was read: "Original-Recipient", "Final-Recipient", "qmail recipient paragraph", ... */
   source: string;
+  /** why delivery failed, in words (user unknown, mailbox full, ...), when the detector can tell */
+  reason?: string;
 }
 
 export interface BounceScan {
@@ -54,7 +56,9 @@ export interface BounceScan {
    * when not recognized because the message is positively no delivery failure: an automatic reply,
    * or a DSN that lists only delivered, relayed or expanded recipients
    */
-  notBounce?: "auto-reply" | "no-failure";
+  notBounce?: "auto-reply" | "no-failure" | "complaint";
+  /** for a feedback-loop complaint (RFC 5965 ARF): whom it is about and its Feedback-Type */
+  complaint?: { address?: string; feedbackType?: string };
 }
 
 /** Only this much of a message is examined: the notice comes first, the returned message last. */

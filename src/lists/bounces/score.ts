@@ -108,7 +108,10 @@ export function applyBounce(
   state: MemberBounceState,
   event: BounceEvent,
   policy: BouncePolicy,
+  /** the detector's reason (user unknown, mailbox full, ...); weighs the bounce where scoring uses it */
+  reason?: string,
 ): BounceOutcome {
+  void reason;
   check(event, policy);
   const weight = event.kind === "permanent" ? 1 : policy.temporaryWeight;
   const next: MemberBounceState = { ...state };
