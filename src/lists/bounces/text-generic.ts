@@ -1,0 +1,182 @@
+/**
+ * The last text detector, for the many MTAs and gateways whose layouts have no detector of their own
+ * (V5 Sendmail transcripts, Lotus Notes, IMail, m-FILTER, InterScan, au/EZweb, Biglobe, X.400
+ * gateways, ...): what they share is a notice that names each failed recipient somewhere before the
+ * returned message, near the server's words. This detector
+ *
+ * 1. cuts the notice where the returned message starts (a "----- Original message -----" style line,
+ *    or a `Received:` / `Return-Path:` header line at the margin);
+ * 2. takes the addresses written there, except the notice's own and the sender's (From, To,
+ *    Reply-To, Return-Path of the notice and of the returned message), addresses written after
+ *    "from", "sender" or "contact" (the sender and help desks), and mail-system addresses;
+ * 3. keeps an address only when its line or a neighbour carries a failure sign (a status code, a
+ *    4xx/5xx reply, a known reason, words such as "failed", "unknown", "rejected"), or when it stands
+ *    alone on its line;
+ * 4. when the notice names nobody but says a delivery failed, falls back to the returned message's
+ *    single To address, as Sisimai does for notices that only quote the transcript.
+ *
+ * Used only on machine-made messages (the caller checks) and only after every specific layout failed.
+ */
+import { findAddressesAt, findStatus } from "./address.js";
+import { reasonFromText } from "./reason.js";
+import { finding, isBlank, type TextFinding, type TextMatch } from "./text-util.js";
+
+export interface GenericContext {
+  /** lowercased addresses that are the notice's or the sender's own, never a failed recipient */
+  exclude: ReadonlySet<string>;
+  /** the returned message's To addresses (canonical), when it was found */
+  returnedTo: readonly string[];
+}
+
+const MAX_NOTICE_LINES = 300;
+
+/** Phrases that, on a short or decorated line, say the returned message starts here. */
+const RETURNED_MARKERS = [
+  "original message",
+  "unsent message",
+  "returned message",
+  "copy of the message",
+  "copy of your message",
+  "copy of the original",
+  "message follows",
+  "below this line",
+  "header of the original",
+  "headers of the original",
+  "original mail",
+  "undelivered message",
+  "message header follows",
+  "this is a copy",
+  "original header",
+  "end of message",
+  "returned mail follows",
+];
+
+const HEADER_START = ["received:", "return-path:", "x-original-to:", "delivered-to:", "dkim-signature:"];
+
+function isReturnedStart(line: string): boolean {
+  const lower = line.toLowerCase();
+  for (const h of HEADER_START) if (lower.startsWith(h)) return true;
+  const t = lower.trim();
+  if (t === "" || t.includes("was received") || t.includes("received at")) return false;
+  const decorated = /^[-=*_[<#>]/.test(t);
+  if (!decorated && t.length > 60) return false;
+  for (const m of RETURNED_MARKERS) if (t.includes(m)) return true;
+  return false;
+}
+
+/** The notice's own lines: up to where the returned message starts. */
+export function noticeRegion(lines: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < lines.length && out.length < MAX_NOTICE_LINES; i++) {
+    const line = lines[i] as string;
+    if (isReturnedStart(line)) break;
+    out.push(line);
+  }
+  return out;
+}
+
+/** Words that, before an address on its line, make it the sender or a help desk rather than a recipient. */
+const NOT_RECIPIENT_BEFORE = [
+  "from",
+  "sender",
+  "reply-to",
+  "reply to",
+  "return-path",
+  "contact",
+  "write to",
+  "send mail to",
+  "email to",
+  "e-mail to",
+  "questions",
+  "postmaster",
+  "sent by",
+  "helo",
+  "ehlo",
+];
+
+const SYSTEM_LOCAL = /^(?:mailer-daemon|mail-daemon|maildaemon|mailerdaemon)$/i;
+
+/** Failure words on a line near an address. */
+const FAILURE_WORDS = [
+  "fail",
+  "error",
+  "undeliver",
+  "not deliver",
+  "could not",
+  "couldn't",
+  "cannot",
+  "can't",
+  "unable",
+  "reject",
+  "refused",
+  "unknown",
+  "invalid",
+  "denied",
+  "not found",
+  "does not exist",
+  "no such",
+  "returned",
+  "problem",
+  "bounce",
+  "deferred",
+  "disabled",
+  "expired",
+  "full",
+  "quota",
+  "blocked",
+  "rcpt to",
+  "recipient",
+  "following address",
+  "delivery",
+];
+
+function failureSign(line: string | undefined): boolean {
+  if (line === undefined || line.trim() === "") return false;
+  if (findStatus(line) !== undefined) return true;
+  if (/(?:^|[^\d.])[45]\d\d(?:[ \-.,:;)]|$)/.test(line)) return true;
+  const lower = line.toLowerCase();
+  for (const w of FAILURE_WORDS) if (lower.includes(w)) return true;
+  return reasonFromText(line) !== undefined;
+}
+
+/** Whether the notice as a whole says that a delivery failed (for the returned-To fallback). */
+function noticeSaysFailure(region: readonly string[]): boolean {
+  let n = 0;
+  for (const l of region) if (failureSign(l) && ++n >= 1) return true;
+  return false;
+}
+
+export function detectGeneric(lines: readonly string[], ctx: GenericContext): TextMatch | null {
+  const region = noticeRegion(lines);
+  const found = new Map<string, TextFinding>();
+  for (let i = 0; i < region.length && found.size < 100; i++) {
+    const line = region[i] as string;
+    for (const { address, index } of findAddressesAt(line)) {
+      const key = address.toLowerCase();
+      if (found.has(key) || ctx.exclude.has(key)) continue;
+      if (SYSTEM_LOCAL.test(address.slice(0, address.lastIndexOf("@")))) continue;
+      const before = line.slice(Math.max(0, index - 40), index).toLowerCase();
+      if (NOT_RECIPIENT_BEFORE.some((w) => before.includes(w)) && !before.includes("rcpt")) continue;
+      const alone = line.trim().length <= address.length + 4;
+      if (!alone && !failureSign(line) && !failureSign(region[i - 1]) && !failureSign(region[i + 1])) continue;
+      const diag: string[] = [line.trim()];
+      for (let k = i + 1; k < region.length && diag.length < 4; k++) {
+        const next = region[k] as string;
+        if (isBlank(next) || findAddressesAt(next, 1).length > 0) break;
+        diag.push(next.trim());
+      }
+      // a line that is the address alone: the reason is often the line above ("User not listed ...")
+      if (alone && i > 0 && !isBlank(region[i - 1])) diag.unshift((region[i - 1] as string).trim());
+      found.set(key, finding(address, "permanent", "address in the notice text", diag));
+    }
+  }
+  if (found.size > 0) return { format: "plain", findings: [...found.values()] };
+  const to = ctx.returnedTo.filter((a) => !ctx.exclude.has(a.toLowerCase()));
+  if (to.length === 1 && noticeSaysFailure(region)) {
+    return {
+      format: "plain",
+      findings: [finding(to[0] as string, "permanent", "returned message To", [])],
+    };
+  }
+  return null;
+}
