@@ -8,7 +8,7 @@ import { decodeWords } from "./decode.js";
 import { header, type HeaderField } from "./mime.js";
 
 const SYSTEM_SENDER =
-  /mailer-daemon|postmaster|mail delivery|mail system|mail administrator|system administrator|mailer|no-?reply/i;
+  /mailer-daemon|post_?master|mail delivery|mail system|mail administrator|system administrator|mailer|no-?reply/i;
 const BOUNCE_SUBJECT =
   /undeliver|non-?deliver|delivery (?:status|failure|failed|notification|report|problem|has failed)|returned mail|failure notice|mail delivery|delayed mail|not (?:be )?delivered|could not (?:be )?deliver|warning: message .* delayed/i;
 const REPLY_PREFIX = /^\s*(?:re|fwd?|aw|wg|tr|sv|vs|rv)\s*(?:\[\d+\])?\s*:/i;
