@@ -21,6 +21,7 @@ import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
 import { htmlToText, partText } from "./decode.js";
 import { header, headerAll, leaves, parseHeaderBlock, parseMessage, type HeaderField, type MimePart } from "./mime.js";
 import { classifyReason, isHardReason, type BounceReason } from "./reason.js";
+import { parseSesNotification, type SesEvent } from "./ses.js";
 import { autoReplySign, machineMade, subjectOf } from "./signs.js";
 import { detectGeneric, noticeRegion } from "./text-generic.js";
 import { detectExim, detectPostfixText, detectQmail } from "./text-mta.js";
@@ -31,7 +32,7 @@ export type { BounceKind } from "./dsn.js";
 export type { BounceReason } from "./reason.js";
 export type { Complaint } from "./arf.js";
 
-export type BounceFormat = "rfc3464" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
+export type BounceFormat = "rfc3464" | "ses" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
 
 export interface BounceDetail {
   /** canonical: domain lowercased, local part as written */
@@ -117,6 +118,11 @@ function scan(raw: Buffer): BounceScan {
       complaint,
     };
   }
+
+  // Amazon SES notifications by mail: JSON, not a notice
+  const plain = parts.find((p) => p.type === "text/plain" || p.type === "application/json");
+  const ses = plain === undefined ? undefined : parseSesNotification(partText(plain));
+  if (ses !== undefined) return sesResult(ses, h);
 
   const lines = noticeLines(parts);
   const region = noticeRegion(lines);
@@ -205,6 +211,30 @@ function scan(raw: Buffer): BounceScan {
     );
   }
   return notRecognized("none", NO_PATTERN);
+}
+
+function sesResult(ses: SesEvent, h: readonly HeaderField[]): BounceScan {
+  if (ses.type === "delivery") {
+    return {
+      ...notRecognized("ses", "an Amazon SES delivery notification: delivered, not a bounce"),
+      notBounce: "no-failure",
+    };
+  }
+  if (ses.type === "complaint") {
+    const complaint: Complaint = {};
+    if (ses.address !== undefined) complaint.address = ses.address;
+    if (ses.feedbackType !== undefined) complaint.feedbackType = ses.feedbackType;
+    return {
+      ...notRecognized("ses", "an Amazon SES complaint notification, not a delivery failure"),
+      notBounce: "complaint",
+      complaint,
+    };
+  }
+  const found = new Collector(subjectOf(h));
+  for (const r of ses.recipients) found.add(r);
+  return found.size > 0
+    ? found.result("ses")
+    : notRecognized("ses", "an Amazon SES bounce notification that names no readable recipient");
 }
 
 function notRecognized(format: BounceFormat, reason: string): BounceScan {
