@@ -20,7 +20,7 @@ import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
 import { htmlToText, partText } from "./decode.js";
 import { header, headerAll, leaves, parseHeaderBlock, parseMessage, type HeaderField, type MimePart } from "./mime.js";
-import { classifyReason, isHardReason, type BounceReason } from "./reason.js";
+import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./reason.js";
 import { parseSesNotification, type SesEvent } from "./ses.js";
 import { autoReplySign, machineMade, subjectOf } from "./signs.js";
 import { detectGeneric, noticeRegion } from "./text-generic.js";
@@ -312,9 +312,10 @@ class Collector {
       d.reason = "delayed";
       return;
     }
-    let reason = classifyReason({ text: d.diagnostic, status: d.status });
+    const command = smtpCommand(d.diagnostic) ?? smtpCommand(this.notice);
+    let reason = classifyReason({ text: d.diagnostic, status: d.status, command });
     if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined))
-      reason = classifyReason({ text: this.notice, status: d.status });
+      reason = classifyReason({ text: this.notice, status: d.status, command });
     d.reason = reason;
     d.kind = isHardReason(reason, d.status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
   }

@@ -74,7 +74,7 @@ const STATUS_REASON: Readonly<Record<string, BounceReason>> = {
   "4.1": "expired",
   "4.2": "networkerror",
   "4.3": "systemerror",
-  "4.4": "networkerror",
+  "4.4": "hostunknown",
   "4.5": "toomanyconn",
   "4.6": "networkerror",
   "4.7": "expired",
@@ -110,7 +110,7 @@ const STATUS_REASON: Readonly<Record<string, BounceReason>> = {
 };
 
 /** Status detail codes precise enough to outrank the words (X.2.2 is a full mailbox even if it says "rejected"). */
-const DECISIVE = new Set(["1.2", "1.6", "2.2", "2.3", "3.4", "4.7", "7.13", "7.17", "7.18"]);
+const DECISIVE = new Set(["1.2", "1.6", "1.7", "1.8", "2.2", "2.3", "3.4", "4.4", "4.7", "7.13", "7.17", "7.18"]);
 
 /**
  * Phrases per reason, lowercased, tried in this order: the more specific causes first, so that
@@ -311,6 +311,9 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "recipient address rejected",
       "address rejected",
       "no valid recipients",
+      "invalid final delivery userid",
+      "recipient name is not recognized",
+      "name is not recognized",
     ],
   ],
   [
@@ -340,6 +343,12 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "domain isn't in my list",
       "illegal host/domain",
       "no route to domain",
+      "domain may not exist",
+      "domain is not reachable",
+      "couldn't find a mail exchanger",
+      "could not find a mail exchanger",
+      "couldn't find any host named",
+      "no mail exchanger",
     ],
   ],
   [
@@ -349,7 +358,18 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
   [
     "spamdetected",
     [
-      "spam",
+      "spam detected",
+      "spam message",
+      "as spam",
+      "is spam",
+      "be spam",
+      "spam content",
+      "likely spam",
+      "spam score",
+      "spam filter",
+      "spam policy",
+      "spam rejected",
+      "spam-like",
       "junk mail",
       "unsolicited",
       "bulk mail",
@@ -360,7 +380,6 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "message filtered",
       "considered as spam",
       "high probability of being spam",
-      "uce ",
       "bulk email",
     ],
   ],
@@ -388,6 +407,7 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
     "rejected",
     [
       "sender rejected",
+      "sender reject",
       "sender address rejected",
       "sender verify failed",
       "sender verification",
@@ -560,6 +580,7 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "no mail service",
       "accepts no mail",
       "does not receive mail",
+      "no smtp service",
     ],
   ],
   [
@@ -598,7 +619,6 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "temporary failure",
       "temporarily unavailable",
       "i/o error",
-      "unable to deliver",
       "too many errors",
       "remote protocol error",
     ],
@@ -637,28 +657,65 @@ export function reasonFromStatus(status: string | undefined): BounceReason | und
   return d === undefined ? undefined : STATUS_REASON[d];
 }
 
-/** Why the delivery failed: a decisive status, else the words, else the status, else "undefined". */
-export function classifyReason(input: ReasonInput): BounceReason {
+export type SmtpCommand = "RCPT" | "DATA" | "MAIL" | undefined;
+
+/** The SMTP command a refusal answered, when the text says ("in reply to RCPT TO command", "after end of data"). */
+export function smtpCommand(text: string | undefined): SmtpCommand {
+  if (text === undefined) return undefined;
+  const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text).toLowerCase();
+  if (t.includes("rcpt to") || t.includes("after rcpt") || t.includes(">>> rcpt") || t.includes("rcpt command"))
+    return "RCPT";
+  if (t.includes("end of data") || t.includes("after data") || t.includes("data command") || t.includes(">>> data"))
+    return "DATA";
+  if (t.includes("mail from") || t.includes("after mail")) return "MAIL";
+  return undefined;
+}
+
+/** Reasons that, when the words say them, outrank a 5.1.1 status (a full mailbox answered with 5.1.1). */
+const OVER_USERUNKNOWN: ReadonlySet<BounceReason> = new Set([
+  "mailboxfull",
+  "norelaying",
+  "hasmoved",
+  "suspend",
+  "blocked",
+  "rejected",
+  "notaccept",
+]);
+
+/**
+ * Why the delivery failed: a decisive status, else the words, else the status, else "undefined".
+ * As in Sisimai, "user unknown" is an unknown user only when it answered RCPT or carries an address
+ * status (X.1.x): said after DATA, or under a status of another kind, it is a content filter
+ * pretending ("filtered"). A temporary (4.x.x) failure is never a dead domain: "host not found, try
+ * again" is a network error.
+ */
+export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): BounceReason {
   const detail = statusDetail(input.status);
+  const temporary = input.status?.startsWith("4") === true;
   const byStatus = reasonFromStatus(input.status);
-  if (detail !== undefined && DECISIVE.has(detail) && byStatus !== undefined) return byStatus;
+  const soften = (r: BounceReason): BounceReason =>
+    temporary && (r === "hostunknown" || r === "hasmoved") ? "networkerror" : r;
+  if (detail !== undefined && DECISIVE.has(detail) && byStatus !== undefined) return soften(byStatus);
   const byText = reasonFromText(input.text);
-  // "5.1.1" with words of a more specific refusal (full, relaying, moved, sender refused) keeps the words
-  if (byStatus === "userunknown" && byText !== undefined) {
-    if (["mailboxfull", "norelaying", "hasmoved", "suspend", "blocked", "notaccept"].includes(byText))
-      return byText;
+  const command = input.command ?? smtpCommand(input.text);
+  if (byStatus === "userunknown") {
+    return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
+  }
+  if (byText === "userunknown") {
+    if (command === "RCPT") return "userunknown";
+    if (command === "DATA" || (byStatus !== undefined && byStatus !== "undefined")) return "filtered";
     return "userunknown";
   }
-  return byText ?? byStatus ?? "undefined";
+  return soften(byText ?? byStatus ?? "undefined");
 }
 
 /** Hard (the address is gone) or soft (it may pass another day), as Sisimai and Mailman tell them apart. */
 export function isHardReason(reason: BounceReason, status?: string, text?: string): boolean {
   if (HARD.has(reason)) return true;
   if (reason === "notaccept") {
-    // a null MX or a host that refuses all mail is permanent when the server says so (5xx)
+    // a null MX or a host that refuses all mail is permanent unless the server says to retry (4xx)
     const cls = status?.[0] ?? /(?:^|\D)([45])\d\d(?:\D|$)/.exec(text ?? "")?.[1];
-    return cls === "5";
+    return cls !== "4";
   }
   return false;
 }

@@ -162,11 +162,13 @@ export function detectGeneric(lines: readonly string[], ctx: GenericContext): Te
       const diag: string[] = [line.trim()];
       for (let k = i + 1; k < region.length && diag.length < 4; k++) {
         const next = region[k] as string;
-        if (isBlank(next) || findAddressesAt(next, 1).length > 0) break;
+        if (isBlank(next) || findAddressesAt(next).some((a) => a.address.toLowerCase() !== key)) break;
         diag.push(next.trim());
       }
       // a line that is the address alone: the reason is often the line above ("User not listed ...")
-      if (alone && i > 0 && !isBlank(region[i - 1])) diag.unshift((region[i - 1] as string).trim());
+      const above = region[i - 1];
+      if (alone && above !== undefined && !isBlank(above) && findAddressesAt(above, 1).length === 0)
+        diag.unshift(above.trim());
       found.set(key, finding(address, "permanent", "address in the notice text", diag));
     }
   }
