@@ -657,13 +657,15 @@ export function reasonFromStatus(status: string | undefined): BounceReason | und
   return d === undefined ? undefined : STATUS_REASON[d];
 }
 
+const USERUNKNOWN_DEFAULT: BounceReason = "userunknown";
+
 export type SmtpCommand = "RCPT" | "DATA" | "MAIL" | undefined;
 
 /** The SMTP command a refusal answered, when the text says ("in reply to RCPT TO command", "after end of data"). */
 export function smtpCommand(text: string | undefined): SmtpCommand {
   if (text === undefined) return undefined;
   const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text).toLowerCase();
-  if (t.includes("rcpt to") || t.includes("after rcpt") || t.includes(">>> rcpt") || t.includes("rcpt command"))
+  if (t.includes("rcpt to") || t.includes("after rcpt") || t.includes(">>> rcpt") || t.includes("rcpt command") || t.includes("rcpt_to"))
     return "RCPT";
   if (t.includes("end of data") || t.includes("after data") || t.includes("data command") || t.includes(">>> data"))
     return "DATA";
@@ -698,13 +700,17 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   if (detail !== undefined && DECISIVE.has(detail) && byStatus !== undefined) return soften(byStatus);
   const byText = reasonFromText(input.text);
   const command = input.command ?? smtpCommand(input.text);
+  // a refusal of MAIL FROM is about us, the sender, whatever status it carries
+  if (command === "MAIL" && byText !== "userunknown") return "rejected";
   if (byStatus === "userunknown") {
     return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
   }
   if (byText === "userunknown") {
-    if (command === "RCPT") return "userunknown";
-    if (command === "DATA" || (byStatus !== undefined && byStatus !== "undefined")) return "filtered";
-    return "userunknown";
+    if (command === "RCPT" || detail?.startsWith("1.") === true || detail === "2.1") return "userunknown";
+    // after DATA the address was accepted: the refusal is about the message, whatever it says
+    if (command === "DATA" || detail?.startsWith("2.") === true || detail?.startsWith("7.") === true)
+      return "filtered";
+    return USERUNKNOWN_DEFAULT;
   }
   return soften(byText ?? byStatus ?? "undefined");
 }
