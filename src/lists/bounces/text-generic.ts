@@ -59,7 +59,10 @@ function isReturnedStart(line: string): boolean {
   const t = lower.trim();
   if (t === "" || t.includes("was received") || t.includes("received at")) return false;
   const decorated = /^[-=*_[<#>]/.test(t);
-  if (!decorated && t.length > 60) return false;
+  // undecorated, only a short line that announces what follows ("Original message follows.",
+  // "Below is a copy of the original message:"), not a sentence mentioning "the returned message"
+  if (!decorated && (t.length > 60 || !(t.endsWith(":") || t.includes("follow")))) return false;
+  if (t.includes("headers follow")) return true;
   for (const m of RETURNED_MARKERS) if (t.includes(m)) return true;
   return false;
 }
