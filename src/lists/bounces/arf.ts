@@ -43,7 +43,8 @@ export function findComplaint(root: MimePart, parts: readonly MimePart[]): Compl
   const jmrp = header(returnedFields, "x-hmxmroriginalrecipient");
   const isArf =
     report !== undefined ||
-    (root.type === "multipart/report" && (root.params["report-type"] ?? "").toLowerCase() === "feedback-report");
+    (root.type === "multipart/report" &&
+      (root.params["report-type"] ?? "").toLowerCase() === "feedback-report");
   if (!isArf && jmrp === undefined) return undefined;
   const c: Complaint = {};
   if (report !== undefined) {

@@ -15,11 +15,19 @@
  * Bounded: at most MAX_SCAN_BYTES of the input are looked at, the MIME walk is capped (./mime.ts),
  * and nothing here throws: junk gives `recognized: false` with the reason.
  */
-import { cleanAddress } from "./address.js";
+import { cleanAddress, findStatus } from "./address.js";
 import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
 import { htmlToText, partText } from "./decode.js";
-import { header, headerAll, leaves, parseHeaderBlock, parseMessage, type HeaderField, type MimePart } from "./mime.js";
+import {
+  header,
+  headerAll,
+  leaves,
+  parseHeaderBlock,
+  parseMessage,
+  type HeaderField,
+  type MimePart,
+} from "./mime.js";
 import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./reason.js";
 import { parseSesNotification, type SesEvent } from "./ses.js";
 import { autoReplySign, machineMade, subjectOf } from "./signs.js";
@@ -32,7 +40,8 @@ export type { BounceKind } from "./dsn.js";
 export type { BounceReason } from "./reason.js";
 export type { Complaint } from "./arf.js";
 
-export type BounceFormat = "rfc3464" | "ses" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
+export type BounceFormat =
+  "rfc3464" | "ses" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
 
 export interface BounceDetail {
   /** canonical: domain lowercased, local part as written */
@@ -197,7 +206,10 @@ function scan(raw: Buffer): BounceScan {
   if (found.size > 0) return found.result(empty?.format ?? "plain");
 
   // 5. any notice that names its failed recipients near the server's words
-  const generic = detectGeneric(lines, { exclude: ownAddresses(h, parts, lines), returnedTo: returnedTo(parts, lines) });
+  const generic = detectGeneric(lines, {
+    exclude: ownAddresses(h, parts, lines),
+    returnedTo: returnedTo(parts, lines),
+  });
   if (generic !== null) {
     for (const f of generic.findings) found.add(f);
     return found.result(empty?.format ?? generic.format);
@@ -269,7 +281,11 @@ function returnedFields(parts: readonly MimePart[], lines: readonly string[]): H
 }
 
 /** The notice's own addresses and the sender's: never a failed recipient. */
-function ownAddresses(h: readonly HeaderField[], parts: readonly MimePart[], lines: readonly string[]): Set<string> {
+function ownAddresses(
+  h: readonly HeaderField[],
+  parts: readonly MimePart[],
+  lines: readonly string[],
+): Set<string> {
   const own = [
     ...headerAddresses(h, ["from", "to", "cc", "reply-to", "sender", "return-path", "errors-to"]),
     ...headerAddresses(returnedFields(parts, lines), ["from", "sender", "reply-to", "return-path"]),
@@ -313,11 +329,17 @@ class Collector {
       return;
     }
     const command = smtpCommand(d.diagnostic) ?? smtpCommand(this.notice);
-    let reason = classifyReason({ text: d.diagnostic, status: d.status, command });
+    // a generic X.0.0 Status says less than the code in the server's words ("550 #5.1.0 Address rejected")
+    const spoken = findStatus(d.diagnostic ?? "");
+    const status =
+      d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
+        ? spoken
+        : d.status;
+    let reason = classifyReason({ text: d.diagnostic, status, command });
     if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined))
-      reason = classifyReason({ text: this.notice, status: d.status, command });
+      reason = classifyReason({ text: this.notice, status, command });
     d.reason = reason;
-    d.kind = isHardReason(reason, d.status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
+    d.kind = isHardReason(reason, status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
   }
 
   result(format: BounceFormat): BounceScan {

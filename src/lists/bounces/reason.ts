@@ -110,7 +110,20 @@ const STATUS_REASON: Readonly<Record<string, BounceReason>> = {
 };
 
 /** Status detail codes precise enough to outrank the words (X.2.2 is a full mailbox even if it says "rejected"). */
-const DECISIVE = new Set(["1.2", "1.6", "1.7", "1.8", "2.2", "2.3", "3.4", "4.4", "4.7", "7.13", "7.17", "7.18"]);
+const DECISIVE = new Set([
+  "1.2",
+  "1.6",
+  "1.7",
+  "1.8",
+  "2.2",
+  "2.3",
+  "3.4",
+  "4.4",
+  "4.7",
+  "7.13",
+  "7.17",
+  "7.18",
+]);
 
 /**
  * Phrases per reason, lowercased, tried in this order: the more specific causes first, so that
@@ -293,7 +306,6 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "badrcptto",
       "validrcptto",
       "account that you tried to reach does not exist",
-      "email account that you tried to reach",
       "the email account that you tried to reach is disabled",
       "utilisateur inconnu",
       "no existe",
@@ -490,7 +502,6 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
       "certificate",
       "must be secured",
       "not secure",
-      "security",
     ],
   ],
   [
@@ -602,10 +613,7 @@ const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> = [
     "contenterror",
     ["content", "mime", "charset", "8-bit", "8bit", "malformed", "header error", "invalid header"],
   ],
-  [
-    "syntaxerror",
-    ["syntax error", "command unrecognized", "command not recognized", "unrecognized command"],
-  ],
+  ["syntaxerror", ["syntax error", "command unrecognized", "command not recognized", "unrecognized command"]],
   [
     "systemerror",
     [
@@ -657,17 +665,28 @@ export function reasonFromStatus(status: string | undefined): BounceReason | und
   return d === undefined ? undefined : STATUS_REASON[d];
 }
 
-const USERUNKNOWN_DEFAULT: BounceReason = "userunknown";
-
 export type SmtpCommand = "RCPT" | "DATA" | "MAIL" | undefined;
 
 /** The SMTP command a refusal answered, when the text says ("in reply to RCPT TO command", "after end of data"). */
 export function smtpCommand(text: string | undefined): SmtpCommand {
   if (text === undefined) return undefined;
-  const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text).toLowerCase();
-  if (t.includes("rcpt to") || t.includes("after rcpt") || t.includes(">>> rcpt") || t.includes("rcpt command") || t.includes("rcpt_to"))
+  const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text)
+    .toLowerCase()
+    .replace(/\s+/g, " ");
+  if (
+    t.includes("rcpt to") ||
+    t.includes("after rcpt") ||
+    t.includes(">>> rcpt") ||
+    t.includes("rcpt command") ||
+    t.includes("rcpt_to")
+  )
     return "RCPT";
-  if (t.includes("end of data") || t.includes("after data") || t.includes("data command") || t.includes(">>> data"))
+  if (
+    t.includes("end of data") ||
+    t.includes("after data") ||
+    t.includes("data command") ||
+    t.includes(">>> data")
+  )
     return "DATA";
   if (t.includes("mail from") || t.includes("after mail")) return "MAIL";
   return undefined;
@@ -693,7 +712,9 @@ const OVER_USERUNKNOWN: ReadonlySet<BounceReason> = new Set([
  */
 export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): BounceReason {
   const detail = statusDetail(input.status);
-  const temporary = input.status?.startsWith("4") === true;
+  const temporary =
+    input.status?.startsWith("4") === true ||
+    (input.status === undefined && (input.text ?? "").toLowerCase().includes("try again"));
   const byStatus = reasonFromStatus(input.status);
   const soften = (r: BounceReason): BounceReason =>
     temporary && (r === "hostunknown" || r === "hasmoved") ? "networkerror" : r;
@@ -701,16 +722,16 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   const byText = reasonFromText(input.text);
   const command = input.command ?? smtpCommand(input.text);
   // a refusal of MAIL FROM is about us, the sender, whatever status it carries
-  if (command === "MAIL" && byText !== "userunknown") return "rejected";
+  if (command === "MAIL") return "rejected";
   if (byStatus === "userunknown") {
     return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
   }
   if (byText === "userunknown") {
     if (command === "RCPT" || detail?.startsWith("1.") === true || detail === "2.1") return "userunknown";
     // after DATA the address was accepted: the refusal is about the message, whatever it says
-    if (command === "DATA" || detail?.startsWith("2.") === true || detail?.startsWith("7.") === true)
-      return "filtered";
-    return USERUNKNOWN_DEFAULT;
+    // a DSN that only says 5.0.0 does not vouch for the address either (Sisimai reads it the same way)
+    if (command === "DATA" || (detail !== undefined && /^(?:0\.0|2\.|7\.)/.test(detail))) return "filtered";
+    return "userunknown";
   }
   return soften(byText ?? byStatus ?? "undefined");
 }

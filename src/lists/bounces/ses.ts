@@ -61,7 +61,11 @@ export function parseSesNotification(text: string): SesEvent | undefined {
   for (const r of list(b["bouncedRecipients"])) {
     const address = cleanAddress(str(r["emailAddress"]));
     if (address === undefined) continue;
-    const d: DsnRecipient = { address, kind: permanent ? "permanent" : "temporary", source: "Final-Recipient" };
+    const d: DsnRecipient = {
+      address,
+      kind: permanent ? "permanent" : "temporary",
+      source: "Final-Recipient",
+    };
     const status = str(r["status"]);
     if (status !== undefined && /^[245]\.\d{1,3}\.\d{1,3}$/.test(status)) d.status = status;
     const action = str(r["action"]);

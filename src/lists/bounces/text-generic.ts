@@ -161,7 +161,8 @@ export function detectGeneric(lines: readonly string[], ctx: GenericContext): Te
       const before = line.slice(Math.max(0, index - 40), index).toLowerCase();
       if (NOT_RECIPIENT_BEFORE.some((w) => before.includes(w)) && !before.includes("rcpt")) continue;
       const alone = line.trim().length <= address.length + 4;
-      if (!alone && !failureSign(line) && !failureSign(region[i - 1]) && !failureSign(region[i + 1])) continue;
+      if (!alone && !failureSign(line) && !failureSign(region[i - 1]) && !failureSign(region[i + 1]))
+        continue;
       const diag: string[] = [line.trim()];
       for (let k = i + 1; k < region.length && diag.length < 4; k++) {
         const next = region[k] as string;
