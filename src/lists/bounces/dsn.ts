@@ -143,8 +143,11 @@ export function parseDeliveryStatus(text: string): DsnReport {
     const status =
       /^\s*([245]\.\d{1,3}\.\d{1,3})/.exec(rawStatus ?? "")?.[1] ?? findStatus(rawDiagnostic ?? "");
     if (status !== undefined) r.status = status;
-    if (rawDiagnostic !== undefined && rawDiagnostic.trim() !== "")
-      r.diagnostic = cleanDiagnostic(rawDiagnostic);
+    // without a Diagnostic-Code, a comment after the Status ("5.0.0 (Remote SMTP server has rejected
+    // address)") is the only words we have
+    const statusComment = (rawStatus ?? "").replace(/^\s*[245]\.\d{1,3}\.\d{1,3}/, "").trim();
+    const words = rawDiagnostic?.trim() || statusComment;
+    if (words !== "") r.diagnostic = cleanDiagnostic(words);
     report.bounces.push(r);
   }
   return report;
