@@ -336,8 +336,11 @@ class Collector {
         ? spoken
         : d.status;
     let reason = classifyReason({ text: d.diagnostic, status, command });
-    if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined))
-      reason = classifyReason({ text: this.notice, status, command });
+    if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
+      // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
+      const own = status?.endsWith(".0.0") === true ? undefined : status;
+      reason = classifyReason({ text: this.notice, status: own, command });
+    }
     d.reason = reason;
     d.kind = isHardReason(reason, status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
   }
