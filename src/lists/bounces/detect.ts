@@ -108,7 +108,7 @@ export async function scanBounce(raw: Buffer): Promise<BounceScan> {
   }
 }
 
-function scan(raw: Buffer): BounceScan {
+function scan(raw: Buffer, depth = 0): BounceScan {
   if (!Buffer.isBuffer(raw) || raw.length === 0) return notRecognized("none", "empty input");
   const root = parseMessage(raw.subarray(0, MAX_SCAN_BYTES).toString("latin1"));
   if (root === null) return notRecognized("none", "not a mail message: no header block");
@@ -205,7 +205,14 @@ function scan(raw: Buffer): BounceScan {
   }
   if (found.size > 0) return found.result(empty?.format ?? "plain");
 
-  // 5. any notice that names its failed recipients near the server's words
+  // 5. a notice that returns another notice (a relay forwarding the bounce it got): read the inner one
+  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
+  if (inner !== undefined && machineMade(parseHeaderBlock(inner.body.slice(0, 64 * 1024)).fields)) {
+    const nested = scan(Buffer.from(inner.body, "latin1"), depth + 1);
+    if (nested.recognized) return nested;
+  }
+
+  // 6. any notice that names its failed recipients near the server's words
   const generic = detectGeneric(lines, {
     exclude: ownAddresses(h, parts, lines),
     returnedTo: returnedTo(parts, lines),
