@@ -342,7 +342,10 @@ class Collector {
       d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
         ? spoken
         : d.status;
-    let reason = classifyReason({ text: d.diagnostic, status, command });
+    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was
+    let reason: BounceReason = (d.action ?? "").startsWith("expire")
+      ? "expired"
+      : classifyReason({ text: d.diagnostic, status, command });
     if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
       // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
       const own = status?.endsWith(".0.0") === true ? undefined : status;

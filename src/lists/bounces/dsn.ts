@@ -67,8 +67,12 @@ export function parseBlocks(text: string): Block[] {
     const isRecipientField = name === "final-recipient" || name === "original-recipient";
     // A second field of the same name, or a recipient field after per-message fields or after the
     // previous recipient's Action/Status, means the blank line between blocks is missing.
+    // (Some MTAs write a recipient's fields in reverse, Action and Status before Final-Recipient:
+    // those stay one block as long as no recipient field came before them.)
+    const hasRecipient = cur.has("final-recipient") || cur.has("original-recipient");
     const startsNew =
-      isRecipientField && (cur.has("reporting-mta") || cur.has("action") || cur.has("status"));
+      isRecipientField &&
+      (cur.has("reporting-mta") || (hasRecipient && (cur.has("action") || cur.has("status"))));
     if (cur.has(name) || startsNew) flush();
     cur.set(name, (m[2] as string).trim());
     last = name;
@@ -97,7 +101,7 @@ export function classify(
   diagnostic: string | undefined,
 ): BounceKind | null {
   const a = (action ?? "").trim().toLowerCase();
-  if (/^(fail|undeliver|bounce|reject)/.test(a)) return "permanent";
+  if (/^(fail|undeliver|bounce|reject|expire)/.test(a)) return "permanent";
   if (/^delay/.test(a)) return "temporary";
   if (/^(deliver|relay|expand)/.test(a)) return null;
   const cls = /^\s*([245])\./.exec(status ?? "")?.[1];
