@@ -26,6 +26,8 @@ export interface FamilyScore {
   found: number;
   reported: number;
   correct: number;
+  /** reported in files where the reference names at least one recipient (it is silent on some real bounces) */
+  reportedAnswered: number;
   kindAgree: number;
   reasonAgree: number;
   misses: string[];
@@ -56,6 +58,7 @@ function empty(): FamilyScore {
     found: 0,
     reported: 0,
     correct: 0,
+    reportedAnswered: 0,
     kindAgree: 0,
     reasonAgree: 0,
     misses: [],
@@ -100,14 +103,21 @@ export async function scoreCorpus(dir: string, expectedFile: string): Promise<Co
       }
       for (const t of [f, total]) t.found++;
       if ((d.kind === "permanent") === !e.soft) for (const t of [f, total]) t.kindAgree++;
-      else f.kindMismatches.push(`${file}: ${e.address} ${e.reason}/${e.soft ? "soft" : "hard"} got ${d.kind}/${d.reason ?? "-"} [${d.status ?? ""}] ${d.diagnostic?.slice(0, 100) ?? ""}`);
+      else
+        f.kindMismatches.push(
+          `${file}: ${e.address} ${e.reason}/${e.soft ? "soft" : "hard"} got ${d.kind}/${d.reason ?? "-"} [${d.status ?? ""}] ${d.diagnostic?.slice(0, 100) ?? ""}`,
+        );
       if (d.reason === e.reason) for (const t of [f, total]) t.reasonAgree++;
     }
     const wanted = new Set(bounces.flatMap(names));
     for (const d of scan.details) {
       for (const t of [f, total]) t.reported++;
+      if (entries.length > 0) for (const t of [f, total]) t.reportedAnswered++;
       if (wanted.has(d.address.toLowerCase())) for (const t of [f, total]) t.correct++;
-      else f.falsePositives.push(`${file}: ${d.address} (${d.kind}, ${d.source})`);
+      else
+        f.falsePositives.push(
+          `${file}: ${d.address} (${d.kind}, ${d.source})${entries.length === 0 ? " [reference silent]" : ""}`,
+        );
     }
     const feedback = entries.filter((e) => e.reason === "feedback");
     if (feedback.length > 0) {
@@ -147,9 +157,15 @@ export function formatScore(score: CorpusScore, withMisses = true): string {
     }
   }
   lines.push(row("TOTAL", score.total));
+  const t = score.total;
+  lines.push(
+    `precision where the reference names a recipient: ${pct(t.correct, t.reportedAnswered)} (${t.correct}/${t.reportedAnswered}); over every file: ${pct(t.correct, t.reported)} (${t.correct}/${t.reported})`,
+  );
   lines.push(`complaints recognized ${score.complaints.found}/${score.complaints.expected}`);
   for (const m of score.complaints.misses) lines.push(`    miss ${m}`);
-  lines.push(`auto-replies / delivered recognized as not bounces ${score.notBounces.found}/${score.notBounces.expected}`);
+  lines.push(
+    `auto-replies / delivered recognized as not bounces ${score.notBounces.found}/${score.notBounces.expected}`,
+  );
   for (const m of score.notBounces.misses) lines.push(`    miss ${m}`);
   return lines.join("\n");
 }
