@@ -20,10 +20,9 @@ export function cleanAddress(raw: string | undefined): string | undefined {
   s = s.replace(/^mailto:/i, "");
   for (let i = 0; i < 3; i++) {
     const before = s;
-    s = s.trim().replace(/[.,;:]+$/, "");
-    if (/^<.*>$/.test(s) || /^\(.*\)$/.test(s) || /^\[.*\]$/.test(s)) s = s.slice(1, -1);
-    if (/^".*@.*"$/.test(s)) s = s.slice(1, -1);
-    if (/^'.*@.*'$/.test(s)) s = s.slice(1, -1);
+    s = trimTrailingPunctuation(s.trim());
+    if (wrapped(s, "<", ">") || wrapped(s, "(", ")") || wrapped(s, "[", "]")) s = s.slice(1, -1);
+    if ((wrapped(s, '"', '"') || wrapped(s, "'", "'")) && s.includes("@")) s = s.slice(1, -1);
     s = s.replace(/^mailto:/i, "");
     if (s === before) break;
   }
@@ -31,6 +30,18 @@ export function cleanAddress(raw: string | undefined): string | undefined {
   if (s.length === 0 || s.length > 254 || !s.includes("@")) return undefined;
   const n = normalizeAddress(s);
   return isValidAddress(n) ? n : undefined;
+}
+
+/** Whether `s` starts with `open` and ends with `close` (two characters at least). */
+function wrapped(s: string, open: string, close: string): boolean {
+  return s.length >= 2 && s.startsWith(open) && s.endsWith(close);
+}
+
+/** `s` without trailing `.`, `,`, `;`, `:` (a loop, not a regex that rescans the tail for each start). */
+function trimTrailingPunctuation(s: string): string {
+  let end = s.length;
+  while (end > 0 && ".,;:".includes(s[end - 1] as string)) end--;
+  return s.slice(0, end);
 }
 
 /** Characters that may appear in the local part we are willing to pick out of free text. */

@@ -20,7 +20,6 @@ import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
 import { htmlToText, partText } from "./decode.js";
 import {
-  header,
   headerAll,
   leaves,
   parseHeaderBlock,

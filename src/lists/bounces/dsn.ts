@@ -61,9 +61,12 @@ export function parseBlocks(text: string): Block[] {
       if (prev.length < 4000) cur.set(last, prev + " " + line.trim());
       continue;
     }
-    const m = /^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$/.exec(line);
-    if (!m) continue;
-    const name = (m[1] as string).toLowerCase();
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const rawName = line.slice(0, colon).trimEnd();
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(rawName)) continue;
+    const name = rawName.toLowerCase();
+    const value = line.slice(colon + 1).trim();
     const isRecipientField = name === "final-recipient" || name === "original-recipient";
     // A second field of the same name, or a recipient field after per-message fields or after the
     // previous recipient's Action/Status, means the blank line between blocks is missing.
@@ -74,7 +77,7 @@ export function parseBlocks(text: string): Block[] {
       isRecipientField &&
       (cur.has("reporting-mta") || (hasRecipient && (cur.has("action") || cur.has("status"))));
     if (cur.has(name) || startsNew) flush();
-    cur.set(name, (m[2] as string).trim());
+    cur.set(name, value);
     last = name;
   }
   flush();
