@@ -44,6 +44,9 @@ function trimTrailingPunctuation(s: string): string {
   return s.slice(0, end);
 }
 
+/** "@" signs examined per line of text. */
+const MAX_AT_SIGNS = 100;
+
 /** Characters that may appear in the local part we are willing to pick out of free text. */
 const LOCAL_CHAR = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]/;
 const DOMAIN_CHAR = /[A-Za-z0-9.-]/;
@@ -60,7 +63,8 @@ export function findAddresses(line: string, max = 20): string[] {
 export function findAddressesAt(line: string, max = 20): Array<{ address: string; index: number }> {
   const out: Array<{ address: string; index: number }> = [];
   let from = 0;
-  while (out.length < max) {
+  // a line of junk can hold thousands of "@": look at a bounded number of them
+  for (let tries = 0; out.length < max && tries < MAX_AT_SIGNS; tries++) {
     const at = line.indexOf("@", from);
     if (at < 0) break;
     from = at + 1;

@@ -49,10 +49,9 @@ export function findComplaint(root: MimePart, parts: readonly MimePart[]): Compl
   const c: Complaint = {};
   if (report !== undefined) {
     // the first value of each field wins (a repeated Original-Rcpt-To starts a new block)
-    const fields = parseBlocks(partText(report)).reduce<Map<string, string>>(
-      (all, b) => new Map([...b, ...all]),
-      new Map(),
-    );
+    const fields = new Map<string, string>();
+    for (const block of parseBlocks(partText(report)))
+      for (const [name, value] of block) if (!fields.has(name)) fields.set(name, value);
     const type = fields.get("feedback-type");
     if (type !== undefined && type !== "") c.feedbackType = sanitize(type.toLowerCase(), 40);
     const rcpt = cleanAddress(fields.get("original-rcpt-to"));
