@@ -134,7 +134,7 @@ function scan(raw: Buffer, depth = 0): BounceScan {
 
   const lines = noticeLines(parts);
   const region = noticeRegion(lines);
-  const context = (subjectOf(h) + "\n" + region.join("\n")).slice(0, MAX_NOTICE_TEXT);
+  const context = headText([subjectOf(h), ...region], MAX_NOTICE_TEXT);
 
   // 1. RFC 3464
   const found = new Collector(context);
@@ -190,7 +190,7 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   }
 
   // 3. delivery-status fields written into the notice's text (Amazon WorkMail, some gateways)
-  if (/^(?:final|original)-recipient\s*:/im.test(region.join("\n"))) {
+  if (region.some((l) => /^(?:final|original)-recipient\s*:/i.test(l))) {
     for (const r of parseDeliveryStatus(region.join("\n")).bounces) found.add(r);
     if (found.size > 0) return found.result(empty?.format ?? "plain");
   }
@@ -212,9 +212,10 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   }
 
   // 6. any notice that names its failed recipients near the server's words
+  const returned = returnedFields(parts, lines, region.length);
   const generic = detectGeneric(lines, {
-    exclude: ownAddresses(h, parts, lines),
-    returnedTo: returnedTo(parts, lines),
+    exclude: ownAddresses(h, returned),
+    returnedTo: headerAddresses(returned, ["to"]),
   });
   if (generic !== null) {
     for (const f of generic.findings) found.add(f);
@@ -255,6 +256,18 @@ function sesResult(ses: SesEvent, h: readonly HeaderField[]): BounceScan {
     : notRecognized("ses", "an Amazon SES bounce notification that names no readable recipient");
 }
 
+/** The first `max` characters of the lines joined by newlines, without joining the rest. */
+function headText(lines: readonly string[], max: number): string {
+  const out: string[] = [];
+  let n = 0;
+  for (const l of lines) {
+    if (n >= max) break;
+    out.push(l.length > max - n ? l.slice(0, max - n) : l);
+    n += l.length + 1;
+  }
+  return out.join("\n");
+}
+
 function notRecognized(format: BounceFormat, reason: string): BounceScan {
   return { recognized: false, format, permanent: [], temporary: [], details: [], reason };
 }
@@ -276,31 +289,26 @@ function headerAddresses(fields: readonly HeaderField[], names: readonly string[
 }
 
 /** The headers of the returned message: a message/rfc822 or text/rfc822-headers part, else inline after the notice. */
-function returnedFields(parts: readonly MimePart[], lines: readonly string[]): HeaderField[] {
+function returnedFields(
+  parts: readonly MimePart[],
+  lines: readonly string[],
+  regionEnd: number,
+): HeaderField[] {
   const part = parts.find((p) => p.type === "message/rfc822" || p.type === "text/rfc822-headers");
   if (part !== undefined) return parseHeaderBlock(partText(part).slice(0, 64 * 1024)).fields;
-  const region = noticeRegion(lines).length;
-  let i = region;
+  let i = regionEnd;
   // skip the marker line and blank lines up to the header block
-  while (i < lines.length && i < region + 5 && !/^[A-Za-z][\w-]*:/.test(lines[i] as string)) i++;
+  while (i < lines.length && i < regionEnd + 5 && !/^[A-Za-z][\w-]*:/.test(lines[i] as string)) i++;
   return parseHeaderBlock(lines.slice(i, i + 200).join("\n")).fields;
 }
 
 /** The notice's own addresses and the sender's: never a failed recipient. */
-function ownAddresses(
-  h: readonly HeaderField[],
-  parts: readonly MimePart[],
-  lines: readonly string[],
-): Set<string> {
+function ownAddresses(h: readonly HeaderField[], returned: readonly HeaderField[]): Set<string> {
   const own = [
     ...headerAddresses(h, ["from", "to", "cc", "reply-to", "sender", "return-path", "errors-to"]),
-    ...headerAddresses(returnedFields(parts, lines), ["from", "sender", "reply-to", "return-path"]),
+    ...headerAddresses(returned, ["from", "sender", "reply-to", "return-path"]),
   ];
   return new Set(own.map((a) => a.toLowerCase()));
-}
-
-function returnedTo(parts: readonly MimePart[], lines: readonly string[]): string[] {
-  return headerAddresses(returnedFields(parts, lines), ["to"]);
 }
 
 /**
