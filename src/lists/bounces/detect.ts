@@ -216,6 +216,7 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   const generic = detectGeneric(lines, {
     exclude: ownAddresses(h, returned),
     returnedTo: headerAddresses(returned, ["to"]),
+    subject: subjectOf(h),
   });
   if (generic !== null) {
     for (const f of generic.findings) found.add(f);

@@ -26,6 +26,8 @@ export interface GenericContext {
   exclude: ReadonlySet<string>;
   /** the returned message's To addresses (canonical), when it was found */
   returnedTo: readonly string[];
+  /** the notice's Subject, decoded ("Warning: message delayed") */
+  subject?: string;
 }
 
 const MAX_NOTICE_LINES = 300;
@@ -149,8 +151,30 @@ function noticeSaysFailure(region: readonly string[]): boolean {
   return false;
 }
 
+/** A notice that only warns: the MTA is still trying ("will retry", "THIS IS A WARNING ONLY"). */
+const DELAY_WORDS = [
+  "warning only",
+  "will retry",
+  "will keep trying",
+  "will continue trying",
+  "still trying",
+  "still being retried",
+  "not yet been delivered",
+  "has been delayed",
+  "delivery is delayed",
+  "delivery delayed",
+  "temporarily deferred",
+];
+const FINAL_WORDS = ["permanent", "gave up", "giving up", "will not be retried", "no further"];
+
+function isDelayNotice(region: readonly string[], subject: string): boolean {
+  const text = (subject + "\n" + region.slice(0, 60).join("\n")).toLowerCase();
+  return DELAY_WORDS.some((w) => text.includes(w)) && !FINAL_WORDS.some((w) => text.includes(w));
+}
+
 export function detectGeneric(lines: readonly string[], ctx: GenericContext): TextMatch | null {
   const region = noticeRegion(lines);
+  const kind = isDelayNotice(region, ctx.subject ?? "") ? "temporary" : "permanent";
   const found = new Map<string, TextFinding>();
   for (let i = 0; i < region.length && found.size < 100; i++) {
     const line = region[i] as string;
@@ -173,7 +197,7 @@ export function detectGeneric(lines: readonly string[], ctx: GenericContext): Te
       const above = region[i - 1];
       if (alone && above !== undefined && !isBlank(above) && findAddressesAt(above, 1).length === 0)
         diag.unshift(above.trim());
-      found.set(key, finding(address, "permanent", "address in the notice text", diag));
+      found.set(key, finding(address, kind, "address in the notice text", diag));
     }
   }
   if (found.size > 0) return { format: "plain", findings: [...found.values()] };
@@ -181,7 +205,7 @@ export function detectGeneric(lines: readonly string[], ctx: GenericContext): Te
   if (to.length === 1 && noticeSaysFailure(region)) {
     return {
       format: "plain",
-      findings: [finding(to[0] as string, "permanent", "returned message To", [])],
+      findings: [finding(to[0] as string, kind, "returned message To", [])],
     };
   }
   return null;
