@@ -157,12 +157,16 @@ export function trailingDiagnostic(lines: readonly string[], from: number, re: R
   const parts: string[] = [];
   const first = (lines[at] as string).replace(re, "").trim();
   if (first) parts.push(first);
-  for (let i = at + 1; i < lines.length && parts.length < 6; i++) {
+  // the reason and, after one blank line, the server's reply that often follows it ("The error that
+  // the other server returned was: 550 5.1.1 ...")
+  let paragraphs = 0;
+  for (let i = at + 1; i < lines.length && parts.length < 8; i++) {
     const l = lines[i] as string;
     if (isBlank(l)) {
-      if (parts.length > 0) break;
+      if (parts.length > 0 && !isBlank(lines[i - 1]) && ++paragraphs >= 2) break;
       continue;
     }
+    if (/^-{2,}|^_{5,}/.test(l.trim())) break;
     parts.push(l.trim());
   }
   const d = sanitize(parts.join(" "));
