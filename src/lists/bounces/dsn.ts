@@ -44,6 +44,7 @@ export function parseBlocks(text: string): Block[] {
   const blocks: Block[] = [];
   let cur: Block = new Map();
   let last: string | undefined;
+  let statusAfterRecipient = false;
   const flush = (): void => {
     if (cur.size > 0) blocks.push(cur);
     cur = new Map();
@@ -54,6 +55,7 @@ export function parseBlocks(text: string): Block[] {
     const line = raw.replace(/\r$/, "");
     if (line.trim() === "") {
       flush();
+      statusAfterRecipient = false;
       continue;
     }
     if ((line[0] === " " || line[0] === "\t") && last !== undefined) {
@@ -70,13 +72,18 @@ export function parseBlocks(text: string): Block[] {
     const isRecipientField = name === "final-recipient" || name === "original-recipient";
     // A second field of the same name, or a recipient field after per-message fields or after the
     // previous recipient's Action/Status, means the blank line between blocks is missing.
-    // (Some MTAs write a recipient's fields in reverse, Action and Status before Final-Recipient:
-    // those stay one block as long as no recipient field came before them.)
-    const hasRecipient = cur.has("final-recipient") || cur.has("original-recipient");
-    const startsNew =
-      isRecipientField &&
-      (cur.has("reporting-mta") || (hasRecipient && (cur.has("action") || cur.has("status"))));
-    if (cur.has(name) || startsNew) flush();
+    // (Some MTAs write a recipient's fields in reverse, Action and Status before the recipient
+    // fields: those stay one block unless the Action/Status came after a recipient field.)
+    const startsNew = isRecipientField && (cur.has("reporting-mta") || statusAfterRecipient);
+    if (cur.has(name) || startsNew) {
+      flush();
+      statusAfterRecipient = false;
+    }
+    if (
+      (name === "action" || name === "status") &&
+      (cur.has("final-recipient") || cur.has("original-recipient"))
+    )
+      statusAfterRecipient = true;
     cur.set(name, value);
     last = name;
   }
