@@ -15,7 +15,7 @@
  * Bounded: at most MAX_SCAN_BYTES of the input are looked at, the MIME walk is capped (./mime.ts),
  * and nothing here throws: junk gives `recognized: false` with the reason.
  */
-import { cleanAddress, findStatus } from "./address.js";
+import { cleanAddress } from "./address.js";
 import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
 import { htmlToText, partText } from "./decode.js";
@@ -27,7 +27,8 @@ import {
   type HeaderField,
   type MimePart,
 } from "./mime.js";
-import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./reason.js";
+import { Collector } from "./collect.js";
+import type { BounceReason } from "./reason.js";
 import { parseSesNotification, type SesEvent } from "./ses.js";
 import { autoReplySign, machineMade, subjectOf } from "./signs.js";
 import { detectGeneric, noticeRegion } from "./text-generic.js";
@@ -310,70 +311,6 @@ function ownAddresses(h: readonly HeaderField[], returned: readonly HeaderField[
     ...headerAddresses(returned, ["from", "sender", "reply-to", "return-path"]),
   ];
   return new Set(own.map((a) => a.toLowerCase()));
-}
-
-/**
- * Findings in order of appearance, one per address; a permanent failure outranks a temporary one.
- * Each gets its reason (./reason.ts) from its own words and status, else from the notice's text, and
- * its kind from the reason: hard reasons are permanent, every other failure temporary, and a delay
- * (a temporary finding, Action: delayed) stays temporary with reason "delayed".
- */
-class Collector {
-  private readonly byAddress = new Map<string, BounceDetail>();
-
-  constructor(private readonly notice: string) {}
-
-  get size(): number {
-    return this.byAddress.size;
-  }
-
-  add(f: BounceDetail): void {
-    const d: BounceDetail = { address: f.address, kind: f.kind, source: f.source };
-    if (f.status !== undefined) d.status = f.status;
-    if (f.action !== undefined) d.action = f.action;
-    if (f.diagnostic !== undefined) d.diagnostic = f.diagnostic;
-    const existing = this.byAddress.get(d.address);
-    if (existing === undefined || (existing.kind === "temporary" && d.kind === "permanent"))
-      this.byAddress.set(d.address, d);
-  }
-
-  private classify(d: BounceDetail): void {
-    if (d.kind === "temporary" || (d.action ?? "").startsWith("delay")) {
-      d.kind = "temporary";
-      d.reason = "delayed";
-      return;
-    }
-    const command = smtpCommand(d.diagnostic) ?? smtpCommand(this.notice);
-    // a generic X.0.0 Status says less than the code in the server's words ("550 #5.1.0 Address rejected")
-    const spoken = findStatus(d.diagnostic ?? "");
-    const status =
-      d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
-        ? spoken
-        : d.status;
-    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was
-    let reason: BounceReason = (d.action ?? "").startsWith("expire")
-      ? "expired"
-      : classifyReason({ text: d.diagnostic, status, command });
-    if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
-      // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
-      const own = status?.endsWith(".0.0") === true ? undefined : status;
-      reason = classifyReason({ text: this.notice, status: own, command });
-    }
-    d.reason = reason;
-    d.kind = isHardReason(reason, status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
-  }
-
-  result(format: BounceFormat): BounceScan {
-    const details = [...this.byAddress.values()];
-    for (const d of details) this.classify(d);
-    return {
-      recognized: details.length > 0,
-      format,
-      permanent: details.filter((d) => d.kind === "permanent").map((d) => d.address),
-      temporary: details.filter((d) => d.kind === "temporary").map((d) => d.address),
-      details,
-    };
-  }
 }
 
 /** The notice's text: its text/plain parts (HTML only when there is no plain text), never the returned message. */
