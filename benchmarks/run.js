@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { JSON_OUT, arg, argv, fmt, log, table, verdict } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const BENCHMARKS = ["switchboard", "e2e", "startup", "latency", "inject", "memory", "scaling"];
+export const BENCHMARKS = ["switchboard", "e2e", "startup", "latency", "inject", "memory", "scaling", "bounces"];
 
 function runOne(name, args) {
   return new Promise((resolve) => {

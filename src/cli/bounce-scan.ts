@@ -1,6 +1,6 @@
 /**
  * `qrunner bounce scan FILE [--json]`: run the bounce detector over one message and show what it
- * finds, the same answer the bounce runner acts on. Exit 0 when a bounce was recognized, 1 when not
+ * finds (address, hard/soft kind, reason, status), the same answer the bounce runner acts on. Exit 0 when a bounce was recognized, 1 when not
  * (with the reason), 66 (EX_NOINPUT) when the file cannot be read.
  */
 import type { Command } from "commander";
@@ -58,21 +58,25 @@ const DIAGNOSTIC_WIDTH = 120;
 /** The human form: the format, a count line, and one aligned row per address. */
 export function formatScan(scan: BounceScan): string {
   let out = `format: ${scan.format}\n`;
-  if (!scan.recognized)
-    return (
-      out + `no bounce recognized: ${scan.reason ?? "no delivery-status part and no known text pattern"}\n`
-    );
+  if (!scan.recognized) {
+    out += `no bounce recognized: ${scan.reason ?? "no delivery-status part and no known text pattern"}\n`;
+    if (scan.notBounce === "complaint" && scan.complaint !== undefined) {
+      out += `complaint: ${scan.complaint.address ?? "-"} (${scan.complaint.feedbackType ?? "unknown type"})\n`;
+    }
+    return out;
+  }
   out += `${scan.permanent.length} permanent, ${scan.temporary.length} temporary\n\n`;
   const rows = scan.details.map((d) => {
     const diag = d.diagnostic ?? "-";
     return [
       d.address,
       d.kind,
+      d.reason ?? "-",
       d.status ?? "-",
       diag.length > DIAGNOSTIC_WIDTH ? diag.slice(0, DIAGNOSTIC_WIDTH - 1) + "…" : diag,
     ];
   });
-  return out + table(["ADDRESS", "KIND", "STATUS", "DIAGNOSTIC"], rows);
+  return out + table(["ADDRESS", "KIND", "REASON", "STATUS", "DIAGNOSTIC"], rows);
 }
 
 /**

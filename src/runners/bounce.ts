@@ -15,7 +15,7 @@
 import os from "node:os";
 import type { Logger } from "pino";
 import { normalizeAddress, routeRecipient, sameAddress } from "../lists/addresses.js";
-import { scanBounce, type BounceScan } from "../lists/bounces/detect.js";
+import { scanBounce, type BounceReason, type BounceScan } from "../lists/bounces/detect.js";
 import {
   applyBounce,
   policyFromList,
@@ -48,7 +48,7 @@ interface Finding {
   /** words for the log and the notices (the diagnostic) */
   diagnostic: string;
   /** the detector's classification (user unknown, mailbox full, ...), for scoring */
-  reason?: string;
+  reason?: BounceReason;
   /** the bounce of a bounce probe (verp_probes) */
   probe?: boolean;
 }
@@ -184,12 +184,14 @@ export class BounceRunner implements Handler {
       return [];
     }
     // VERP names the member; the DSN, when readable, says whether it was only a delay
-    const onlyDelay = scan.recognized && scan.permanent.length === 0 && scan.temporary.length > 0;
-    const first = scan.details[0];
+    // (a readable DSN also says hard or soft; an unreadable one counts as hard, as it always did)
+    const failures = scan.details.filter((d) => d.reason !== "delayed");
+    const onlyDelay = scan.recognized && failures.length === 0 && scan.details.length > 0;
+    const first = failures[0] ?? scan.details[0];
     return [
       {
         address: member,
-        kind: onlyDelay ? "temporary" : "permanent",
+        kind: onlyDelay ? "temporary" : (first?.kind ?? "permanent"),
         diagnostic: first?.diagnostic ?? "VERP bounce",
         ...(first?.reason !== undefined ? { reason: first.reason } : {}),
         ...(v.kind === "probe" ? { probe: true } : {}),
@@ -257,7 +259,7 @@ export class BounceRunner implements Handler {
     });
   }
 
-  /** Score one bounce; a temporary one (a delay) never reaches the threshold. */
+  /** Score one bounce; a delay (or a temporary one the detector gave no reason for) never reaches the threshold. */
   private apply(
     before: MemberBounceState,
     f: Finding,
@@ -267,7 +269,8 @@ export class BounceRunner implements Handler {
     addr: string,
   ): { state: MemberBounceState; counted: boolean; disabledNow: boolean } {
     const r = applyBounce(before, { kind: f.kind, at: now }, policy, f.reason);
-    if (f.kind === "temporary" && r.counted && r.state.score >= policy.threshold) {
+    const delay = f.reason === "delayed" || (f.reason === undefined && f.kind === "temporary");
+    if (delay && r.counted && r.state.score >= policy.threshold) {
       log.info({ member: addr, score: before.score }, "a delay does not take a member to the threshold");
       return { state: { ...before }, counted: false, disabledNow: false };
     }
@@ -290,7 +293,10 @@ export class BounceRunner implements Handler {
       return;
     }
     if (f.kind === "temporary") {
-      log.info({ member: addr }, "probe delayed; waiting for its final outcome");
+      log.info(
+        { member: addr, reason: f.reason },
+        "probe delayed or soft-bounced; waiting for a hard bounce",
+      );
       return;
     }
     endProbe(state, addr);

@@ -64,16 +64,17 @@ describe("qrunner bounce scan", () => {
     expect(r.stderr).toBe("");
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toBe("format: rfc3464");
-    expect(lines[1]).toBe("2 permanent, 1 temporary");
-    expect(lines[3]).toMatch(/^ADDRESS\s+KIND\s+STATUS\s+DIAGNOSTIC$/);
+    // permanent = hard (the mailbox is gone); a relaying refusal and a delay are soft
+    expect(lines[1]).toBe("1 permanent, 2 temporary");
+    expect(lines[3]).toMatch(/^ADDRESS\s+KIND\s+REASON\s+STATUS\s+DIAGNOSTIC$/);
     const rows = lines.slice(4);
-    expect(rows.map((l) => l.split(/\s+/).slice(0, 3))).toEqual([
-      ["olivia@example.com", "permanent", "5.1.1"],
-      ["peggy@example.com", "permanent", "5.7.1"],
-      ["rupert@example.net", "temporary", "4.4.1"],
+    expect(rows.map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
+      ["olivia@example.com", "permanent", "userunknown", "5.1.1"],
+      ["peggy@example.com", "temporary", "norelaying", "5.7.1"],
+      ["rupert@example.net", "temporary", "delayed", "4.4.1"],
     ]);
     // aligned: every column starts at the same offset on every row
-    for (const word of ["KIND", "STATUS", "DIAGNOSTIC"]) {
+    for (const word of ["KIND", "REASON", "STATUS", "DIAGNOSTIC"]) {
       const col = (lines[3] as string).indexOf(word);
       for (const row of rows) expect(row[col - 1], `${word} column`).toBe(" ");
       for (const row of rows) expect(row[col], `${word} column`).not.toBe(" ");
@@ -89,8 +90,13 @@ describe("qrunner bounce scan", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({
       recognized: true,
       format: "exim",
-      permanent: ["grace@example.net", "henry@example.net"],
+      permanent: ["henry@example.net"],
+      temporary: ["grace@example.net"],
     });
+    expect(JSON.parse(r.stdout).details.map((d: { reason: string }) => d.reason)).toEqual([
+      "mailboxfull",
+      "userunknown",
+    ]);
   });
 
   it("reads stdin for -", async () => {
@@ -125,6 +131,49 @@ describe("qrunner bounce scan", () => {
       format: "none",
       permanent: [],
       temporary: [],
+    });
+  });
+
+  it("names the complainant of a feedback-loop report, and exits 1: a complaint is no bounce", async () => {
+    const arf = path.join(tmp, "arf.eml");
+    await fsp.writeFile(
+      arf,
+      [
+        "From: fbl@isp.example.net",
+        "To: abuse@example.org",
+        "Subject: Abuse report",
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"',
+        "",
+        "--b",
+        "Content-Type: text/plain",
+        "",
+        "A complaint.",
+        "--b",
+        "Content-Type: message/feedback-report",
+        "",
+        "Feedback-Type: abuse",
+        "User-Agent: Example-FBL/1.0",
+        "Version: 1",
+        "Original-Rcpt-To: <nina@example.net>",
+        "--b",
+        "Content-Type: text/rfc822-headers",
+        "",
+        "From: dev@example.org",
+        "To: nina@example.net",
+        "Subject: [dev] news",
+        "--b--",
+        "",
+      ].join("\r\n"),
+    );
+    const r = await qrunner(["bounce", "scan", arf]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/no bounce recognized: a feedback-loop complaint \(abuse\)/);
+    expect(r.stdout).toContain("complaint: nina@example.net (abuse)\n");
+    const json = await qrunner(["bounce", "scan", "--json", arf]);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      recognized: false,
+      notBounce: "complaint",
+      complaint: { address: "nina@example.net", feedbackType: "abuse" },
     });
   });
 

@@ -6,19 +6,23 @@
  */
 import { isValidAddress, normalizeAddress } from "../addresses.js";
 
+/** Longest field value we try to read an address from: an address is at most 254, plus type and wrappers. */
+const MAX_RAW_ADDRESS = 512;
+
 /** The address in one DSN address field or text token, canonical; undefined when it is none. */
 export function cleanAddress(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
+  // cap first: a 250 KB "address" costs nothing to refuse, and no cleaning step ever sees it
+  if (raw.length > MAX_RAW_ADDRESS) return undefined;
   let s = raw.trim();
   // RFC 3464 address-type prefix ("rfc822;", "utf-8;"), then wrappers, in any order they come
   s = s.replace(/^(?:rfc822|utf-8|x-[a-z0-9-]+)\s*;\s*/i, "");
   s = s.replace(/^mailto:/i, "");
   for (let i = 0; i < 3; i++) {
     const before = s;
-    s = s.trim().replace(/[.,;:]+$/, "");
-    if (/^<.*>$/.test(s) || /^\(.*\)$/.test(s) || /^\[.*\]$/.test(s)) s = s.slice(1, -1);
-    if (/^".*@.*"$/.test(s)) s = s.slice(1, -1);
-    if (/^'.*@.*'$/.test(s)) s = s.slice(1, -1);
+    s = trimTrailingPunctuation(s.trim());
+    if (wrapped(s, "<", ">") || wrapped(s, "(", ")") || wrapped(s, "[", "]")) s = s.slice(1, -1);
+    if ((wrapped(s, '"', '"') || wrapped(s, "'", "'")) && s.includes("@")) s = s.slice(1, -1);
     s = s.replace(/^mailto:/i, "");
     if (s === before) break;
   }
@@ -27,6 +31,21 @@ export function cleanAddress(raw: string | undefined): string | undefined {
   const n = normalizeAddress(s);
   return isValidAddress(n) ? n : undefined;
 }
+
+/** Whether `s` starts with `open` and ends with `close` (two characters at least). */
+function wrapped(s: string, open: string, close: string): boolean {
+  return s.length >= 2 && s.startsWith(open) && s.endsWith(close);
+}
+
+/** `s` without trailing `.`, `,`, `;`, `:` (a loop, not a regex that rescans the tail for each start). */
+function trimTrailingPunctuation(s: string): string {
+  let end = s.length;
+  while (end > 0 && ".,;:".includes(s[end - 1] as string)) end--;
+  return s.slice(0, end);
+}
+
+/** "@" signs examined per line of text. */
+const MAX_AT_SIGNS = 100;
 
 /** Characters that may appear in the local part we are willing to pick out of free text. */
 const LOCAL_CHAR = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]/;
@@ -37,9 +56,15 @@ const DOMAIN_CHAR = /[A-Za-z0-9.-]/;
  * (bounded), so it stays linear on long junk lines where a regex would backtrack.
  */
 export function findAddresses(line: string, max = 20): string[] {
-  const out: string[] = [];
+  return findAddressesAt(line, max).map((f) => f.address);
+}
+
+/** Like findAddresses, with where each address starts in the line (the first time it appears). */
+export function findAddressesAt(line: string, max = 20): Array<{ address: string; index: number }> {
+  const out: Array<{ address: string; index: number }> = [];
   let from = 0;
-  while (out.length < max) {
+  // a line of junk can hold thousands of "@": look at a bounded number of them
+  for (let tries = 0; out.length < max && tries < MAX_AT_SIGNS; tries++) {
     const at = line.indexOf("@", from);
     if (at < 0) break;
     from = at + 1;
@@ -47,15 +72,16 @@ export function findAddresses(line: string, max = 20): string[] {
     while (l > 0 && at - l < 64 && LOCAL_CHAR.test(line[l - 1] as string)) l--;
     let r = at + 1;
     while (r < line.length && r - at < 255 && DOMAIN_CHAR.test(line[r] as string)) r++;
-    const candidate = line
-      .slice(l, r)
-      .replace(/^[.'=]+/, "")
-      .replace(/[.-]+$/, "");
+    let start = l;
+    while (start < at && (line[start] === "." || line[start] === "'" || line[start] === "=")) start++;
+    let end = r;
+    while (end > at + 1 && (line[end - 1] === "." || line[end - 1] === "-")) end--;
+    const candidate = line.slice(start, end);
     const domain = candidate.slice(candidate.indexOf("@") + 1);
     // text hits need a dotted domain: "user@host" in prose is more often noise than a mailbox
     if (!/\.[A-Za-z]{2,}$/.test(domain)) continue;
     const a = cleanAddress(candidate);
-    if (a !== undefined && !out.includes(a)) out.push(a);
+    if (a !== undefined && !out.some((o) => o.address === a)) out.push({ address: a, index: start });
   }
   return out;
 }

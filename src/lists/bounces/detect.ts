@@ -15,22 +15,44 @@
  * Bounded: at most MAX_SCAN_BYTES of the input are looked at, the MIME walk is capped (./mime.ts),
  * and nothing here throws: junk gives `recognized: false` with the reason.
  */
-import { cleanAddress, sanitize } from "./address.js";
+import { cleanAddress } from "./address.js";
+import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
-import { decodeWords, htmlToText, partText } from "./decode.js";
-import { header, headerAll, leaves, parseMessage, type HeaderField, type MimePart } from "./mime.js";
+import { htmlToText, partText } from "./decode.js";
+import {
+  headerAll,
+  leaves,
+  parseHeaderBlock,
+  parseMessage,
+  type HeaderField,
+  type MimePart,
+} from "./mime.js";
+import { Collector } from "./collect.js";
+import type { BounceReason } from "./reason.js";
+import { parseSesNotification, type SesEvent } from "./ses.js";
+import { autoReplySign, machineMade, subjectOf } from "./signs.js";
+import { detectGeneric, noticeRegion } from "./text-generic.js";
 import { detectExim, detectPostfixText, detectQmail } from "./text-mta.js";
 import type { TextDetector, TextMatch } from "./text-util.js";
 import { detectExchange, detectPlain } from "./text-vendor.js";
 
 export type { BounceKind } from "./dsn.js";
+export type { BounceReason } from "./reason.js";
+export type { Complaint } from "./arf.js";
 
-export type BounceFormat = "rfc3464" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
+export type BounceFormat =
+  "rfc3464" | "ses" | "qmail" | "exim" | "postfix-old" | "exchange" | "plain" | "none";
 
 export interface BounceDetail {
   /** canonical: domain lowercased, local part as written */
   address: string;
+  /**
+   * permanent: a hard bounce, the address is gone (user unknown, host unknown, moved); temporary: a
+   * soft one that may pass another day (full mailbox, refusal of our content or host, delay)
+   */
   kind: BounceKind;
+  /** why, in Sisimai's vocabulary (./reason.ts); "delayed" for a delay warning. Always set by scanBounce. */
+  reason?: BounceReason;
   /** RFC 3463 status, e.g. "5.1.1" */
   status?: string;
   /** RFC 3464 Action, lowercased (DSN only) */
@@ -39,8 +61,6 @@ export interface BounceDetail {
   diagnostic?: string;
   /** where the address was read: "Original-Recipient", "Final-Recipient", "qmail recipient paragraph", ... */
   source: string;
-  /** why delivery failed, in words (user unknown, mailbox full, ...), when the detector can tell */
-  reason?: string;
 }
 
 export interface BounceScan {
@@ -54,17 +74,19 @@ export interface BounceScan {
   reason?: string;
   /**
    * when not recognized because the message is positively no delivery failure: an automatic reply,
-   * or a DSN that lists only delivered, relayed or expanded recipients
+   * a DSN that lists only delivered, relayed or expanded recipients, or a feedback-loop complaint
    */
   notBounce?: "auto-reply" | "no-failure" | "complaint";
-  /** for a feedback-loop complaint (RFC 5965 ARF): whom it is about and its Feedback-Type */
-  complaint?: { address?: string; feedbackType?: string };
+  /** when notBounce is "complaint": who complained (the recipient of our message) and the report's type */
+  complaint?: Complaint;
 }
 
 /** Only this much of a message is examined: the notice comes first, the returned message last. */
 export const MAX_SCAN_BYTES = 1024 * 1024;
 const MAX_LINES = 20_000;
 const MAX_LINE = 1000;
+/** Notice text kept for classifying reasons when a recipient's own words say nothing. */
+const MAX_NOTICE_TEXT = 8 * 1024;
 
 export const NO_PATTERN = "no delivery-status part and no known text pattern";
 
@@ -86,14 +108,37 @@ export async function scanBounce(raw: Buffer): Promise<BounceScan> {
   }
 }
 
-function scan(raw: Buffer): BounceScan {
+function scan(raw: Buffer, depth = 0): BounceScan {
   if (!Buffer.isBuffer(raw) || raw.length === 0) return notRecognized("none", "empty input");
   const root = parseMessage(raw.subarray(0, MAX_SCAN_BYTES).toString("latin1"));
   if (root === null) return notRecognized("none", "not a mail message: no header block");
   const parts = leaves(root);
+  const h = root.headers;
+
+  // 0. feedback-loop complaints (RFC 5965): never bounces
+  const complaint = findComplaint(root, parts);
+  if (complaint !== undefined) {
+    return {
+      ...notRecognized(
+        "none",
+        `a feedback-loop complaint (${complaint.feedbackType ?? "unknown type"}), not a delivery failure`,
+      ),
+      notBounce: "complaint",
+      complaint,
+    };
+  }
+
+  // Amazon SES notifications by mail: JSON, not a notice
+  const plain = parts.find((p) => p.type === "text/plain" || p.type === "application/json");
+  const ses = plain === undefined ? undefined : parseSesNotification(partText(plain));
+  if (ses !== undefined) return sesResult(ses, h);
+
+  const lines = noticeLines(parts);
+  const region = noticeRegion(lines);
+  const context = headText([subjectOf(h), ...region], MAX_NOTICE_TEXT);
 
   // 1. RFC 3464
-  const found = new Collector();
+  const found = new Collector(context);
   let blocks = 0;
   let unreadable = 0;
   for (const p of parts) {
@@ -104,9 +149,7 @@ function scan(raw: Buffer): BounceScan {
     for (const r of report.bounces) found.add(r);
   }
   if (found.size > 0) return found.result("rfc3464");
-  if (blocks > 0) {
-    if (unreadable > 0)
-      return notRecognized("rfc3464", "the delivery-status report names no readable recipient address");
+  if (blocks > 0 && unreadable === 0) {
     return {
       ...notRecognized(
         "rfc3464",
@@ -117,7 +160,6 @@ function scan(raw: Buffer): BounceScan {
   }
 
   // 2. the notice's text
-  const h = root.headers;
   const auto = autoReplySign(h);
   if (auto !== undefined)
     return {
@@ -125,7 +167,6 @@ function scan(raw: Buffer): BounceScan {
       notBounce: "auto-reply",
     };
   const automated = machineMade(h);
-  const lines = noticeLines(parts);
   let empty: TextMatch | undefined;
   for (const detect of TEXT_DETECTORS) {
     const m = detect(lines);
@@ -143,17 +184,47 @@ function scan(raw: Buffer): BounceScan {
     for (const f of m.findings) found.add(f);
     return found.result(m.format);
   }
+  if (!automated) {
+    if (unreadable > 0)
+      return notRecognized("rfc3464", "the delivery-status report names no readable recipient address");
+    return notRecognized("none", NO_PATTERN);
+  }
 
-  // 3. X-Failed-Recipients (Exim, Gmail), when the text gave no address
-  if (automated) {
-    for (const value of headerAll(h, "x-failed-recipients")) {
-      for (const piece of value.split(",")) {
-        const address = cleanAddress(piece);
-        if (address !== undefined) found.add({ address, kind: "permanent", source: "X-Failed-Recipients" });
-      }
-    }
+  // 3. delivery-status fields written into the notice's text (Amazon WorkMail, some gateways)
+  if (region.some((l) => /^(?:final|original)-recipient\s*:/i.test(l))) {
+    for (const r of parseDeliveryStatus(region.join("\n")).bounces) found.add(r);
     if (found.size > 0) return found.result(empty?.format ?? "plain");
   }
+
+  // 4. X-Failed-Recipients (Exim, Gmail), when the text gave no address
+  for (const value of headerAll(h, "x-failed-recipients")) {
+    for (const piece of value.split(",")) {
+      const address = cleanAddress(piece);
+      if (address !== undefined) found.add({ address, kind: "permanent", source: "X-Failed-Recipients" });
+    }
+  }
+  if (found.size > 0) return found.result(empty?.format ?? "plain");
+
+  // 5. a notice that returns another notice (a relay forwarding the bounce it got): read the inner one
+  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
+  if (inner !== undefined && machineMade(parseHeaderBlock(inner.body.slice(0, 64 * 1024)).fields)) {
+    const nested = scan(Buffer.from(inner.body, "latin1"), depth + 1);
+    if (nested.recognized) return nested;
+  }
+
+  // 6. any notice that names its failed recipients near the server's words
+  const returned = returnedFields(parts, lines, region.length);
+  const generic = detectGeneric(lines, {
+    exclude: ownAddresses(h, returned),
+    returnedTo: headerAddresses(returned, ["to"]),
+    subject: subjectOf(h),
+  });
+  if (generic !== null) {
+    for (const f of generic.findings) found.add(f);
+    return found.result(empty?.format ?? generic.format);
+  }
+  if (unreadable > 0)
+    return notRecognized("rfc3464", "the delivery-status report names no readable recipient address");
   if (empty !== undefined) {
     return notRecognized(
       empty.format,
@@ -163,38 +234,83 @@ function scan(raw: Buffer): BounceScan {
   return notRecognized("none", NO_PATTERN);
 }
 
+function sesResult(ses: SesEvent, h: readonly HeaderField[]): BounceScan {
+  if (ses.type === "delivery") {
+    return {
+      ...notRecognized("ses", "an Amazon SES delivery notification: delivered, not a bounce"),
+      notBounce: "no-failure",
+    };
+  }
+  if (ses.type === "complaint") {
+    const complaint: Complaint = {};
+    if (ses.address !== undefined) complaint.address = ses.address;
+    if (ses.feedbackType !== undefined) complaint.feedbackType = ses.feedbackType;
+    return {
+      ...notRecognized("ses", "an Amazon SES complaint notification, not a delivery failure"),
+      notBounce: "complaint",
+      complaint,
+    };
+  }
+  const found = new Collector(subjectOf(h));
+  for (const r of ses.recipients) found.add(r);
+  return found.size > 0
+    ? found.result("ses")
+    : notRecognized("ses", "an Amazon SES bounce notification that names no readable recipient");
+}
+
+/** The first `max` characters of the lines joined by newlines, without joining the rest. */
+function headText(lines: readonly string[], max: number): string {
+  const out: string[] = [];
+  let n = 0;
+  for (const l of lines) {
+    if (n >= max) break;
+    out.push(l.length > max - n ? l.slice(0, max - n) : l);
+    n += l.length + 1;
+  }
+  return out.join("\n");
+}
+
 function notRecognized(format: BounceFormat, reason: string): BounceScan {
   return { recognized: false, format, permanent: [], temporary: [], details: [], reason };
 }
 
-/** Findings in order of appearance, one per address; a permanent failure outranks a temporary one. */
-class Collector {
-  private readonly byAddress = new Map<string, BounceDetail>();
-
-  get size(): number {
-    return this.byAddress.size;
+/** Addresses in header fields, each field's value split on commas, canonical. */
+function headerAddresses(fields: readonly HeaderField[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const name of names) {
+    for (const value of headerAll(fields, name)) {
+      for (const piece of value.slice(0, 4096).split(",")) {
+        const lt = piece.indexOf("<");
+        const gt = piece.indexOf(">", lt + 1);
+        const a = cleanAddress(lt >= 0 && gt > lt ? piece.slice(lt + 1, gt) : piece);
+        if (a !== undefined) out.push(a);
+      }
+    }
   }
+  return out;
+}
 
-  add(f: BounceDetail): void {
-    const d: BounceDetail = { address: f.address, kind: f.kind, source: f.source };
-    if (f.status !== undefined) d.status = f.status;
-    if (f.action !== undefined) d.action = f.action;
-    if (f.diagnostic !== undefined) d.diagnostic = f.diagnostic;
-    const existing = this.byAddress.get(d.address);
-    if (existing === undefined || (existing.kind === "temporary" && d.kind === "permanent"))
-      this.byAddress.set(d.address, d);
-  }
+/** The headers of the returned message: a message/rfc822 or text/rfc822-headers part, else inline after the notice. */
+function returnedFields(
+  parts: readonly MimePart[],
+  lines: readonly string[],
+  regionEnd: number,
+): HeaderField[] {
+  const part = parts.find((p) => p.type === "message/rfc822" || p.type === "text/rfc822-headers");
+  if (part !== undefined) return parseHeaderBlock(partText(part).slice(0, 64 * 1024)).fields;
+  let i = regionEnd;
+  // skip the marker line and blank lines up to the header block
+  while (i < lines.length && i < regionEnd + 5 && !/^[A-Za-z][\w-]*:/.test(lines[i] as string)) i++;
+  return parseHeaderBlock(lines.slice(i, i + 200).join("\n")).fields;
+}
 
-  result(format: BounceFormat): BounceScan {
-    const details = [...this.byAddress.values()];
-    return {
-      recognized: details.length > 0,
-      format,
-      permanent: details.filter((d) => d.kind === "permanent").map((d) => d.address),
-      temporary: details.filter((d) => d.kind === "temporary").map((d) => d.address),
-      details,
-    };
-  }
+/** The notice's own addresses and the sender's: never a failed recipient. */
+function ownAddresses(h: readonly HeaderField[], returned: readonly HeaderField[]): Set<string> {
+  const own = [
+    ...headerAddresses(h, ["from", "to", "cc", "reply-to", "sender", "return-path", "errors-to"]),
+    ...headerAddresses(returned, ["from", "sender", "reply-to", "return-path"]),
+  ];
+  return new Set(own.map((a) => a.toLowerCase()));
 }
 
 /** The notice's text: its text/plain parts (HTML only when there is no plain text), never the returned message. */
@@ -213,60 +329,4 @@ function noticeLines(parts: readonly MimePart[]): string[] {
     lines.push("");
   }
   return lines;
-}
-
-const SYSTEM_SENDER =
-  /mailer-daemon|postmaster|mail delivery|mail system|mail administrator|system administrator|mailer|no-?reply/i;
-const BOUNCE_SUBJECT =
-  /undeliver|non-?deliver|delivery (?:status|failure|failed|notification|report|problem|has failed)|returned mail|failure notice|mail delivery|delayed mail|not (?:be )?delivered|could not (?:be )?deliver|warning: message .* delayed/i;
-const REPLY_PREFIX = /^\s*(?:re|fwd?|aw|wg|tr|sv|vs|rv)\s*(?:\[\d+\])?\s*:/i;
-const AUTO_REPLY_SUBJECT =
-  /^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|auto:|on vacation|vacation|away from (?:the )?office|abwesenheit|r[ée]ponse automatique|respuesta autom[áa]tica)/i;
-
-function subjectOf(h: readonly HeaderField[]): string {
-  return sanitize(decodeWords(header(h, "subject") ?? ""), 300);
-}
-
-function systemSender(h: readonly HeaderField[]): boolean {
-  return (
-    SYSTEM_SENDER.test(decodeWords(header(h, "from") ?? "")) ||
-    /^<\s*(?:MAILER-DAEMON[^>]*)?>$/i.test((header(h, "return-path") ?? "").trim())
-  );
-}
-
-function bounceSubject(h: readonly HeaderField[]): boolean {
-  const s = subjectOf(h);
-  return !REPLY_PREFIX.test(s) && BOUNCE_SUBJECT.test(s);
-}
-
-/** Signs of a machine-made notice rather than a person's message. */
-function machineMade(h: readonly HeaderField[]): boolean {
-  const autoSubmitted = (header(h, "auto-submitted") ?? "").trim().toLowerCase();
-  return (
-    systemSender(h) ||
-    bounceSubject(h) ||
-    header(h, "x-failed-recipients") !== undefined ||
-    (autoSubmitted !== "" && !autoSubmitted.startsWith("no"))
-  );
-}
-
-/** Why the message is an automatic reply (vacation, out-of-office), or undefined when it is not one. */
-function autoReplySign(h: readonly HeaderField[]): string | undefined {
-  for (const name of ["x-autoreply", "x-autorespond", "x-autoresponder"]) {
-    if (header(h, name) !== undefined) return `${name} header`;
-  }
-  for (const name of ["precedence", "x-precedence"]) {
-    if (/auto[_-]?reply/i.test(header(h, name) ?? "")) return `${name}: auto_reply`;
-  }
-  const subject = subjectOf(h);
-  if (AUTO_REPLY_SUBJECT.test(subject)) return `subject ${JSON.stringify(subject.slice(0, 60))}`;
-  // Postfix and others mark their bounces auto-replied too, so the header alone is not enough
-  if (
-    /^auto-replied/i.test((header(h, "auto-submitted") ?? "").trim()) &&
-    !systemSender(h) &&
-    !bounceSubject(h)
-  ) {
-    return "Auto-Submitted: auto-replied";
-  }
-  return undefined;
 }

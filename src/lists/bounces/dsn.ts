@@ -44,6 +44,7 @@ export function parseBlocks(text: string): Block[] {
   const blocks: Block[] = [];
   let cur: Block = new Map();
   let last: string | undefined;
+  let statusAfterRecipient = false;
   const flush = (): void => {
     if (cur.size > 0) blocks.push(cur);
     cur = new Map();
@@ -54,6 +55,7 @@ export function parseBlocks(text: string): Block[] {
     const line = raw.replace(/\r$/, "");
     if (line.trim() === "") {
       flush();
+      statusAfterRecipient = false;
       continue;
     }
     if ((line[0] === " " || line[0] === "\t") && last !== undefined) {
@@ -61,16 +63,28 @@ export function parseBlocks(text: string): Block[] {
       if (prev.length < 4000) cur.set(last, prev + " " + line.trim());
       continue;
     }
-    const m = /^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$/.exec(line);
-    if (!m) continue;
-    const name = (m[1] as string).toLowerCase();
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const rawName = line.slice(0, colon).trimEnd();
+    if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(rawName)) continue;
+    const name = rawName.toLowerCase();
+    const value = line.slice(colon + 1).trim();
     const isRecipientField = name === "final-recipient" || name === "original-recipient";
     // A second field of the same name, or a recipient field after per-message fields or after the
     // previous recipient's Action/Status, means the blank line between blocks is missing.
-    const startsNew =
-      isRecipientField && (cur.has("reporting-mta") || cur.has("action") || cur.has("status"));
-    if (cur.has(name) || startsNew) flush();
-    cur.set(name, (m[2] as string).trim());
+    // (Some MTAs write a recipient's fields in reverse, Action and Status before the recipient
+    // fields: those stay one block unless the Action/Status came after a recipient field.)
+    const startsNew = isRecipientField && (cur.has("reporting-mta") || statusAfterRecipient);
+    if (cur.has(name) || startsNew) {
+      flush();
+      statusAfterRecipient = false;
+    }
+    if (
+      (name === "action" || name === "status") &&
+      (cur.has("final-recipient") || cur.has("original-recipient"))
+    )
+      statusAfterRecipient = true;
+    cur.set(name, value);
     last = name;
   }
   flush();
@@ -97,7 +111,7 @@ export function classify(
   diagnostic: string | undefined,
 ): BounceKind | null {
   const a = (action ?? "").trim().toLowerCase();
-  if (/^(fail|undeliver|bounce|reject)/.test(a)) return "permanent";
+  if (/^(fail|undeliver|bounce|reject|expire)/.test(a)) return "permanent";
   if (/^delay/.test(a)) return "temporary";
   if (/^(deliver|relay|expand)/.test(a)) return null;
   const cls = /^\s*([245])\./.exec(status ?? "")?.[1];
@@ -143,8 +157,11 @@ export function parseDeliveryStatus(text: string): DsnReport {
     const status =
       /^\s*([245]\.\d{1,3}\.\d{1,3})/.exec(rawStatus ?? "")?.[1] ?? findStatus(rawDiagnostic ?? "");
     if (status !== undefined) r.status = status;
-    if (rawDiagnostic !== undefined && rawDiagnostic.trim() !== "")
-      r.diagnostic = cleanDiagnostic(rawDiagnostic);
+    // without a Diagnostic-Code, a comment after the Status ("5.0.0 (Remote SMTP server has rejected
+    // address)") is the only words we have
+    const statusComment = (rawStatus ?? "").replace(/^\s*[245]\.\d{1,3}\.\d{1,3}/, "").trim();
+    const words = rawDiagnostic?.trim() || statusComment;
+    if (words !== "") r.diagnostic = cleanDiagnostic(words);
     report.bounces.push(r);
   }
   return report;

@@ -151,15 +151,38 @@ function buildPart(
   const ct = parseContentType(header(fields, "content-type"));
   const type = ct.type || defaultType;
   const part: MimePart = { headers: fields, type, params: ct.params, body, children: [] };
-  const boundary = ct.params["boundary"];
-  if (!type.startsWith("multipart/") || !boundary || depth >= MAX_DEPTH) return part;
+  if (!type.startsWith("multipart/") || depth >= MAX_DEPTH) return part;
+  // a boundary parameter lost to a broken fold ("boundary=" at the margin) is read from the body
+  const boundary = ct.params["boundary"] || inferBoundary(body);
+  if (!boundary) return { ...part, type: "text/plain" };
   const childDefault = type === "multipart/digest" ? "message/rfc822" : "text/plain";
-  for (const raw of splitMultipart(body, boundary)) {
+  let pieces = splitMultipart(body, boundary);
+  if (pieces.length === 0) {
+    // the boundary in the header is not the one the body uses (seen after careless redaction and in
+    // broken gateways): take the first delimiter-looking line; with none at all, read it as text
+    const inferred = inferBoundary(body);
+    if (inferred !== undefined) pieces = splitMultipart(body, inferred);
+    if (pieces.length === 0) return { ...part, type: "text/plain" };
+  }
+  for (const raw of pieces) {
     if (budget.parts >= MAX_PARTS) break;
     const h = parseHeaderBlock(raw);
     part.children.push(buildPart(h.fields, raw.slice(h.bodyStart), childDefault, depth + 1, budget));
   }
   return part;
+}
+
+/** The boundary of the first line that looks like a delimiter (`--token`), within the first lines. */
+function inferBoundary(body: string): string | undefined {
+  let pos = 0;
+  for (let n = 0; n < 200 && pos < body.length; n++) {
+    let nl = body.indexOf("\n", pos);
+    if (nl < 0) nl = body.length;
+    const line = body.slice(pos, Math.min(nl, pos + 100)).replace(/\r$/, "");
+    if (line.startsWith("--") && line.length > 4 && !/\s/.test(line)) return line.slice(2);
+    pos = nl + 1;
+  }
+  return undefined;
 }
 
 /**

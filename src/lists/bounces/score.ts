@@ -1,7 +1,12 @@
 /**
  * Bounce scoring: pure functions over one member's bounce state, as Mailman does it.
  *
- * - A permanent bounce adds 1, a temporary one `temporaryWeight` (default 0: delays do not count).
+ * - What a bounce adds depends on why it bounced (the detector's reason, ./reason.ts), as Mailman 2
+ *   scores hard bounces 1 and soft ones 0.5: a hard bounce (the mailbox or domain is gone: user
+ *   unknown, host unknown, moved) adds 1; a soft final failure (mailbox full, our message or host
+ *   refused, an undefined failure, ...) adds `softWeight` (default 0.5); a delay ("delayed") adds
+ *   `temporaryWeight` (default 0: delays do not count). Without a reason (older callers), a permanent
+ *   bounce adds 1 and a temporary one `temporaryWeight`, as before.
  * - At most one bounce counts per UTC day, whichever kind comes first that day: a burst of bounces
  *   for one post (or for one day's posts) is one piece of evidence, not many.
  * - When the last bounce is older than `staleAfter`, the score starts again from 0 before adding:
@@ -14,6 +19,7 @@
  */
 import { QrunnerError } from "../../util/errors.js";
 import type { BounceKind } from "./dsn.js";
+import type { BounceReason } from "./reason.js";
 
 export type { BounceKind } from "./dsn.js";
 
@@ -37,9 +43,17 @@ export interface BouncePolicy {
   threshold: number;
   /** ms without bounces after which the score starts again from 0 */
   staleAfter: number;
-  /** what a temporary bounce adds (0..1) */
+  /** what a temporary bounce (a delay) adds (0..1) */
   temporaryWeight: number;
+  /** what a soft final failure (mailbox full, refused, ...) adds (0..1); SOFT_WEIGHT when absent */
+  softWeight?: number;
 }
+
+/** Mailman 2's score for a soft bounce, against 1 for a hard one. */
+export const SOFT_WEIGHT = 0.5;
+
+/** Reasons that mean the address is gone: they weigh a full 1. */
+const HARD_REASONS: ReadonlySet<string> = new Set(["userunknown", "hostunknown", "hasmoved"]);
 
 export interface BounceOutcome {
   state: MemberBounceState;
@@ -63,12 +77,32 @@ export function policyFromList(bounce: {
   threshold: number;
   stale_after: number;
   temporary_weight: number;
+  soft_weight?: number;
 }): BouncePolicy {
-  return {
+  const policy: BouncePolicy = {
     threshold: bounce.threshold,
     staleAfter: bounce.stale_after,
     temporaryWeight: bounce.temporary_weight,
   };
+  if (bounce.soft_weight !== undefined) policy.softWeight = bounce.soft_weight;
+  return policy;
+}
+
+/**
+ * What one bounce adds to the score: 1 for a hard bounce, `softWeight` for a soft final failure,
+ * `temporaryWeight` for a delay. A soft bounce never weighs more than a hard one.
+ */
+export function bounceWeight(
+  kind: BounceKind,
+  reason: BounceReason | undefined,
+  policy: BouncePolicy,
+): number {
+  const soft = Math.min(1, policy.softWeight ?? SOFT_WEIGHT);
+  if (reason === undefined) return kind === "permanent" ? 1 : policy.temporaryWeight;
+  if (HARD_REASONS.has(reason)) return 1;
+  if (reason === "delayed") return policy.temporaryWeight;
+  // "notaccept" (a null MX) is hard when the detector said permanent
+  return kind === "permanent" && reason === "notaccept" ? 1 : soft;
 }
 
 /** The UTC day of a ms epoch, YYYY-MM-DD. */
@@ -101,19 +135,24 @@ function check(event: BounceEvent, policy: BouncePolicy): void {
   if (!(policy.temporaryWeight >= 0) || !Number.isFinite(policy.temporaryWeight)) {
     throw new BounceScoreError(`bounce temporary_weight ${policy.temporaryWeight} must be a number from 0`);
   }
+  if (policy.softWeight !== undefined && (!(policy.softWeight >= 0) || !Number.isFinite(policy.softWeight))) {
+    throw new BounceScoreError(`bounce soft_weight ${policy.softWeight} must be a number from 0`);
+  }
 }
 
-/** Apply one bounce to a member's state. Pure: the input state is not changed. */
+/**
+ * Apply one bounce to a member's state. Pure: the input state is not changed. `reason` is the
+ * detector's (BounceDetail.reason); without it the kind alone decides, as before.
+ */
 export function applyBounce(
   state: MemberBounceState,
   event: BounceEvent,
   policy: BouncePolicy,
-  /** the detector's reason (user unknown, mailbox full, ...); weighs the bounce where scoring uses it */
-  reason?: string,
+  reason?: BounceReason,
 ): BounceOutcome {
   void reason;
   check(event, policy);
-  const weight = event.kind === "permanent" ? 1 : policy.temporaryWeight;
+  const weight = bounceWeight(event.kind, reason, policy);
   const next: MemberBounceState = { ...state };
   if (state.disabled) next.disabled = { ...state.disabled };
   if (weight <= 0) return { state: next, counted: false, disabledNow: false };

@@ -59,13 +59,14 @@ export function detectExim(lines: readonly string[]): TextMatch | null {
     const line = lines[i] as string;
     if (isBlank(line)) continue;
     if (!isIndented(line)) break; // "------ This is a copy of the message", "No action is required ..."
-    const addressLine = /^ {1,2}(\S+)(.*)$/.exec(line);
+    const addressLine = /^ {1,2}(\S+)/.exec(line);
     if (addressLine) {
       close();
-      const address = cleanAddress((addressLine[1] as string).replace(/:$/, ""));
+      const token = addressLine[1] as string;
+      const address = cleanAddress(token.endsWith(":") ? token.slice(0, -1) : token);
       // pipes and files ("pipe to |/usr/bin/x", "save to /var/mail/x") are no member addresses
       if (address !== undefined) {
-        const rest = (addressLine[2] as string).replace(/^[\s:]+/, "");
+        const rest = line.slice(addressLine[0].length).replace(/^[\s:]+/, "");
         cur = { address, diag: rest ? [rest] : [], source: "exim failed-address list" };
       }
       continue;
@@ -111,7 +112,7 @@ export function detectPostfixText(lines: readonly string[]): TextMatch | null {
   for (let i = intro + 1, end = Math.min(lines.length, intro + 1 + MAX_SECTION_LINES * 2); i < end; i++) {
     const line = lines[i] as string;
     if (POSTFIX_STOP.test(line)) break;
-    const m = /^<([^<>\s]+)>(?:\s+\(expanded from <([^<>\s]+)>\))?:\s*(.*)$/.exec(line);
+    const m = /^<([^<>\s]+)>(?:\s+\(expanded from <([^<>\s]+)>\))?:(.*)$/.exec(line);
     if (m) {
       close();
       const expandedFrom = cleanAddress(m[2]);
@@ -119,7 +120,8 @@ export function detectPostfixText(lines: readonly string[]): TextMatch | null {
       if (address !== undefined) {
         const source =
           expandedFrom !== undefined ? "postfix report line (expanded from)" : "postfix report line";
-        cur = { address, diag: m[3] ? [m[3]] : [], source };
+        const said = (m[3] ?? "").trim();
+        cur = { address, diag: said ? [said] : [], source };
       }
       continue;
     }

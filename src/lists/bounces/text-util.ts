@@ -85,11 +85,12 @@ export function recipientParagraphs(
       continue;
     }
     if (paragraphStart && line.startsWith("-")) break;
-    const m = paragraphStart ? /^<([^<>\s]*)>:?\s*(.*)$/.exec(line) : null;
+    const m = paragraphStart ? /^<([^<>\s]*)>:?(.*)$/.exec(line) : null;
     paragraphStart = false;
     if (m) {
       const address = cleanAddress(m[1]);
-      if (address !== undefined) cur = { address, diag: m[2] ? [m[2]] : [] };
+      const said = (m[2] ?? "").trim();
+      if (address !== undefined) cur = { address, diag: said ? [said] : [] };
       continue;
     }
     const c = cur as { address: string; diag: string[] } | null;
@@ -133,13 +134,20 @@ export function addressList(
     }
     if (cur && (indent > cur.indent || trimmed.startsWith("("))) {
       // Sendmail writes "(reason: 550 5.1.1 User unknown)"
-      cur.diag.push(trimmed.replace(/^\((?:reason:\s*)?(.*)\)$/i, "$1"));
+      cur.diag.push(unparenthesize(trimmed));
       continue;
     }
     break;
   }
   close();
   return out;
+}
+
+/** "(reason: 550 5.1.1 User unknown)" -> "550 5.1.1 User unknown"; anything else as it is. */
+function unparenthesize(s: string): string {
+  if (!s.startsWith("(") || !s.endsWith(")")) return s;
+  const inner = s.slice(1, -1);
+  return inner.toLowerCase().startsWith("reason:") ? inner.slice(7).trimStart() : inner;
 }
 
 /** A reason stated after the list ("Technical details of permanent failure:", "The response was:"). */
@@ -149,12 +157,16 @@ export function trailingDiagnostic(lines: readonly string[], from: number, re: R
   const parts: string[] = [];
   const first = (lines[at] as string).replace(re, "").trim();
   if (first) parts.push(first);
-  for (let i = at + 1; i < lines.length && parts.length < 6; i++) {
+  // the reason and, after one blank line, the server's reply that often follows it ("The error that
+  // the other server returned was: 550 5.1.1 ...")
+  let paragraphs = 0;
+  for (let i = at + 1; i < lines.length && parts.length < 8; i++) {
     const l = lines[i] as string;
     if (isBlank(l)) {
-      if (parts.length > 0) break;
+      if (parts.length > 0 && !isBlank(lines[i - 1]) && ++paragraphs >= 2) break;
       continue;
     }
+    if (/^-{2,}|^_{5,}/.test(l.trim())) break;
     parts.push(l.trim());
   }
   const d = sanitize(parts.join(" "));

@@ -104,7 +104,8 @@ function ndrRecipients(lines: readonly string[], intro: number, kind: BounceKind
     for (let j = diagAt + 1, end = Math.min(lines.length, diagAt + 1 + MAX_SECTION_LINES); j < end; j++) {
       const line = lines[j] as string;
       if (/^Original message headers/i.test(line)) break;
-      const address = /^\S+@\S+$/.test(line.trim()) ? cleanAddress(line.trim()) : undefined;
+      const t = line.trim();
+      const address = t.includes("@") && !/\s/.test(t) ? cleanAddress(t) : undefined;
       if (address === undefined) continue;
       const diag: string[] = [];
       for (let k = j + 1; k < end && !isBlank(lines[k]) && diag.length < 4; k++)

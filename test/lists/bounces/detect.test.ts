@@ -22,6 +22,8 @@ interface Expected {
   status?: Record<string, string>;
   /** a substring of the reason, when not recognized */
   reason?: string;
+  /** address -> BounceDetail.reason, for the ones checked */
+  reasons?: Record<string, string>;
 }
 
 /** Every fixture and exactly what it must give. */
@@ -30,9 +32,11 @@ const EXPECTED: Record<string, Expected> = {
     recognized: true,
     format: "rfc3464",
     // carol: Original-Recipient (the list's address) wins over the forward target; Dave: domain lowercased only
-    permanent: ["alice@example.net", "carol@example.net", "Dave.Smith@example.net"],
-    temporary: [],
+    // a full mailbox is a soft bounce (temporary): the mailbox exists
+    permanent: ["alice@example.net", "carol@example.net"],
+    temporary: ["Dave.Smith@example.net"],
     status: { "alice@example.net": "5.1.1", "carol@example.net": "5.1.1", "Dave.Smith@example.net": "5.2.2" },
+    reasons: { "alice@example.net": "userunknown", "Dave.Smith@example.net": "mailboxfull" },
   },
   "postfix-delayed.eml": {
     recognized: true,
@@ -45,11 +49,18 @@ const EXPECTED: Record<string, Expected> = {
     recognized: true,
     format: "exim",
     // henry.old@example.com was "generated from henry@example.net": the member's address wins
-    permanent: ["grace@example.net", "henry@example.net"],
-    temporary: [],
+    permanent: ["henry@example.net"],
+    temporary: ["grace@example.net"],
     status: { "henry@example.net": "5.1.1" },
+    reasons: { "grace@example.net": "mailboxfull", "henry@example.net": "userunknown" },
   },
-  "exim-delayed.eml": { recognized: true, format: "exim", permanent: [], temporary: ["ivy@example.net"] },
+  "exim-delayed.eml": {
+    recognized: true,
+    format: "exim",
+    permanent: [],
+    temporary: ["ivy@example.net"],
+    reasons: { "ivy@example.net": "delayed" },
+  },
   "qmail.eml": {
     recognized: true,
     format: "qmail",
@@ -77,13 +88,21 @@ const EXPECTED: Record<string, Expected> = {
     temporary: [],
     status: { "mallory.fwd@example.com": "5.1.1" },
   },
-  "yahoo-plain.eml": { recognized: true, format: "plain", permanent: ["niaj@example.com"], temporary: [] },
+  "yahoo-plain.eml": {
+    recognized: true,
+    format: "plain",
+    permanent: ["niaj@example.com"],
+    temporary: [],
+    reasons: { "niaj@example.com": "userunknown" },
+  },
   "sendmail-mixed.eml": {
     recognized: true,
     format: "rfc3464",
-    permanent: ["olivia@example.com", "peggy@example.com"],
-    temporary: ["rupert@example.net"],
+    // relaying refused (5.7.1) is about our route, not the member's mailbox: soft
+    permanent: ["olivia@example.com"],
+    temporary: ["peggy@example.com", "rupert@example.net"],
     status: { "olivia@example.com": "5.1.1", "peggy@example.com": "5.7.1", "rupert@example.net": "4.4.1" },
+    reasons: { "peggy@example.com": "norelaying", "rupert@example.net": "delayed" },
   },
   "sendmail-text.eml": {
     recognized: true,
@@ -101,8 +120,9 @@ const EXPECTED: Record<string, Expected> = {
   "plain-could-not-deliver.eml": {
     recognized: true,
     format: "plain",
-    permanent: ["walter@example.com", "Xavier@example.com"],
-    temporary: [],
+    permanent: ["Xavier@example.com"],
+    temporary: ["walter@example.com"],
+    reasons: { "walter@example.com": "mailboxfull", "Xavier@example.com": "hostunknown" },
   },
   "ooo-autoreply.eml": {
     recognized: false,
@@ -148,6 +168,10 @@ function expectScan(scan: BounceScan, e: Expected): void {
   for (const [address, status] of Object.entries(e.status ?? {})) {
     expect(scan.details.find((d) => d.address === address)?.status, address).toBe(status);
   }
+  for (const [address, reason] of Object.entries(e.reasons ?? {})) {
+    expect(scan.details.find((d) => d.address === address)?.reason, address).toBe(reason);
+  }
+  for (const d of scan.details) expect(d.reason, d.address).toBeDefined();
   if (e.reason !== undefined) expect(scan.reason).toContain(e.reason);
   if (e.recognized) expect(scan.reason).toBeUndefined();
 }
@@ -266,19 +290,51 @@ function dsn(block: string, notice = "Delivery report follows."): Buffer {
 
 describe("RFC 3464 rules", () => {
   it.each([
-    ["Action: failed\nStatus: 4.4.7", "permanent"], // the MTA gave up: final, whatever the cause
-    ["Action: delayed\nStatus: 4.2.2", "temporary"],
-    ["Action: failed (bad destination mailbox address)\nStatus: 5.1.1", "permanent"],
-    ["Status: 5.1.1", "permanent"], // no Action: Status decides
-    ["Status: 4.2.2 (mailbox full)", "temporary"],
-    ["Action: bogus\nStatus: 5.0.0", "permanent"],
-    ["Diagnostic-Code: smtp; 452 4.2.2 over quota", "temporary"], // neither: the reply code
-  ])("%j is %s", async (fields, kind) => {
+    // permanent only when the address is gone; the MTA giving up on anything else is a soft bounce
+    ["Action: failed\nStatus: 4.4.7", "temporary", "expired"],
+    ["Action: delayed\nStatus: 4.2.2", "temporary", "delayed"],
+    ["Action: failed (bad destination mailbox address)\nStatus: 5.1.1", "permanent", "userunknown"],
+    ["Status: 5.1.1", "permanent", "userunknown"], // no Action: Status decides
+    ["Status: 4.2.2 (mailbox full)", "temporary", "delayed"],
+    [
+      "Action: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 5.2.2 Mailbox full",
+      "temporary",
+      "mailboxfull",
+    ],
+    ["Action: failed\nStatus: 5.1.2\nDiagnostic-Code: smtp; 550 Host unknown", "permanent", "hostunknown"],
+    ["Action: failed\nStatus: 5.4.7", "temporary", "expired"],
+    [
+      "Action: bogus\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 No such user (in reply to RCPT TO)",
+      "permanent",
+      "userunknown",
+    ],
+    [
+      "Action: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 5.7.1 Message rejected as spam",
+      "temporary",
+      "spamdetected",
+    ],
+    [
+      "Action: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 unknown user (in reply to end of DATA command)",
+      "temporary",
+      "filtered",
+    ],
+    [
+      "Action: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 Sender address rejected (after MAIL FROM)",
+      "temporary",
+      "rejected",
+    ],
+    [
+      "Action: failed\nStatus: 4.0.0\nDiagnostic-Code: Host not found, try again",
+      "temporary",
+      "networkerror",
+    ],
+    ["Diagnostic-Code: smtp; 452 4.2.2 over quota", "temporary", "delayed"], // neither: the reply code
+  ])("%j is %s (%s)", async (fields, kind, reason) => {
     const scan = await scanBounce(
       dsn(`Final-Recipient: rfc822; uma@example.com\n${fields}`.replace(/\n/g, "\r\n")),
     );
     expect(scan.details).toHaveLength(1);
-    expect(scan.details[0]).toMatchObject({ address: "uma@example.com", kind });
+    expect(scan.details[0]).toMatchObject({ address: "uma@example.com", kind, reason });
   });
 
   it.each(["delivered", "relayed", "expanded"])("Action: %s is no bounce", async (action) => {
@@ -291,19 +347,19 @@ describe("RFC 3464 rules", () => {
   it("prefers Original-Recipient only when it is rfc822 and valid", async () => {
     const a = await scanBounce(
       dsn(
-        "Original-Recipient: rfc822;Uma@Example.COM\r\nFinal-Recipient: rfc822; uma.b@mail.example.com\r\nAction: failed",
+        "Original-Recipient: rfc822;Uma@Example.COM\r\nFinal-Recipient: rfc822; uma.b@mail.example.com\r\nAction: failed\r\nStatus: 5.1.1",
       ),
     );
     expect(a.permanent).toEqual(["Uma@example.com"]);
     const b = await scanBounce(
       dsn(
-        "Original-Recipient: x400; c=us;a=;p=example;o=mail;s=uma\r\nFinal-Recipient: rfc822; <uma@example.com>\r\nAction: failed",
+        "Original-Recipient: x400; c=us;a=;p=example;o=mail;s=uma\r\nFinal-Recipient: rfc822; <uma@example.com>\r\nAction: failed\r\nStatus: 5.1.1",
       ),
     );
     expect(b.permanent).toEqual(["uma@example.com"]);
     expect(b.details[0]?.source).toBe("Final-Recipient");
     // no address-type at all, seen from some gateways
-    const c = await scanBounce(dsn("Final-Recipient: <uma@example.com>\r\nAction: failed"));
+    const c = await scanBounce(dsn("Final-Recipient: <uma@example.com>\r\nAction: failed\r\nStatus: 5.1.1"));
     expect(c.permanent).toEqual(["uma@example.com"]);
   });
 
@@ -317,21 +373,22 @@ describe("RFC 3464 rules", () => {
           "",
           "Final-Recipient: rfc822; uma@EXAMPLE.com",
           "Action: failed",
-          "Status: 5.4.7",
+          "Status: 5.1.1",
           "",
           "Final-Recipient: rfc822; <uma@example.com>",
           "Action: failed",
+          "Status: 5.1.1",
         ].join("\r\n"),
       ),
     );
     expect(scan.permanent).toEqual(["uma@example.com"]);
     expect(scan.temporary).toEqual([]);
     expect(scan.details).toHaveLength(1);
-    expect(scan.details[0]?.status).toBe("5.4.7");
+    expect(scan.details[0]?.status).toBe("5.1.1");
     // local parts are kept as written: UMA@ and uma@ may be different mailboxes
     const two = await scanBounce(
       dsn(
-        "Final-Recipient: rfc822; uma@example.com\r\nAction: failed\r\n\r\nFinal-Recipient: rfc822; UMA@example.com\r\nAction: failed",
+        "Final-Recipient: rfc822; uma@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\nFinal-Recipient: rfc822; UMA@example.com\r\nAction: failed\r\nStatus: 5.1.1",
       ),
     );
     expect(two.permanent).toEqual(["uma@example.com", "UMA@example.com"]);
@@ -340,7 +397,7 @@ describe("RFC 3464 rules", () => {
   it("tolerates a missing blank line between recipient blocks", async () => {
     const scan = await scanBounce(
       dsn(
-        "Final-Recipient: rfc822; uma@example.com\r\nAction: failed\r\nFinal-Recipient: rfc822; vic@example.com\r\nAction: delayed",
+        "Final-Recipient: rfc822; uma@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\nFinal-Recipient: rfc822; vic@example.com\r\nAction: delayed",
       ),
     );
     expect(scan.permanent).toEqual(["uma@example.com"]);
@@ -567,8 +624,10 @@ describe("text heuristics", () => {
     expect(scan).toMatchObject({
       recognized: true,
       format: "exchange",
-      permanent: ["leo@example.net", "mia@example.net"],
+      permanent: ["leo@example.net"],
+      temporary: ["mia@example.net"],
     });
+    expect(scan.details.map((d) => d.reason)).toEqual(["userunknown", "mailboxfull"]);
     expect(scan.details.map((d) => d.status)).toEqual(["5.1.1", "5.2.2"]);
   });
 
@@ -587,8 +646,12 @@ describe("text heuristics", () => {
     expect(scan).toMatchObject({
       recognized: true,
       format: "plain",
-      permanent: ["wendy@example.com", "xena@example.net"],
     });
+    // the header says who, not why: no stated reason is a soft bounce (as Sisimai reads it)
+    expect(scan.details.map((d) => [d.address, d.reason])).toEqual([
+      ["wendy@example.com", "undefined"],
+      ["xena@example.net", "undefined"],
+    ]);
     expect(scan.details[0]?.source).toBe("X-Failed-Recipients");
   });
 

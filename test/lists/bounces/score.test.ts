@@ -2,7 +2,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   BounceScoreError,
+  SOFT_WEIGHT,
   applyBounce,
+  bounceWeight,
   effectiveScore,
   policyFromList,
   utcDay,
@@ -181,6 +183,61 @@ describe("applyBounce", () => {
   });
 });
 
+describe("scoring by reason", () => {
+  it("weighs a user unknown 1, a full mailbox or any soft refusal 0.5, a delay temporaryWeight", () => {
+    expect(bounceWeight("permanent", "userunknown", policy)).toBe(1);
+    expect(bounceWeight("permanent", "hostunknown", policy)).toBe(1);
+    expect(bounceWeight("temporary", "mailboxfull", policy)).toBe(SOFT_WEIGHT);
+    expect(bounceWeight("temporary", "blocked", policy)).toBe(SOFT_WEIGHT);
+    expect(bounceWeight("temporary", "undefined", policy)).toBe(SOFT_WEIGHT);
+    expect(bounceWeight("temporary", "delayed", policy)).toBe(0);
+    expect(bounceWeight("temporary", "delayed", { ...policy, temporaryWeight: 0.25 })).toBe(0.25);
+    // without a reason, as callers did before reasons existed
+    expect(bounceWeight("permanent", undefined, policy)).toBe(1);
+    expect(bounceWeight("temporary", undefined, policy)).toBe(0);
+  });
+
+  it("a soft bounce never weighs more than a hard one, whatever softWeight says", () => {
+    expect(bounceWeight("temporary", "mailboxfull", { ...policy, softWeight: 3 })).toBe(1);
+    expect(bounceWeight("temporary", "mailboxfull", { ...policy, softWeight: 0.2 })).toBe(0.2);
+  });
+
+  it("disables a full mailbox after twice as many days as a user unknown", () => {
+    const days = (reason: "userunknown" | "mailboxfull"): number => {
+      let s = fresh();
+      for (let d = 0; d < 20; d++) {
+        const r = applyBounce(
+          s,
+          { kind: reason === "userunknown" ? "permanent" : "temporary", at: T0 + d * DAY },
+          policy,
+          reason,
+        );
+        s = r.state;
+        if (r.disabledNow) return d + 1;
+      }
+      return Infinity;
+    };
+    expect(days("userunknown")).toBe(3);
+    expect(days("mailboxfull")).toBe(6);
+  });
+
+  it("never disables on delays at the default weight", () => {
+    let s = fresh();
+    for (let d = 0; d < 30; d++) {
+      const r = applyBounce(s, { kind: "temporary", at: T0 + d * DAY }, policy, "delayed");
+      expect(r.counted).toBe(false);
+      s = r.state;
+    }
+    expect(s).toEqual(fresh());
+  });
+
+  it("refuses a negative softWeight", () => {
+    expect(() =>
+      applyBounce(fresh(), { kind: "temporary", at: T0 }, { ...policy, softWeight: -1 }, "mailboxfull"),
+    ).toThrow(/soft_weight/);
+  });
+});
+
 describe("helpers", () => {
   it("utcDay is the UTC calendar day", () => {
     expect(utcDay(Date.UTC(2025, 0, 1, 0, 0, 0))).toBe("2025-01-01");
@@ -193,5 +250,9 @@ describe("helpers", () => {
       staleAfter: 7 * DAY,
       temporaryWeight: 0,
     });
+    expect(
+      policyFromList({ threshold: 5, stale_after: 7 * DAY, temporary_weight: 0, soft_weight: 0.25 })
+        .softWeight,
+    ).toBe(0.25);
   });
 });
