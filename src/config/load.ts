@@ -133,6 +133,16 @@ function crossCheck(p: ParsedYaml, c: ParsedConfig, dir: string): void {
         const { line, col } = locate(p, at);
         seen.set(id, `${pathString(at)} (line ${line}:${col})`);
       }
+      if (h.auth && !h.secure && h.starttls !== "require" && !h.allow_plaintext_auth)
+        addIssue(
+          p,
+          [...at, "auth"],
+          `${pathString([...at, "auth"])}: a password is sent only over TLS; set \`secure: true\` ` +
+            `(TLS from the first byte, port 465) or \`starttls: require\` on this host` +
+            (h.starttls === "never"
+              ? " (it has `starttls: never`)"
+              : " (`starttls: opportunistic` can be stripped by a man in the middle)"),
+        );
       if (h.ca !== undefined) {
         const ca = path.resolve(dir, h.ca);
         try {

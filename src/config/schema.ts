@@ -123,6 +123,12 @@ export const hostSchema = z
       })
       .strict()
       .optional(),
+    allow_plaintext_auth: z
+      .boolean()
+      .default(false)
+      .describe(
+        "send `auth` without TLS (tests only: a man in the middle can read the password); warned at every start",
+      ),
     pool_size: z.number().int().min(1).max(64).default(4).describe("connections kept open to this host"),
     connect_timeout: duration.default("10s"),
     timeout: duration.default("60s").describe("greeting and per-command socket timeout"),

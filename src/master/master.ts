@@ -62,8 +62,19 @@ function issuesOf(err: unknown, file: string): ConfigIssue[] {
 export async function runMaster(opts: MasterOptions): Promise<number> {
   const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
+  warnPlaintextAuth(config, logHandle.logger);
   const { lock, cluster } = await prepareMaster(config, opts.configFile, logHandle);
   return new Master(opts, config, lists ?? new Map(), logHandle, lock, cluster).run();
+}
+
+/** `allow_plaintext_auth` is for tests: say so at every start, once per host that has it. */
+function warnPlaintextAuth(config: Config, log: Logger): void {
+  for (const h of [...config.smtp.hosts, ...config.smtp.fallback])
+    if (h.auth && h.allow_plaintext_auth && !h.secure && h.starttls !== "require")
+      log.warn(
+        { host: h.name ?? `${h.host}:${h.port}` },
+        "allow_plaintext_auth: the SMTP password may cross the network in clear text; set secure: true or starttls: require",
+      );
 }
 
 class Master {
