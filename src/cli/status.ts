@@ -56,7 +56,7 @@ async function collect(configFile: string): Promise<{ report: Report; code: numb
     import("../queue/inspect.js"),
   ]);
   const where = await locateMaster(configFile);
-  const probe = await probeMaster(where.stateDir);
+  const probe = await probeMaster(where.stateDir, where.pidFile);
   const s = probe.owner && probe.status?.master.pid === probe.owner.pid ? probe.status : null;
   const running =
     probe.alive === true ||

@@ -192,6 +192,7 @@ function resolvePaths(c: ParsedConfig, dir: string, file: string, version: strin
     qfiles: abs(c.qfiles),
     state: abs(c.state),
     lists: abs(c.lists),
+    ...(c.pid_file !== undefined ? { pid_file: abs(c.pid_file) } : {}),
     log: c.log.file !== undefined ? { ...c.log, file: abs(c.log.file) } : c.log,
     smtp: { ...c.smtp, hosts: c.smtp.hosts.map(withCa), fallback: c.smtp.fallback.map(withCa) },
     file,

@@ -176,6 +176,13 @@ export const configSchema = z
     qfiles: z.string().default("../qfiles").describe("queue root, relative to the config file"),
     state: z.string().default("../var").describe("lock, pid, status, list state, archives"),
     lists: z.string().default("../lists").describe("one <list-address>.yaml per list"),
+    pid_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "the master's pid file; default <state>/master.pid (under systemd: /run/qrunner/master.pid, its RuntimeDirectory=)",
+      ),
     log: z
       .object({
         level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),

@@ -27,11 +27,15 @@ export interface LockOwner {
   startTime: string | null;
 }
 
-export function lockPaths(stateDir: string): { target: string; lockDir: string; pidFile: string } {
+/** `pidFile`: the config's `pid_file` when it has one (e.g. in systemd's RuntimeDirectory). */
+export function lockPaths(
+  stateDir: string,
+  pidFile?: string,
+): { target: string; lockDir: string; pidFile: string } {
   return {
     target: path.join(stateDir, "master"),
     lockDir: path.join(stateDir, "master.lock"),
-    pidFile: path.join(stateDir, "master.pid"),
+    pidFile: pidFile ?? path.join(stateDir, "master.pid"),
   };
 }
 
@@ -73,10 +77,10 @@ export function ownerAlive(owner: LockOwner): boolean | null {
   return true;
 }
 
-export async function readOwner(stateDir: string): Promise<LockOwner | null> {
+export async function readOwner(stateDir: string, pidFile?: string): Promise<LockOwner | null> {
   let text: string;
   try {
-    text = await readFile(lockPaths(stateDir).pidFile, "utf8");
+    text = await readFile(lockPaths(stateDir, pidFile).pidFile, "utf8");
   } catch {
     return null;
   }
@@ -93,11 +97,12 @@ export class MasterLock {
   private constructor(
     private readonly stateDir: string,
     private readonly releaseLock: () => Promise<void>,
+    private readonly pidFilePath?: string,
   ) {}
 
   /** Take the lock or throw MasterRunningError naming the owner (LockError for anything else). */
-  static async acquire(stateDir: string, logger: Logger): Promise<MasterLock> {
-    const { target, lockDir, pidFile } = lockPaths(stateDir);
+  static async acquire(stateDir: string, logger: Logger, pidFilePath?: string): Promise<MasterLock> {
+    const { target, lockDir, pidFile } = lockPaths(stateDir, pidFilePath);
     try {
       await mkdir(stateDir, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -120,11 +125,11 @@ export class MasterLock {
         const tmp = `${pidFile}.${process.pid}.tmp`;
         await writeFile(tmp, `${process.pid}\n${os.hostname()}\n${self?.startTime ?? ""}\n`, { mode: 0o644 });
         await rename(tmp, pidFile);
-        return new MasterLock(stateDir, release);
+        return new MasterLock(stateDir, release, pidFilePath);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== "ELOCKED")
           throw new LockError(`cannot lock ${lockDir}: ${describeError(err)}`, { cause: err });
-        const owner = await readOwner(stateDir);
+        const owner = await readOwner(stateDir, pidFilePath);
         if (owner === null) {
           // a master between taking the lock and writing its pid file: give it a moment
           if (attempt < 10) {
@@ -151,8 +156,9 @@ export class MasterLock {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    const owner = await readOwner(this.stateDir);
-    if (owner?.pid === process.pid) await unlink(lockPaths(this.stateDir).pidFile).catch(() => undefined);
+    const owner = await readOwner(this.stateDir, this.pidFilePath);
+    if (owner?.pid === process.pid)
+      await unlink(lockPaths(this.stateDir, this.pidFilePath).pidFile).catch(() => undefined);
     await this.releaseLock().catch(() => undefined);
   }
 }
