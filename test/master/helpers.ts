@@ -41,9 +41,9 @@ export async function makeSetup(yaml: string): Promise<Setup> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-master-"));
   const configFile = path.join(dir, "config/qrunner.yaml");
   const listsDir = path.join(dir, "lists");
-  await mkdir(path.dirname(configFile), { recursive: true });
-  await mkdir(listsDir, { recursive: true });
-  const writeConfig = (text: string) => writeFile(configFile, text);
+  await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
+  await mkdir(listsDir, { recursive: true, mode: 0o750 });
+  const writeConfig = (text: string) => writeFile(configFile, text, { mode: 0o640 });
   await writeConfig(yaml);
   return {
     dir,
