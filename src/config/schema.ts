@@ -119,9 +119,21 @@ export const hostSchema = z
         pass_env: z
           .string()
           .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
+          .optional()
           .describe("the environment variable holding the password (never in the file, never logged)"),
+        pass_credential: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "a credential name (letters, digits, '_', '.', '-')")
+          .optional()
+          .describe(
+            "the systemd credential holding the password (LoadCredential=NAME:FILE): read from $CREDENTIALS_DIRECTORY/NAME",
+          ),
       })
       .strict()
+      .refine(
+        (a) => (a.pass_env === undefined) !== (a.pass_credential === undefined),
+        "give the password's source: exactly one of pass_env (an environment variable) or pass_credential (a systemd credential)",
+      )
       .optional(),
     allow_plaintext_auth: z
       .boolean()

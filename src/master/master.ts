@@ -26,6 +26,7 @@ import {
   type WorkerCommand,
 } from "./supervisor.js";
 import { StatusWriter } from "./status-writer.js";
+import { workerEnv } from "./worker-env.js";
 import { ConfigWatcher } from "./watch.js";
 
 export interface MasterOptions {
@@ -114,6 +115,8 @@ class Master {
       logger: this.log,
       timings: timingsOf(config),
       command: opts.command ?? workerCommand(opts.configFile, opts.workerArgs),
+      // SMTP passwords only for the workers that deliver
+      env: (spec) => workerEnv(spec.runner, this.config),
       ...opts.tuning,
       ...(cluster
         ? {
