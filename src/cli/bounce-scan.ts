@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { Exit, setExit, warn, withConfigOption } from "./context.js";
 import { table } from "./table.js";
+import { RAW_OPTION, terminalText } from "./terminal-text.js";
 import type { BounceScan } from "../lists/bounces/detect.js";
 
 /** sysexits(3) EX_NOINPUT: the input file did not exist or was not readable. */
@@ -13,6 +14,7 @@ const EX_NOINPUT = 66;
 
 interface ScanOptions {
   json?: boolean;
+  raw?: boolean;
 }
 
 export function register(program: Command): void {
@@ -24,7 +26,8 @@ export function register(program: Command): void {
       .command("scan")
       .description("show the addresses the bounce detector finds in one message, permanent and temporary")
       .argument("<file>", "the message (RFC 5322, as saved from a mailbox or a queue entry); - for stdin")
-      .option("--json", "print one JSON object instead of a table"),
+      .option("--json", "print one JSON object instead of a table")
+      .option(...RAW_OPTION),
   )
     .addHelpText(
       "after",
@@ -43,10 +46,12 @@ export function register(program: Command): void {
         return;
       }
       const result = await scanBounce(raw);
+      // addresses and diagnostics come from the bounce: escaped on a terminal
+      const out = terminalText(opts.raw);
       if (opts.json) {
-        process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+        out.write(JSON.stringify(result, null, 2) + "\n");
       } else {
-        process.stdout.write(formatScan(result));
+        process.stdout.write(formatScan(out.data(result)));
       }
       setExit(result.recognized ? Exit.OK : Exit.FAIL);
     });

@@ -24,6 +24,11 @@ export function register(program: Command): void {
       const c = await inspectConfig(file);
       const l = c.listsDir !== undefined ? await inspectLists(c.listsDir) : undefined;
       const issues = [...c.issues, ...(l?.issues ?? [])];
+      // folders and files others can write, or that belong to another user (as `postfix check` warns)
+      if (c.config) {
+        const { checkPermissions } = await import("../config/permissions.js");
+        issues.push(...(await checkPermissions(c.config)));
+      }
       if (!c.config || issues.length > 0) {
         process.stderr.write(issues.map((i) => formatIssue(i) + "\n").join(""));
         setExit(Exit.FAIL);

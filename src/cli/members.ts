@@ -6,9 +6,11 @@ import type { Command } from "commander";
 import type { MemberReport } from "../lists/members.js";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 import { table } from "./table.js";
+import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
 interface MembersOptions extends GlobalOptions {
   json?: boolean;
+  raw?: boolean;
   enable: string[];
   disable: string[];
 }
@@ -24,6 +26,7 @@ export function register(program: Command): void {
       .description("show a list's members, their state (enabled, or disabled and why) and bounce score")
       .argument("<list>", "the list's address (or its name, when unique)")
       .option("--json", "machine-readable output")
+      .option(...RAW_OPTION)
       .option(
         "--enable <addr>",
         "resume delivery to a member and reset its bounce score (repeatable)",
@@ -108,12 +111,14 @@ async function members(listArg: string, opts: MembersOptions): Promise<number> {
   }
 
   const report = m.memberReport(list, state);
+  // addresses that joined by mail are a stranger's text
+  const out = terminalText(opts.raw);
   if (opts.json) {
-    process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+    out.write(JSON.stringify(report, null, 2) + "\n");
     return Exit.OK;
   }
-  for (const [what, a] of changes) process.stdout.write(`${what}d ${a}\n`);
-  process.stdout.write(formatReport(report));
+  for (const [what, a] of changes) out.write(`${what}d ${a}\n`);
+  process.stdout.write(formatReport(out.data(report)));
   return Exit.OK;
 }
 

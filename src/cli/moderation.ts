@@ -9,9 +9,11 @@ import type { loadAll } from "../lists/load.js";
 import type { ListConfig } from "../lists/schema.js";
 import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 import { table } from "./table.js";
+import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
 interface HeldOptions extends GlobalOptions {
   json?: boolean;
+  raw?: boolean;
 }
 
 interface RejectOptions extends GlobalOptions {
@@ -26,7 +28,8 @@ export function register(program: Command): void {
       .command("held")
       .description("list the posts held for moderation (of one list, or of every list)")
       .argument("[list]", "the list's address (or its name, when unique); every list when absent")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .option(...RAW_OPTION),
   )
     .addHelpText(
       "after",
@@ -102,8 +105,10 @@ async function held(listArg: string | undefined, opts: HeldOptions): Promise<num
   const posts: HeldMeta[] = [];
   for (const l of lists) posts.push(...(await new HeldStore(settings.config.state, l.address).list()));
   posts.sort((a, b) => a.heldAt - b.heldAt);
+  // sender, From and subject are the poster's text
+  const out = terminalText(opts.raw);
   if (opts.json) {
-    process.stdout.write(JSON.stringify(posts, null, 2) + "\n");
+    out.write(JSON.stringify(posts, null, 2) + "\n");
     return Exit.OK;
   }
   if (posts.length === 0) {
@@ -112,7 +117,7 @@ async function held(listArg: string | undefined, opts: HeldOptions): Promise<num
     );
     return Exit.OK;
   }
-  process.stdout.write(formatHeld(posts, lists.length > 1));
+  process.stdout.write(formatHeld(out.data(posts), lists.length > 1));
   return Exit.OK;
 }
 
@@ -182,7 +187,7 @@ async function act(action: Action, id: string, opts: GlobalOptions & { reason?: 
       said += await sendRejection(config.qfiles, list, post, opts.reason);
     }
     await post.done();
-    process.stdout.write(said + "\n");
+    terminalText(false).write(said + "\n");
     return Exit.OK;
   } catch (err) {
     await post.release();

@@ -7,9 +7,11 @@ import type { EntryFilter } from "../queue/filter.js";
 import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
 import { registerOps } from "./queue-ops.js";
 import { qfilesRoot, withFilterOptions, type FilterOptions } from "./queue-select.js";
+import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
 interface ListOptions extends FilterOptions {
   json?: boolean;
+  raw?: boolean;
   limit?: string;
   shape?: boolean;
   top?: string;
@@ -34,7 +36,8 @@ export function register(program: Command): void {
       .option("--limit <n>", "at most this many entries per queue", "1000")
       .option("--shape", "a qshape-like table per queue: recipients by domain (rows) and age (columns)")
       .option("--top <n>", "with --shape: this many domains (the busiest)", "10")
-      .option("--count <unit>", "with --shape: count recipients or entries", "recipients"),
+      .option("--count <unit>", "with --shape: count recipients or entries", "recipients")
+      .option(...RAW_OPTION),
   )
     .addHelpText(
       "after",
@@ -46,9 +49,11 @@ export function register(program: Command): void {
   withConfigOption(
     queue
       .command("show")
-      .description("one entry's metadata and message headers (`--raw`: the message bytes exactly)")
+      .description(
+        "one entry's metadata and message headers, control characters escaped on a terminal (`--raw`: the message bytes exactly)",
+      )
       .argument("<id>", "entry id (sha1) or an unambiguous prefix of at least 6 hex digits")
-      .option("--raw", "write the raw message to stdout")
+      .option("--raw", "write the raw message to stdout (on a terminal too: control characters and all)")
       .option("--json", "the metadata as JSON"),
   )
     .addHelpText("after", "\nExample:\n  qrunner queue show 3f2a9c")
@@ -86,6 +91,7 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
   if (!Number.isInteger(limit) || limit < 0) return usage(`--limit: not a number of entries: ${opts.limit}`);
   const root = await qfilesRoot(opts);
   if (root === null) return Exit.CONFIG;
+  const out = terminalText(opts.raw);
   const queues = name ? [name] : KNOWN_QUEUES;
   const now = Date.now();
   if (opts.shape)
@@ -111,9 +117,10 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
     if (!hasFilter(filter)) more += Math.max(0, names.length - limit);
   }
   if (opts.json) {
-    process.stdout.write(JSON.stringify(all, null, 2) + "\n");
+    out.write(JSON.stringify(all, null, 2) + "\n");
     return Exit.OK;
   }
+  // the list, the kind and the note (a shunt reason, an SMTP server's reply) may be a stranger's text
   const rows = all.map((e) => [
     e.id.slice(0, 12),
     e.queue,
@@ -127,7 +134,7 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
     e.error ?? e.meta?.shuntReason ?? heldNote(e.meta?.extra) ?? e.meta?.failures.at(-1)?.message ?? "",
   ]);
   process.stdout.write(
-    table(["ID", "QUEUE", "STATE", "AGE", "LIST", "KIND", "RCPTS", "TRIES", "NOTE"], rows),
+    table(["ID", "QUEUE", "STATE", "AGE", "LIST", "KIND", "RCPTS", "TRIES", "NOTE"], out.data(rows)),
   );
   const tail = more > 0 ? ` (and ${more} more past --limit ${limit})` : "";
   process.stdout.write(`${all.length} entr${all.length === 1 ? "y" : "ies"}${tail}\n`);
@@ -167,9 +174,10 @@ async function shape(
     // every queue asked for by name is shown; of all queues, only those holding something
     if (n > 0 || queues.length === 1) shapes.push(counter.result(top));
   }
-  if (opts.json) process.stdout.write(JSON.stringify(shapes, null, 2) + "\n");
+  const out = terminalText(opts.raw);
+  if (opts.json) out.write(JSON.stringify(shapes, null, 2) + "\n");
   else if (shapes.length === 0) process.stdout.write("every queue is empty\n");
-  else process.stdout.write(shapes.map(renderShape).join("\n"));
+  else process.stdout.write(out.data(shapes).map(renderShape).join("\n"));
   return Exit.OK;
 }
 
@@ -197,15 +205,17 @@ async function show(id: string, opts: GlobalOptions & { raw?: boolean; json?: bo
     process.stdout.write(full.message);
     return Exit.OK;
   }
+  // on a terminal, the headers (and the metadata: addresses, SMTP replies) with control characters escaped
+  const out = terminalText(false);
   if (opts.json) {
-    process.stdout.write(
+    out.write(
       JSON.stringify({ queue: e.queue, id: e.id, name: e.name, state: e.state, meta: full.meta }, null, 2) +
         "\n",
     );
     return Exit.OK;
   }
   const end = headerEnd(full.message);
-  process.stdout.write(
+  out.write(
     `queue:   ${e.queue} (${e.state})\nid:      ${e.id}\nfile:    ${e.name}\nsize:    ${full.message.length} bytes\n` +
       `meta:    ${JSON.stringify(full.meta, null, 2).replace(/\n/g, "\n         ")}\n\n` +
       full.message.subarray(0, end).toString("latin1") +

@@ -20,8 +20,10 @@ export function register(program: Command): void {
 async function reload(opts: GlobalOptions): Promise<number> {
   const { locateMaster, probeMaster } = await import("../master/control.js");
   const { readStatus } = await import("../master/status-file.js");
+  const { verifyMaster } = await import("../master/master-identity.js");
+  const { lockPaths } = await import("../master/lock.js");
   const where = await locateMaster(configPath(opts));
-  const probe = await probeMaster(where.stateDir);
+  const probe = await probeMaster(where.stateDir, where.pidFile);
   const owner = probe.owner;
   if (!owner || probe.alive !== true) {
     warn(
@@ -32,6 +34,13 @@ async function reload(opts: GlobalOptions): Promise<number> {
     return Exit.FAIL;
   }
   const before = probe.status?.master.pid === owner.pid ? probe.status.reload.count : 0;
+  try {
+    // run as root, never signal a process the daemon's user named but that is no qrunner master
+    await verifyMaster(owner, lockPaths(where.stateDir, where.pidFile).pidFile);
+  } catch (err) {
+    warn((err as Error).message);
+    return Exit.FAIL;
+  }
   try {
     process.kill(owner.pid, "SIGHUP");
   } catch (err) {

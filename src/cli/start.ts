@@ -96,8 +96,16 @@ async function runMasterCli(configFile: string, allowRootFlag: boolean): Promise
   // the last settings the master loaded and accepted: its workers take them over IPC instead of
   // parsing the config again each (see runners/worker.ts)
   let latest: Awaited<ReturnType<typeof loadAll>> | null = null;
+  let first = true;
   const load = async (file: string): Promise<Awaited<ReturnType<typeof loadAll>>> => {
     const settings = await loadAll(file);
+    if (first) {
+      // at start: refuse folders and files others can write or that belong to another user
+      first = false;
+      const { checkPermissions } = await import("../config/permissions.js");
+      const issues = await checkPermissions(settings.config);
+      if (issues.length > 0) throw new ConfigError(issues);
+    }
     latest = settings;
     return settings;
   };

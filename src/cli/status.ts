@@ -6,11 +6,13 @@
 import type { Command } from "commander";
 import type { StatusReport as Report } from "./status-render.js";
 import { configPath, Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
 interface StatusOptions extends GlobalOptions {
   json?: boolean;
   watch?: boolean;
   interval?: string;
+  raw?: boolean;
 }
 
 /** Exit code when no master runs but its lock or pid file is left behind. */
@@ -25,7 +27,8 @@ export function register(program: Command): void {
       .description("master, workers, queues and SMTP hosts; exit 0 master running, 1 none, 2 stale lock left")
       .option("--json", "one JSON document (stable keys) instead of tables; with --watch one per line")
       .option("--watch", "redraw a compact screen (queues with depth bars, workers, hosts) until Ctrl-C")
-      .option("--interval <seconds>", "with --watch: seconds between refreshes (or 500ms, 1m)", "2"),
+      .option("--interval <seconds>", "with --watch: seconds between refreshes (or 500ms, 1m)", "2")
+      .option(...RAW_OPTION),
   )
     .addHelpText(
       "after",
@@ -38,7 +41,10 @@ export function register(program: Command): void {
 async function status(opts: StatusOptions): Promise<number> {
   const { renderStatus } = await import("./status-render.js");
   const { report, code } = await collect(configPath(opts));
-  process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report, Date.now()));
+  // last errors quote SMTP servers and messages: escaped on a terminal
+  const out = terminalText(opts.raw);
+  if (opts.json) out.write(JSON.stringify(report, null, 2) + "\n");
+  else process.stdout.write(renderStatus(out.data(report), Date.now()));
   return code;
 }
 
@@ -50,7 +56,7 @@ async function collect(configFile: string): Promise<{ report: Report; code: numb
     import("../queue/inspect.js"),
   ]);
   const where = await locateMaster(configFile);
-  const probe = await probeMaster(where.stateDir);
+  const probe = await probeMaster(where.stateDir, where.pidFile);
   const s = probe.owner && probe.status?.master.pid === probe.owner.pid ? probe.status : null;
   const running =
     probe.alive === true ||
@@ -140,6 +146,7 @@ async function watch(opts: StatusOptions): Promise<number> {
   const configFile = configPath(opts);
   const out = process.stdout;
   const tty = out.isTTY === true && !opts.json;
+  const safe = terminalText(opts.raw, out);
   const unicode = /utf-?8/i.test(
     process.env["LC_ALL"] || process.env["LC_CTYPE"] || process.env["LANG"] || "",
   );
@@ -163,11 +170,11 @@ async function watch(opts: StatusOptions): Promise<number> {
       const { report } = await collect(configFile);
       if (stop.signal.aborted) break;
       const now = Date.now();
-      if (opts.json) out.write(JSON.stringify({ at: now, ...report }) + "\n");
+      if (opts.json) safe.write(JSON.stringify({ at: now, ...report }) + "\n");
       else {
         const width = tty ? out.columns || 80 : 80;
         const height = tty ? out.rows || 24 : Infinity;
-        const lines = renderWatch(report, { now, width, height, intervalMs, unicode });
+        const lines = renderWatch(safe.data(report), { now, width, height, intervalMs, unicode });
         if (tty) out.write(HOME + lines.join(EOL + "\n") + EOL + EOS);
         else out.write((first ? "" : "\n") + lines.join("\n") + "\n");
       }

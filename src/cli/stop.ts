@@ -33,8 +33,10 @@ async function stop(opts: StopOptions): Promise<number> {
     timeoutMs = s * 1000;
   }
   const { locateMaster, probeMaster, waitGone, workerPids } = await import("../master/control.js");
+  const { verifyMaster } = await import("../master/master-identity.js");
+  const { lockPaths } = await import("../master/lock.js");
   const where = await locateMaster(configPath(opts));
-  const probe = await probeMaster(where.stateDir);
+  const probe = await probeMaster(where.stateDir, where.pidFile);
   const owner = probe.owner;
   if (!owner || probe.alive === false) {
     warn(
@@ -49,6 +51,13 @@ async function stop(opts: StopOptions): Promise<number> {
     return Exit.FAIL;
   }
   const pids = [owner.pid, ...workerPids(probe)];
+  try {
+    // run as root, never signal a process the daemon's user named but that is no qrunner master
+    await verifyMaster(owner, lockPaths(where.stateDir, where.pidFile).pidFile);
+  } catch (err) {
+    warn((err as Error).message);
+    return Exit.FAIL;
+  }
   try {
     process.kill(owner.pid, "SIGTERM");
   } catch (err) {

@@ -139,6 +139,16 @@ function crossCheck(p: ParsedYaml, c: ParsedConfig, dir: string): void {
         const { line, col } = locate(p, at);
         seen.set(id, `${pathString(at)} (line ${line}:${col})`);
       }
+      if (h.auth && !h.secure && h.starttls !== "require" && !h.allow_plaintext_auth)
+        addIssue(
+          p,
+          [...at, "auth"],
+          `${pathString([...at, "auth"])}: a password is sent only over TLS; set \`secure: true\` ` +
+            `(TLS from the first byte, port 465) or \`starttls: require\` on this host` +
+            (h.starttls === "never"
+              ? " (it has `starttls: never`)"
+              : " (`starttls: opportunistic` can be stripped by a man in the middle)"),
+        );
       if (h.ca !== undefined) {
         const ca = path.resolve(dir, h.ca);
         try {
@@ -196,6 +206,7 @@ function resolvePaths(c: ParsedConfig, dir: string, file: string, version: strin
     qfiles: abs(c.qfiles),
     state: abs(c.state),
     lists: abs(c.lists),
+    ...(c.pid_file !== undefined ? { pid_file: abs(c.pid_file) } : {}),
     log: c.log.file !== undefined ? { ...c.log, file: abs(c.log.file) } : c.log,
     smtp: { ...c.smtp, hosts: c.smtp.hosts.map(withCa), fallback: c.smtp.fallback.map(withCa) },
     file,

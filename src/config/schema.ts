@@ -146,10 +146,28 @@ export const hostSchema = z
         pass_env: z
           .string()
           .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name")
+          .optional()
           .describe("the environment variable holding the password (never in the file, never logged)"),
+        pass_credential: z
+          .string()
+          .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "a credential name (letters, digits, '_', '.', '-')")
+          .optional()
+          .describe(
+            "the systemd credential holding the password (LoadCredential=NAME:FILE): read from $CREDENTIALS_DIRECTORY/NAME",
+          ),
       })
       .strict()
+      .refine(
+        (a) => (a.pass_env === undefined) !== (a.pass_credential === undefined),
+        "give the password's source: exactly one of pass_env (an environment variable) or pass_credential (a systemd credential)",
+      )
       .optional(),
+    allow_plaintext_auth: z
+      .boolean()
+      .default(false)
+      .describe(
+        "send `auth` without TLS (tests only: a man in the middle can read the password); warned at every start",
+      ),
     pool_size: z.number().int().min(1).max(64).default(4).describe("connections kept open to this host"),
     connect_timeout: duration.default("10s"),
     timeout: duration.default("60s").describe("greeting and per-command socket timeout"),
@@ -204,6 +222,13 @@ export const configSchema = z
       .optional()
       .describe(
         "the site's postmaster: gets the unrecognised bounces of lists with unrecognized_bounces: site",
+      ),
+    pid_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "the master's pid file; default <state>/master.pid (under systemd: /run/qrunner/master.pid, its RuntimeDirectory=)",
       ),
     log: z
       .object({

@@ -4,12 +4,17 @@ import { QrunnerError } from "../util/errors.js";
 /** A host's `auth.pass_env` names an environment variable that is not set (or is empty). */
 export class MissingSecretError extends QrunnerError {
   readonly host: string;
+  /** the environment variable, or the credential name */
   readonly variable: string;
-  constructor(host: string, variable: string) {
+  constructor(host: string, variable: string, credential?: { why: string; cause?: unknown }) {
     super(
       "ESECRET_MISSING",
-      `smtp host ${host}: environment variable ${variable} (auth.pass_env) is not set; ` +
-        `export the SMTP password in it for the qrunner service`,
+      credential
+        ? `smtp host ${host}: credential ${variable} (auth.pass_credential) ${credential.why}; ` +
+            `give it to the service with LoadCredential=${variable}:/etc/qrunner/${variable} (docs/master.md)`
+        : `smtp host ${host}: environment variable ${variable} (auth.pass_env) is not set; ` +
+            `export the SMTP password in it for the qrunner service`,
+      credential?.cause !== undefined ? { cause: credential.cause } : undefined,
     );
     this.host = host;
     this.variable = variable;

@@ -4,6 +4,7 @@
  * what happened to each recipient. How the pool is configured and connected is in pool.ts.
  */
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import type SMTPPool from "nodemailer/lib/smtp-pool/index.js";
 import type { Logger } from "../util/log.js";
 import type { FallbackHostConfig } from "../config/schema.js";
@@ -28,8 +29,40 @@ export interface HostTransportOptions {
   /** name sent in EHLO (config `smtp.helo`); default the machine's hostname */
   helo?: string;
   logger?: Logger;
-  /** where `auth.pass_env` is looked up; default process.env */
+  /** where `auth.pass_env` (and $CREDENTIALS_DIRECTORY for `auth.pass_credential`) is looked up; default process.env */
   env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * The password from `pass_env`'s variable, or from the systemd credential `pass_credential`
+ * ($CREDENTIALS_DIRECTORY/NAME, one trailing newline dropped). Throws MissingSecretError.
+ */
+function readPassword(
+  host: string,
+  auth: { pass_env?: string | undefined; pass_credential?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  if (auth.pass_credential !== undefined) {
+    const name = auth.pass_credential;
+    const dir = env["CREDENTIALS_DIRECTORY"];
+    if (dir === undefined || dir === "")
+      throw new MissingSecretError(host, name, { why: "cannot be read: $CREDENTIALS_DIRECTORY is not set" });
+    let pass: string;
+    try {
+      pass = readFileSync(path.join(dir, name), "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new MissingSecretError(host, name, {
+        why: `cannot be read from ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+        cause: err,
+      });
+    }
+    if (pass === "") throw new MissingSecretError(host, name, { why: "is empty" });
+    return pass;
+  }
+  const variable = auth.pass_env ?? "";
+  const pass = env[variable];
+  if (pass === undefined || pass === "") throw new MissingSecretError(host, variable);
+  return pass;
 }
 
 export class HostTransport {
@@ -54,8 +87,7 @@ export class HostTransport {
     let auth: { user: string; pass: string } | undefined;
     this.#secrets = [];
     if (config.auth) {
-      const pass = env[config.auth.pass_env];
-      if (pass === undefined || pass === "") throw new MissingSecretError(this.id, config.auth.pass_env);
+      const pass = readPassword(this.id, config.auth, env);
       auth = { user: config.auth.user, pass };
       const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
       this.#secrets = [pass, b64(pass), b64(`\0${config.auth.user}\0${pass}`)].sort(

@@ -41,9 +41,9 @@ export async function writeDemoSite(
   const configFile = path.join(dir, "config", "qrunner.yaml");
   const listsDir = path.join(dir, "lists");
   const logFile = path.join(dir, "var", "qrunner.log");
-  await mkdir(path.dirname(configFile), { recursive: true });
-  await mkdir(listsDir, { recursive: true });
-  await mkdir(path.dirname(logFile), { recursive: true });
+  await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
+  await mkdir(listsDir, { recursive: true, mode: 0o750 });
+  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o750 });
   const host = (h: DemoHost): string =>
     `    - { name: ${h.name}, host: 127.0.0.1, port: ${h.port}${h.weight !== undefined ? `, weight: ${h.weight}` : ""}, pool_size: 16, connect_timeout: 2s, timeout: 10s }`;
   const config = [
@@ -68,9 +68,9 @@ export async function writeDemoSite(
     "master: { stop_timeout: 20s }",
     "",
   ].join("\n");
-  await writeFile(configFile, config);
+  await writeFile(configFile, config, { mode: 0o640 });
   const members = memberAddresses(opts.members);
-  await writeFile(path.join(listsDir, "demo.members"), members.join("\n") + "\n");
+  await writeFile(path.join(listsDir, "demo.members"), members.join("\n") + "\n", { mode: 0o640 });
   await writeFile(
     path.join(listsDir, `${LIST}.yaml`),
     [
@@ -82,6 +82,7 @@ export async function writeDemoSite(
       "archive: false",
       "",
     ].join("\n"),
+    { mode: 0o640 },
   );
   return { dir, configFile, qfiles: path.join(dir, "qfiles"), logFile, list: LIST, members };
 }

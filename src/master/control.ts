@@ -13,6 +13,8 @@ import { readStatus, type MasterStatus } from "./status-file.js";
 export interface MasterPaths {
   configFile: string;
   stateDir: string;
+  /** the config's `pid_file`, absolute; undefined: <state>/master.pid */
+  pidFile: string | undefined;
   qfiles: string;
   stopTimeoutMs: number;
 }
@@ -33,9 +35,11 @@ export async function locateMaster(configFile: string): Promise<MasterPaths> {
   const str = (v: unknown, dflt: string) => path.resolve(dir, typeof v === "string" && v !== "" ? v : dflt);
   const stop = field(field(doc, "master"), "stop_timeout");
   const stopMs = typeof stop === "string" || typeof stop === "number" ? parseDuration(stop) : undefined;
+  const pidFile = field(doc, "pid_file");
   return {
     configFile,
     stateDir: str(field(doc, "state"), "../var"),
+    pidFile: typeof pidFile === "string" && pidFile !== "" ? path.resolve(dir, pidFile) : undefined,
     qfiles: str(field(doc, "qfiles"), "../qfiles"),
     stopTimeoutMs: stopMs ?? 30_000,
   };
@@ -52,15 +56,15 @@ export interface MasterProbe {
   status: MasterStatus | null;
 }
 
-export async function probeMaster(stateDir: string): Promise<MasterProbe> {
-  const owner = await readOwner(stateDir);
+export async function probeMaster(stateDir: string, pidFile?: string): Promise<MasterProbe> {
+  const owner = await readOwner(stateDir, pidFile);
   const locked = await stat(lockPaths(stateDir).lockDir).then(
     () => true,
     () => false,
   );
   return {
     owner,
-    alive: owner ? ownerAlive(owner, stateDir) : false,
+    alive: owner ? ownerAlive(owner, stateDir, pidFile) : false,
     locked,
     status: await readStatus(stateDir),
   };

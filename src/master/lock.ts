@@ -42,11 +42,15 @@ export interface LockOwner {
   bootId: string | null;
 }
 
-export function lockPaths(stateDir: string): { target: string; lockDir: string; pidFile: string } {
+/** `pidFile`: the config's `pid_file` when it has one (e.g. in systemd's RuntimeDirectory). */
+export function lockPaths(
+  stateDir: string,
+  pidFile?: string,
+): { target: string; lockDir: string; pidFile: string } {
   return {
     target: path.join(stateDir, "master"),
     lockDir: path.join(stateDir, "master.lock"),
-    pidFile: path.join(stateDir, "master.pid"),
+    pidFile: pidFile ?? path.join(stateDir, "master.pid"),
   };
 }
 
@@ -69,28 +73,38 @@ function ownerText(): string {
 }
 
 /** The owner record, or null when there is none or it is not whole. */
-export async function readOwner(stateDir: string): Promise<LockOwner | null> {
+export async function readOwner(stateDir: string, pidFile?: string): Promise<LockOwner | null> {
   try {
-    return parseOwner(await readFile(lockPaths(stateDir).pidFile, "utf8"));
+    return parseOwner(await readFile(lockPaths(stateDir, pidFile).pidFile, "utf8"));
   } catch {
     return null;
   }
 }
 
-function realDir(stateDir: string): string {
+/** Where the owner record lives, its directory resolved as /proc/<pid>/fd links show it. */
+interface RecordPlace {
+  dir: string;
+  base: string;
+}
+
+function recordPlace(stateDir: string, pidFile?: string): RecordPlace {
+  const file = lockPaths(stateDir, pidFile).pidFile;
+  const dir = path.dirname(file);
+  let real: string;
   try {
-    return realpathSync(stateDir);
+    real = realpathSync(dir);
   } catch {
-    return path.resolve(stateDir);
+    real = path.resolve(dir);
   }
+  return { dir: real, base: path.basename(file) };
 }
 
 /** Is `file` (an /proc/<pid>/fd link) the owner record of this state directory, or a record being written? */
-function recordKind(file: string, dir: string): "record" | "writing" | null {
-  if (path.dirname(file) !== dir) return null;
+function recordKind(file: string, place: RecordPlace): "record" | "writing" | null {
+  if (path.dirname(file) !== place.dir) return null;
   const base = path.basename(file);
-  if (base === "master.pid") return "record";
-  return base.startsWith("master.pid.") && base.endsWith(".tmp") ? "writing" : null;
+  if (base === place.base) return "record";
+  return base.startsWith(`${place.base}.`) && base.endsWith(".tmp") ? "writing" : null;
 }
 
 /**
@@ -99,7 +113,7 @@ function recordKind(file: string, dir: string): "record" | "writing" | null {
  * names another process (other start time, or one that neither holds the record open, as a master
  * does, nor runs `qrunner start`, as a master of an earlier version does).
  */
-export function ownerAlive(owner: LockOwner, stateDir: string): boolean | null {
+export function ownerAlive(owner: LockOwner, stateDir: string, pidFile?: string): boolean | null {
   if (owner.host !== os.hostname()) return null;
   const boot = bootId();
   if (owner.bootId !== null && boot !== null && owner.bootId !== boot) return false;
@@ -108,8 +122,8 @@ export function ownerAlive(owner: LockOwner, stateDir: string): boolean | null {
     const now = procStat(owner.pid);
     if (now !== null && now.startTime !== owner.startTime) return false;
   }
-  const dir = realDir(stateDir);
-  if (openFiles(owner.pid)?.some((f) => recordKind(f, dir) === "record")) return true;
+  const place = recordPlace(stateDir, pidFile);
+  if (openFiles(owner.pid)?.some((f) => recordKind(f, place) === "record")) return true;
   const argv = cmdline(owner.pid);
   return argv === null || isMasterCommand(argv);
 }
@@ -120,8 +134,11 @@ export function ownerAlive(owner: LockOwner, stateDir: string): boolean | null {
  * whose open files we may not read (another user's, when we are not root): any of them may hold it.
  * Reads every process's /proc/<pid>/fd: used only when the record names no one.
  */
-export function lockHolders(stateDir: string): { holding: number[]; taking: number[]; unknown: number[] } {
-  const dir = realDir(stateDir);
+export function lockHolders(
+  stateDir: string,
+  pidFile?: string,
+): { holding: number[]; taking: number[]; unknown: number[] } {
+  const place = recordPlace(stateDir, pidFile);
   const out = { holding: [] as number[], taking: [] as number[], unknown: [] as number[] };
   for (const pid of allPids()) {
     const files = openFiles(pid);
@@ -130,7 +147,7 @@ export function lockHolders(stateDir: string): { holding: number[]; taking: numb
       if (argv !== null && isMasterCommand(argv) && pidAlive(pid)) out.unknown.push(pid);
       continue;
     }
-    const kinds = new Set(files.map((f) => recordKind(f, dir)));
+    const kinds = new Set(files.map((f) => recordKind(f, place)));
     if (kinds.has("record")) out.holding.push(pid);
     else if (kinds.has("writing")) out.taking.push(pid);
   }
@@ -142,17 +159,18 @@ export function lockHolders(stateDir: string): { holding: number[]; taking: numb
  * open in that pid): cheaper than lockHolders, and enough when the record names its (gone) owner,
  * since any other holder has renamed its record over it. Leftovers of takers that died are removed.
  */
-async function lockTakers(stateDir: string): Promise<number[]> {
-  const dir = realDir(stateDir);
+async function lockTakers(stateDir: string, pidFile?: string): Promise<number[]> {
+  const place = recordPlace(stateDir, pidFile);
+  const where = path.dirname(lockPaths(stateDir, pidFile).pidFile);
   const takers: number[] = [];
-  const names = await readdir(stateDir).catch(() => [] as string[]);
+  const names = await readdir(where).catch(() => [] as string[]);
   for (const name of names) {
-    if (!name.startsWith("master.pid.") || !name.endsWith(".tmp")) continue;
-    const pid = Number(name.slice("master.pid.".length, -".tmp".length));
+    if (!name.startsWith(`${place.base}.`) || !name.endsWith(".tmp")) continue;
+    const pid = Number(name.slice(place.base.length + 1, -".tmp".length));
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) continue;
     const files = pidAlive(pid) ? openFiles(pid) : [];
-    if (files === null || files.includes(path.join(dir, name))) takers.push(pid);
-    else await rm(path.join(stateDir, name), { force: true });
+    if (files === null || files.includes(path.join(place.dir, name))) takers.push(pid);
+    else await rm(path.join(where, name), { force: true });
   }
   return takers;
 }
@@ -160,9 +178,9 @@ async function lockTakers(stateDir: string): Promise<number[]> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Why a lock that is held is free all the same, or null when it is not (certainly) free. */
-function whyFree(owner: LockOwner | null, stateDir: string): string | null {
+function whyFree(owner: LockOwner | null, stateDir: string, pidFile?: string): string | null {
   if (owner === null) return "its owner record is missing, empty or unreadable";
-  if (ownerAlive(owner, stateDir) !== false) return null;
+  if (ownerAlive(owner, stateDir, pidFile) !== false) return null;
   const boot = bootId();
   if (owner.bootId !== null && boot !== null && owner.bootId !== boot)
     return "its owner record is from an earlier boot";
@@ -176,11 +194,12 @@ export class MasterLock {
     private readonly releaseLock: () => Promise<void>,
     /** the owner record, open while we hold the lock: this is what tells other processes we do */
     private readonly record: FileHandle,
+    private readonly pidFilePath?: string,
   ) {}
 
   /** Take the lock or throw MasterRunningError naming the owner (LockError for anything else). */
-  static async acquire(stateDir: string, logger: Logger): Promise<MasterLock> {
-    const { target, lockDir, pidFile } = lockPaths(stateDir);
+  static async acquire(stateDir: string, logger: Logger, pidFilePath?: string): Promise<MasterLock> {
+    const { target, lockDir, pidFile } = lockPaths(stateDir, pidFilePath);
     try {
       await mkdir(stateDir, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -213,14 +232,14 @@ export class MasterLock {
         await rm(tmp, { force: true });
         if ((err as NodeJS.ErrnoException).code !== "ELOCKED")
           throw new LockError(`cannot lock ${lockDir}: ${describeError(err)}`, { cause: err });
-        await MasterLock.judge(stateDir, attempt, logger, err);
+        await MasterLock.judge(stateDir, pidFilePath, attempt, logger, err);
         continue;
       }
       try {
         await record.writeFile(ownerText());
         await record.sync();
         await rename(tmp, pidFile);
-        await fsyncDir(stateDir);
+        await fsyncDir(path.dirname(pidFile));
       } catch (err) {
         await record.close().catch(() => undefined);
         await rm(tmp, { force: true });
@@ -229,7 +248,7 @@ export class MasterLock {
           cause: err,
         });
       }
-      return new MasterLock(stateDir, release, record);
+      return new MasterLock(stateDir, release, record, pidFilePath);
     }
   }
 
@@ -239,26 +258,27 @@ export class MasterLock {
    */
   private static async judge(
     stateDir: string,
+    pidFilePath: string | undefined,
     attempt: number,
     logger: Logger,
     cause: unknown,
   ): Promise<void> {
-    const { lockDir, pidFile } = lockPaths(stateDir);
-    const owner = await readOwner(stateDir);
-    const free = whyFree(owner, stateDir);
+    const { lockDir, pidFile } = lockPaths(stateDir, pidFilePath);
+    const owner = await readOwner(stateDir, pidFilePath);
+    const free = whyFree(owner, stateDir, pidFilePath);
     if (free === null)
       throw new MasterRunningError(stateDir, owner?.pid ?? null, owner?.host ?? null, { cause });
     let busy: number[];
     if (owner === null) {
       // a record that names no one: look for its holder among every process on this host
-      const others = lockHolders(stateDir);
+      const others = lockHolders(stateDir, pidFilePath);
       const holder = others.holding[0];
       if (holder !== undefined) throw new MasterRunningError(stateDir, holder, os.hostname(), { cause });
       busy = [...others.taking, ...others.unknown];
     } else {
-      busy = await lockTakers(stateDir);
+      busy = await lockTakers(stateDir, pidFilePath);
       // a taker that renamed its record over the one we judged: look again
-      const now = await readOwner(stateDir);
+      const now = await readOwner(stateDir, pidFilePath);
       if (now?.pid !== owner.pid || now.startTime !== owner.startTime || now.bootId !== owner.bootId)
         busy.push(now?.pid ?? owner.pid);
     }
@@ -286,7 +306,7 @@ export class MasterLock {
     this.released = true;
     // the lock first: while the record is ours and open, no one takes the lock over from under us
     await this.releaseLock().catch(() => undefined);
-    const pidFile = lockPaths(this.stateDir).pidFile;
+    const pidFile = lockPaths(this.stateDir, this.pidFilePath).pidFile;
     const [ours, now] = await Promise.all([
       this.record.stat().catch(() => null),
       stat(pidFile).catch(() => null),

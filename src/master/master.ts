@@ -30,6 +30,7 @@ import {
   type WorkerCommandFactory,
 } from "./supervisor.js";
 import { StatusWriter } from "./status-writer.js";
+import { workerEnv } from "./worker-env.js";
 import { ConfigWatcher } from "./watch.js";
 
 export interface MasterOptions {
@@ -66,6 +67,7 @@ function issuesOf(err: unknown, file: string): ConfigIssue[] {
 export async function runMaster(opts: MasterOptions): Promise<number> {
   const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
+  warnPlaintextAuth(config, logHandle.logger);
   const { lock, cluster } = await prepareMaster(config, opts.configFile, logHandle);
   // the workers' tuning options this node accepts (a refused one would stop every worker at start)
   const nodeOptions = await acceptedNodeFlags(WORKER_EXEC_ARGV, {
@@ -73,6 +75,16 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     logger: logHandle.logger,
   });
   return new Master(opts, config, lists ?? new Map(), logHandle, lock, nodeOptions, cluster).run();
+}
+
+/** `allow_plaintext_auth` is for tests: say so at every start, once per host that has it. */
+function warnPlaintextAuth(config: Config, log: Logger): void {
+  for (const h of [...config.smtp.hosts, ...config.smtp.fallback])
+    if (h.auth && h.allow_plaintext_auth && !h.secure && h.starttls !== "require")
+      log.warn(
+        { host: h.name ?? `${h.host}:${h.port}` },
+        "allow_plaintext_auth: the SMTP password may cross the network in clear text; set secure: true or starttls: require",
+      );
 }
 
 class Master {
@@ -115,6 +127,8 @@ class Master {
       logger: this.log,
       timings: timingsOf(config),
       command: (spec) => command(spec, nodeOptions),
+      // SMTP passwords only for the workers that deliver
+      env: (spec) => workerEnv(spec.runner, this.config),
       ...opts.tuning,
       ...(cluster
         ? {

@@ -4,12 +4,15 @@
  * Each step undoes the earlier ones when it fails. Kept apart from the running master (master.ts),
  * which only ever sees the outcome: the lock and the cluster node.
  */
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Config } from "../config/schema.js";
 import type { LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
 import type { supervisorHooks } from "./cluster-workers.js";
+import { describeError } from "../util/errors.js";
+import { LockError } from "./errors.js";
 import { MasterLock } from "./lock.js";
 import { waitForOrphans } from "./orphans.js";
 
@@ -32,7 +35,16 @@ export async function prepareMaster(
   let lock: MasterLock;
   const t0 = performance.now();
   try {
-    lock = await MasterLock.acquire(config.state, logHandle.logger);
+    // a pid_file elsewhere (e.g. /run/qrunner, systemd's RuntimeDirectory=): its folder may be new
+    if (config.pid_file !== undefined) {
+      const dir = path.dirname(config.pid_file);
+      await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+        throw new LockError(`cannot create the pid file's folder ${dir}: ${describeError(err)}`, {
+          cause: err,
+        });
+      });
+    }
+    lock = await MasterLock.acquire(config.state, logHandle.logger, config.pid_file);
   } catch (err) {
     logHandle.close();
     throw err;

@@ -61,6 +61,8 @@ export interface SupervisorOptions extends RestartTuning {
    * worker held back stays `stopped` with that reason until a plan without it replaces it.
    */
   holdBack?: (spec: WorkerSpec) => string | null;
+  /** the environment of this worker (default the master's): see worker-env.ts */
+  env?: (spec: WorkerSpec) => NodeJS.ProcessEnv;
 }
 
 export class Supervisor {
@@ -238,10 +240,16 @@ export class Supervisor {
       this.changed();
       return;
     }
-    const spawned = spawnWorker(slot, this.opts.command(slot.spec), this.log, {
-      exit: (child, code, signal) => this.onExit(slot, child, code, signal),
-      message: (child, m) => this.onMessage(slot, child, m),
-    });
+    const spawned = spawnWorker(
+      slot,
+      this.opts.command(slot.spec),
+      this.log,
+      {
+        exit: (child, code, signal) => this.onExit(slot, child, code, signal),
+        message: (child, m) => this.onMessage(slot, child, m),
+      },
+      this.opts.env?.(slot.spec),
+    );
     if (!spawned) {
       this.scheduleRestart(slot, 0);
       return;

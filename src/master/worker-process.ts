@@ -27,6 +27,8 @@ export function spawnWorker(
   command: WorkerCommand,
   log: Logger,
   events: WorkerEvents,
+  /** the worker's environment (worker-env.ts: no SMTP secrets for non-SMTP runners); default the master's */
+  baseEnv: NodeJS.ProcessEnv = process.env,
 ): ChildProcess | null {
   const { file, args, execArgv = [], settings } = command;
   const now = Date.now();
@@ -40,7 +42,7 @@ export function spawnWorker(
   try {
     child = spawn(file, [...execArgv, ...args], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
-      env: settings ? { ...process.env, [SETTINGS_ENV]: "1" } : process.env,
+      env: settings ? { ...baseEnv, [SETTINGS_ENV]: "1" } : baseEnv,
     });
   } catch (err) {
     slot.lastError = `cannot start: ${describeError(err)}`;

@@ -16,8 +16,8 @@ export async function tempDir(): Promise<TempDir> {
     dir,
     async write(rel, text) {
       const file = path.join(dir, rel);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, text);
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o750 });
+      await writeFile(file, text, { mode: 0o640 });
       return file;
     },
     remove: () => rm(dir, { recursive: true, force: true }),

@@ -401,7 +401,10 @@ describe("SMTP passwords", () => {
   it("come from the environment and never show in logs, status, health records or queue metadata", async () => {
     const secret = "s3cret-Pa55word";
     sink = await startSink({ auth: { user: "qr", pass: "something-else" }, echoAuthFailure: true });
-    site = await makeSite(smtp(sink.port, ", auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"), [DEV]);
+    site = await makeSite(
+      smtp(sink.port, ", allow_plaintext_auth: true, auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"),
+      [DEV],
+    );
     const post = message({ from: "alice@example.net", id: "<pw-1@x>" });
     expect(
       (await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: post })).code,
@@ -428,6 +431,8 @@ describe("SMTP passwords", () => {
     for (const e of (await walk(site.state)).concat(await walk(site.qfiles)).filter((x) => !x.dir))
       texts.push([e.path, await readFile(e.path, "latin1")]);
     expect(texts.some(([, t]) => /auth|535|login/i.test(t))).toBe(true);
+    // the test-only escape hatch is never silent
+    expect(master.stdout()).toMatch(/"level":"warn"[^\n]*allow_plaintext_auth/);
     for (const [where, t] of texts)
       for (const f of forms) expect(t.includes(f), `${where} holds the password`).toBe(false);
   });
@@ -437,7 +442,10 @@ describe("SMTP passwords, missing", () => {
   // a missing pass_env variable was once found only when the first message was sent, and every
   // message was then shunted; the worker now refuses to start (78), naming the variable
   it("a missing pass_env variable stops the outgoing worker (78) and shunts no mail", async () => {
-    site = await makeSite(smtp(2525, ", auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"), [DEV]);
+    site = await makeSite(
+      smtp(2525, ", allow_plaintext_auth: true, auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"),
+      [DEV],
+    );
     const { Switchboard } = await import("../../src/queue/switchboard.js");
     const q = await Switchboard.open({ root: site.qfiles, queue: "outgoing" });
     await q.enqueue(message(), {

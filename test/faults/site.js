@@ -32,8 +32,8 @@ export function makeSite(keepBase) {
     state: path.join(dir, "var"),
     lists: listSpecs(),
   };
-  mkdirSync(path.dirname(site.configFile), { recursive: true });
-  mkdirSync(site.listsDir, { recursive: true });
+  mkdirSync(path.dirname(site.configFile), { recursive: true, mode: 0o750 });
+  mkdirSync(site.listsDir, { recursive: true, mode: 0o750 });
   for (const l of site.lists) {
     const body = [
       `address: ${l.address}`,
@@ -43,7 +43,7 @@ export function makeSite(keepBase) {
       "max_size: 10MB",
       l.extra,
     ].join("\n");
-    writeFileSync(path.join(site.listsDir, `${l.address}.yaml`), body + "\n");
+    writeFileSync(path.join(site.listsDir, `${l.address}.yaml`), body + "\n", { mode: 0o640 });
   }
   return site;
 }

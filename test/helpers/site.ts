@@ -45,15 +45,15 @@ export async function makeSite(configBody = "", lists: ListSpec[] = []): Promise
   const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-e2e-"));
   const configFile = path.join(dir, "config", "qrunner.yaml");
   const listsDir = path.join(dir, "lists");
-  await mkdir(path.dirname(configFile), { recursive: true });
-  await mkdir(listsDir, { recursive: true });
+  await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
+  await mkdir(listsDir, { recursive: true, mode: 0o750 });
   const site: Site = {
     dir,
     configFile,
     qfiles: path.join(dir, "qfiles"),
     state: path.join(dir, "var"),
     listsDir,
-    writeConfig: (yaml) => writeFile(configFile, CONFIG_HEAD + yaml),
+    writeConfig: (yaml) => writeFile(configFile, CONFIG_HEAD + yaml, { mode: 0o640 }),
     writeList: (spec) =>
       writeFile(
         path.join(listsDir, `${spec.address}.yaml`),
@@ -63,6 +63,8 @@ export async function makeSite(configBody = "", lists: ListSpec[] = []): Promise
           `members: [${(spec.members ?? []).join(", ")}]`,
           spec.extra ?? "",
         ].join("\n") + "\n",
+        // 0750 folders and 0640 files whatever the umask: `start` refuses group- or world-writable ones
+        { mode: 0o640 },
       ),
     files: async (queue) => readdir(path.join(dir, "qfiles", queue)).catch(() => []),
     cleanup: () => rm(dir, { recursive: true, force: true }),

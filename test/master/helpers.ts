@@ -1,6 +1,6 @@
 /** Shared by the master tests: temp setups, spawning masters, polling for a condition. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, symlinkSync } from "node:fs";
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -10,6 +10,16 @@ import type { MasterStatus } from "../../src/master/status-file.js";
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = path.join(REPO, "bin/qrunner");
 export const HARNESS = fileURLToPath(new URL("./run-master.js", import.meta.url));
+
+/**
+ * The harness as `node DIR/qrunner start CONFIG`: `qrunner stop` and `reload` signal only a process
+ * whose command line is a qrunner master's (src/master/master-identity.ts).
+ */
+export function harnessAsQrunner(dir: string): { file: string; args: string[] } {
+  const link = path.join(dir, "qrunner");
+  if (!existsSync(link)) symlinkSync(HARNESS, link);
+  return { file: link, args: ["start"] };
+}
 
 export function requireBuild(): void {
   if (!existsSync(path.join(REPO, "dist/master/master.js")))
@@ -31,9 +41,9 @@ export async function makeSetup(yaml: string): Promise<Setup> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-master-"));
   const configFile = path.join(dir, "config/qrunner.yaml");
   const listsDir = path.join(dir, "lists");
-  await mkdir(path.dirname(configFile), { recursive: true });
-  await mkdir(listsDir, { recursive: true });
-  const writeConfig = (text: string) => writeFile(configFile, text);
+  await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
+  await mkdir(listsDir, { recursive: true, mode: 0o750 });
+  const writeConfig = (text: string) => writeFile(configFile, text, { mode: 0o640 });
   await writeConfig(yaml);
   return {
     dir,

@@ -1,4 +1,5 @@
-// Runs the built master (dist/) with fake workers: node run-master.js CONFIG
+// Runs the built master (dist/) with fake workers: node run-master.js CONFIG, or through a link named
+// qrunner as `node DIR/qrunner start CONFIG` (what `qrunner stop`/`reload` check a master's command line for)
 import { fileURLToPath } from "node:url";
 import { runMaster } from "../../dist/master/master.js";
 import { loadAll } from "../../dist/lists/load.js";
@@ -8,7 +9,7 @@ const fake = fileURLToPath(new URL("./fake-worker.js", import.meta.url));
 const badOption = (process.env.FAKE_BAD_OPTION ?? "").split(",");
 try {
   process.exitCode = await runMaster({
-    configFile: process.argv[2],
+    configFile: process.argv[process.argv.length - 1],
     load: loadAll,
     command: (spec) => ({
       file: process.execPath,

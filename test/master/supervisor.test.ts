@@ -8,9 +8,9 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   BASE,
-  HARNESS,
   alive,
   cli,
+  harnessAsQrunner,
   killAll,
   makeSetup,
   readEvents,
@@ -37,7 +37,8 @@ let master: Running | null = null;
 const seen = new Set<number>();
 
 function startMaster(s: Setup, env: Record<string, string> = {}): Running {
-  const m = run(HARNESS, [s.configFile], { FAKE_LOG: s.eventsFile, ...env });
+  const h = harnessAsQrunner(s.dir);
+  const m = run(h.file, [...h.args, s.configFile], { FAKE_LOG: s.eventsFile, ...env });
   if (m.child.pid) seen.add(m.child.pid);
   return m;
 }
