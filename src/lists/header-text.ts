@@ -15,7 +15,9 @@ function wordBytes(enc: string, text: string): Buffer {
 }
 
 function decodeBytes(bytes: Buffer, charset: string): string {
-  const cs = charset.replace(/\*.*$/, "").toLowerCase();
+  // RFC 2231 language suffix (`utf-8*en`); indexOf, since /\*.*$/ is quadratic on a run of stars
+  const star = charset.indexOf("*");
+  const cs = (star === -1 ? charset : charset.slice(0, star)).toLowerCase();
   if (cs === "us-ascii" || cs === "iso-8859-1" || cs === "latin1")
     return bytes.toString("latin1", 0, bytes.length);
   try {

@@ -6,6 +6,7 @@
 import type { Config, RunnerName, SmtpHostConfig } from "../config/schema.js";
 import { RUNNER_NAMES } from "../config/schema.js";
 import { formatSlice, makeSliceSet } from "../queue/slice.js";
+import { trimEndOf } from "../util/trim.js";
 import { splitSlices } from "./cluster-balance.js";
 
 export interface WorkerSpec {
@@ -29,7 +30,8 @@ export function hostId(h: Pick<SmtpHostConfig, "host" | "port" | "name">): strin
 
 /** A weight as it appears in a slice spec: plain decimal, at most 6 places (the precision makeSlice uses). */
 function formatWeight(w: number): string {
-  const s = w.toFixed(6).replace(/\.?0+$/, "");
+  const fixed = w.toFixed(6);
+  const s = fixed.includes(".") ? trimEndOf(trimEndOf(fixed, "0"), ".") : fixed;
   return s === "" || s === "0" ? "0.000001" : s;
 }
 
