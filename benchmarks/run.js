@@ -6,6 +6,7 @@
 //   npm run bench -- --quick                        # a short run (about 5-8 min)
 //   npm run bench -- --only=switchboard,e2e --json  # some of them, JSON lines on stdout
 //   npm run bench -- --full                         # the 1,000,000-entry backlog too
+//   npm run bench -- --only=hostile                 # CPU per MiB of hostile mail on each path (~2 min)
 // Other flags are passed to every benchmark: --dir=PATH (the disk to measure), --quiet-wait=S,
 // --no-peers, --rounds=N, --keep, --verbose (peer scripts' logs); see the head of each file.
 import { spawn } from "node:child_process";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { JSON_OUT, arg, argv, fmt, log, table, verdict } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const BENCHMARKS = ["switchboard", "e2e", "startup", "latency", "inject", "memory", "scaling", "bounces"];
+export const BENCHMARKS = ["switchboard", "e2e", "startup", "latency", "inject", "memory", "scaling", "bounces", "hostile"];
 
 function runOne(name, args) {
   return new Promise((resolve) => {

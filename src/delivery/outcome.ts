@@ -77,7 +77,12 @@ function num(v: unknown): number | undefined {
 /** The server's reply when there is one (its own words), else nodemailer's description; one line. */
 function text(e: SmtpErrorFields): string {
   const t = str(e.response) ?? e.message;
-  return t.replace(/\s*\r?\n\s*/g, " ").trim();
+  // line by line: /\s*\r?\n\s*/g retries its leading \s* at every offset of a long blank run
+  return t
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .join(" ");
 }
 
 const UNREACHABLE =

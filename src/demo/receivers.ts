@@ -37,7 +37,7 @@ export function messageIdOf(raw: Buffer): string {
   const text = raw.toString("latin1");
   const end = text.search(/\r?\n\r?\n/);
   const header = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n[ \t]+/g, " ");
-  return /^message-id[ \t]*:[ \t]*(.*)$/im.exec(header)?.[1]?.trim() ?? "";
+  return /^message-id[ \t]*:(.*)$/im.exec(header)?.[1]?.trim() ?? "";
 }
 
 export async function startReceiver(name: string, onDelivery: OnDelivery): Promise<Receiver> {

@@ -7,6 +7,7 @@
  * are ours to interpret, so recipients are matched to lists case-insensitively.
  */
 import { QrunnerError } from "../util/errors.js";
+import { trimOf } from "../util/trim.js";
 import { ADDRESS_RE } from "./address-syntax.js";
 import type { ListConfig } from "./schema.js";
 
@@ -38,8 +39,8 @@ const CONTROL_RE = /[\x00-\x1f\x7f]/;
  * validation still sees them.
  */
 export function normalizeAddress(a: string): string {
-  let s = a.replace(/^[ \t]+|[ \t]+$/g, "");
-  if (s.startsWith("<") && s.endsWith(">")) s = s.slice(1, -1).replace(/^[ \t]+|[ \t]+$/g, "");
+  let s = trimOf(a, " \t");
+  if (s.startsWith("<") && s.endsWith(">")) s = trimOf(s.slice(1, -1), " \t");
   const at = s.lastIndexOf("@");
   if (at < 0) return s;
   return s.slice(0, at) + "@" + s.slice(at + 1).toLowerCase();

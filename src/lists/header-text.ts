@@ -3,6 +3,7 @@
  * (RFC 6532). Separate from the byte scanning in message.ts: it works on a field's value once found,
  * and only the callers that show or match text (subjects, commands) need it.
  */
+import { TextDecoder } from "node:util";
 
 const ENCODED_WORD = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
 
@@ -14,12 +15,29 @@ function wordBytes(enc: string, text: string): Buffer {
   return Buffer.from(s, "latin1");
 }
 
+/**
+ * One decoder per charset, made on first use: a Subject of thousands of words would otherwise build
+ * one per word. Only labels TextDecoder knows get here (an unknown one throws first), so the cache
+ * stays as small as the list of encodings.
+ */
+const decoders = new Map<string, TextDecoder>();
+function decoderFor(charset: string): TextDecoder {
+  let d = decoders.get(charset);
+  if (!d) {
+    d = new TextDecoder(charset);
+    decoders.set(charset, d);
+  }
+  return d;
+}
+
 function decodeBytes(bytes: Buffer, charset: string): string {
-  const cs = charset.replace(/\*.*$/, "").toLowerCase();
+  // RFC 2231 language suffix (`utf-8*en`); indexOf, since /\*.*$/ is quadratic on a run of stars
+  const star = charset.indexOf("*");
+  const cs = (star === -1 ? charset : charset.slice(0, star)).toLowerCase();
   if (cs === "us-ascii" || cs === "iso-8859-1" || cs === "latin1")
     return bytes.toString("latin1", 0, bytes.length);
   try {
-    return new TextDecoder(cs).decode(bytes);
+    return decoderFor(cs).decode(bytes);
   } catch {
     return bytes.toString("latin1", 0, bytes.length); // unknown charset: keep the bytes readable rather than fail
   }

@@ -143,7 +143,17 @@ function normalise(s: string): string {
 export function hasSubjectPrefix(value: string, prefix: string): boolean {
   const p = normalise(prefix);
   if (p === "") return true;
-  return normalise(decodeHeaderText(value)).includes(p);
+  return normalise(decodeHeaderText(subjectHead(value))).includes(p);
+}
+
+/**
+ * Only the start of a Subject is decoded to look for the prefix (caps before cleaning: a Subject can
+ * be most of a 1 MiB header); the field's bytes are kept whole all the same.
+ */
+export const SUBJECT_SCAN_CHARS = 16 * 1024;
+
+function subjectHead(value: string): string {
+  return value.length > SUBJECT_SCAN_CHARS ? value.slice(0, SUBJECT_SCAN_CHARS) : value;
 }
 
 /** The prefix as header text; `beforeWord`: the next thing is an encoded-word, which would eat a plain space. */
@@ -198,9 +208,11 @@ export function decorate(raw: Buffer, list: ListConfig, opts: { archiveUrl?: str
     } else if (key === "subject" && !subjectSeen) {
       subjectSeen = true;
       if (prefix !== undefined && !hasSubjectPrefix(f.value, prefix)) {
-        replacement = decodeHeaderText(f.value).trim()
-          ? prefixedSubject(header, f.start, f.end, prefix, eol)
-          : Buffer.from(`Subject: ${prefixText(prefix, false)} (no subject)${eol}`, "latin1");
+        // a value longer than the scan is not empty (fieldValue trims it), whatever its start decodes to
+        replacement =
+          f.value.length > SUBJECT_SCAN_CHARS || decodeHeaderText(f.value).trim()
+            ? prefixedSubject(header, f.start, f.end, prefix, eol)
+            : Buffer.from(`Subject: ${prefixText(prefix, false)} (no subject)${eol}`, "latin1");
       }
     }
     if (replacement === undefined) continue;

@@ -136,7 +136,7 @@ function readMembers(
     .split(/\r?\n/)
     .forEach((raw, i) => {
       // `#` is legal inside a local part, so a comment starts a line or follows whitespace
-      const text = raw.trim().replace(/\s+#.*$/, "");
+      const text = withoutComment(raw.trim());
       if (text === "" || text.startsWith("#")) return;
       const r = addressSchema.safeParse(text);
       const line = i + 1;
@@ -152,6 +152,13 @@ function readMembers(
       else out.push(text);
     });
   return out;
+}
+
+/** A members-file line without its ` # comment` (a `#` after whitespace), in one pass. */
+function withoutComment(line: string): string {
+  for (let i = line.indexOf("#"); i !== -1; i = line.indexOf("#", i + 1))
+    if (i > 0 && /\s/.test(line.charAt(i - 1))) return line.slice(0, i).trimEnd();
+  return line;
 }
 
 /** Case-insensitive on the domain only: RFC 5321 leaves the local part's case to the receiving host. */

@@ -3,6 +3,7 @@
  * (checkMessage, with the header limits), and did an MTA pipe put an mbox From_ line before it
  * (stripFromLine). Separate from the field reading in message.ts, which takes the message as given.
  */
+import { trimEndOf } from "../util/trim.js";
 import { COLON, LF, locate, nameEnd } from "./message.js";
 
 /** A header block over this is not a message we take (inject exits 65). */
@@ -37,7 +38,7 @@ export function checkMessage(raw: Buffer): Plausibility {
     if (line === 0) {
       const colon = h.subarray(0, lineEnd).indexOf(COLON);
       if (colon === -1 || nameEnd(h, 0, colon) === -1) {
-        const what = h.toString("latin1", 0, Math.min(lineEnd, 40)).replace(/[\r\n]+$/, "");
+        const what = trimEndOf(h.toString("latin1", 0, Math.min(lineEnd, 40)), "\r\n");
         const hint = what.startsWith("From ") ? " (an mbox From_ line: strip it before injecting)" : "";
         return { ok: false, reason: `first line is not a header field: ${JSON.stringify(what)}${hint}` };
       }

@@ -4,7 +4,7 @@
  * on at most MAX_REQUEST_BYTES of the message.
  */
 import { decodeHeaderText } from "./header-text.js";
-import { getHeader } from "./message.js";
+import { headerFields, splitHeader, type HeaderField, type SplitMessage } from "./message.js";
 
 export type Verb = "help" | "join" | "leave" | "confirm" | "echo" | "unknown";
 
@@ -29,6 +29,36 @@ export interface RequestOptions {
 
 /** Only this much of a request is parsed: commands sit at the top, attachments are not read. */
 export const MAX_REQUEST_BYTES = 256 * 1024;
+/**
+ * A request with more MIME structure than this is not read as MIME (its Subject still counts):
+ * mailparser's cost grows with the nesting depth and the part count, and no mail client nests
+ * command mail deeper or splits it into more parts.
+ */
+const MAX_REQUEST_MULTIPARTS = 8;
+const MAX_REQUEST_PARTS = 64;
+/** The only header fields mailparser needs to find the text (address lists are costly to parse). */
+const MIME_FIELDS = new Set(["subject", "mime-version", "content-type", "content-transfer-encoding"]);
+
+function count(haystack: string, needle: string, max: number): number {
+  let n = 0;
+  for (let i = haystack.indexOf(needle); i !== -1 && n <= max; i = haystack.indexOf(needle, i + 1)) n++;
+  return n;
+}
+
+/**
+ * What mailparser gets: the MIME fields of the header and the body, or null when the MIME structure
+ * is over the limits above (then only the Subject is read).
+ */
+function mimeInput(input: Buffer, split: SplitMessage | null, fields: readonly HeaderField[]): Buffer | null {
+  const lower = input.toString("latin1").toLowerCase();
+  if (count(lower, "multipart/", MAX_REQUEST_MULTIPARTS) > MAX_REQUEST_MULTIPARTS) return null;
+  if (count(lower, "\n--", MAX_REQUEST_PARTS) > MAX_REQUEST_PARTS) return null;
+  if (!split) return input;
+  const kept = fields
+    .filter((f) => MIME_FIELDS.has(f.name.toLowerCase()))
+    .map((f) => split.header.subarray(f.start, f.end));
+  return Buffer.concat([...kept, Buffer.from(split.eol), split.body]);
+}
 
 const VERBS: Record<string, Verb> = {
   help: "help",
@@ -101,10 +131,14 @@ export async function parseRequest(
   const input = raw.length > MAX_REQUEST_BYTES ? raw.subarray(0, MAX_REQUEST_BYTES) : raw;
   let subject: string | undefined;
   let text = "";
+  const split = splitHeader(input);
+  const fields = split ? headerFields(split.header) : [];
+  const mime = mimeInput(input, split, fields);
   try {
+    if (mime === null) throw new Error("too much MIME structure for a request");
     // loaded on first use: mailparser costs a command worker ~15 MB of memory it would hold idle
     const { simpleParser } = await import("mailparser");
-    const mail = await simpleParser(input, {
+    const mail = await simpleParser(mime, {
       skipTextToHtml: true,
       skipImageLinks: true,
       skipTextLinks: true,
@@ -114,7 +148,7 @@ export async function parseRequest(
     text = mail.text ?? "";
   } catch {
     // unparseable MIME: the Subject alone still tells what was meant
-    const v = getHeader(raw, "subject");
+    const v = fields.find((f) => f.name.toLowerCase() === "subject")?.value;
     subject = v === undefined ? undefined : decodeHeaderText(v);
   }
   const parsed = parseCommandText(subject, text, opts);

@@ -7,6 +7,7 @@ import type { Config, RunnerName } from "../config/schema.js";
 import { RUNNER_NAMES } from "../config/schema.js";
 import { hostId } from "../delivery/hosts.js";
 import { formatSlice, makeSliceSet } from "../queue/slice.js";
+import { trimEndOf } from "../util/trim.js";
 import { splitSlices } from "./cluster-balance.js";
 
 export interface WorkerSpec {
@@ -25,7 +26,8 @@ export interface WorkerSpec {
 
 /** A weight as it appears in a slice spec: plain decimal, at most 6 places (the precision makeSlice uses). */
 function formatWeight(w: number): string {
-  const s = w.toFixed(6).replace(/\.?0+$/, "");
+  const fixed = w.toFixed(6);
+  const s = fixed.includes(".") ? trimEndOf(trimEndOf(fixed, "0"), ".") : fixed;
   return s === "" || s === "0" ? "0.000001" : s;
 }
 

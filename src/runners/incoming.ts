@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { bouncesAddress, routeRecipient, type Route } from "../lists/addresses.js";
 import { screenPost } from "../lists/checks.js";
-import { decorate } from "../lists/headers.js";
+import { decorate, SUBJECT_SCAN_CHARS } from "../lists/headers.js";
 import { HeldStore } from "../lists/held.js";
 import { heldIdFor } from "../lists/held-ids.js";
 import { decodeHeaderText } from "../lists/header-text.js";
@@ -199,7 +199,10 @@ export class IncomingRunner implements Handler {
     const rawSubject = getHeader(entry.message, "subject");
     const post = {
       poster: verdict.poster || sender,
-      ...(rawSubject !== undefined ? { subject: decodeHeaderText(rawSubject) } : {}),
+      // the Subject only goes into notices and the held record: its start is enough (caps before cleaning)
+      ...(rawSubject !== undefined
+        ? { subject: decodeHeaderText(rawSubject.slice(0, SUBJECT_SCAN_CHARS)) }
+        : {}),
       ...withMessageId(messageId(entry.message)),
     };
     switch (verdict.action) {
