@@ -5,47 +5,72 @@
  * this is the worker's half of the protocol in ipc.ts, and the master imports LeaseMessage from here
  * without the process code. Without a channel (a worker started by hand) none of it sends anything.
  */
+import { monotonicMs } from "../util/clock.js";
 import type { Settings } from "./context.js";
 import { SETTINGS_ENV, isSettingsMessage, type SettingsMessage, type WorkerMessage } from "./ipc.js";
 
-/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
+/**
+ * Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds, or
+ * (when given, and it wins) until `until` on the machine's monotonic clock (util/clock.ts), which a
+ * message delayed in the channel cannot stretch.
+ */
 export interface LeaseMessage {
   type: "lease";
   ms: number;
+  until?: number;
 }
 
 function isLeaseMessage(m: unknown): m is LeaseMessage {
+  if (typeof m !== "object" || m === null) return false;
+  const l = m as { type?: unknown; ms?: unknown; until?: unknown };
   return (
-    typeof m === "object" &&
-    m !== null &&
-    (m as { type?: unknown }).type === "lease" &&
-    typeof (m as { ms?: unknown }).ms === "number"
+    l.type === "lease" && typeof l.ms === "number" && (l.until === undefined || typeof l.until === "number")
   );
 }
 
+export interface LeaseFence {
+  /** resolves true at the first deadline, false when none came within `waitMs` */
+  armed: Promise<boolean>;
+  /** exit now (onExpire) if the deadline has passed, whatever the timers say; before taking an entry */
+  check(): void;
+  close(): void;
+}
+
 /**
- * The lease deadline the master keeps pushing forward. `armed` resolves true at the first deadline,
- * false when none came within `waitMs`; `onExpire` runs when a deadline passes without renewal.
+ * The lease deadline the master keeps pushing forward, on the monotonic clock. `onExpire` runs when
+ * a deadline passes without renewal (a timer, and `check()` before each entry); a deadline already
+ * past when it arrives runs it at once.
  */
-export function leaseFence(waitMs: number, onExpire: () => void): { armed: Promise<boolean>; close(): void } {
-  let deadline: NodeJS.Timeout | undefined;
+export function leaseFence(waitMs: number, onExpire: () => void): LeaseFence {
+  let timer: NodeJS.Timeout | undefined;
+  let deadline = Infinity;
   let settle: (ok: boolean) => void = () => undefined;
   const armed = new Promise<boolean>((resolve) => (settle = resolve));
   const first = setTimeout(() => settle(false), waitMs);
+  const check = (): void => {
+    if (monotonicMs() >= deadline) onExpire();
+  };
   const onMessage = (m: unknown): void => {
     if (!isLeaseMessage(m)) return;
+    const now = monotonicMs();
+    deadline = m.until !== undefined ? Math.min(m.until, now + m.ms) : now + m.ms;
     clearTimeout(first);
+    clearTimeout(timer);
+    if (deadline <= now) {
+      onExpire();
+      return;
+    }
     settle(true);
-    clearTimeout(deadline);
-    deadline = setTimeout(onExpire, m.ms);
-    deadline.unref();
+    timer = setTimeout(onExpire, Math.ceil(deadline - now));
+    timer.unref();
   };
   process.on("message", onMessage);
   return {
     armed,
+    check,
     close() {
       clearTimeout(first);
-      clearTimeout(deadline);
+      clearTimeout(timer);
       settle(false);
       process.off("message", onMessage);
     },
