@@ -22,8 +22,8 @@ import type { EtcdHandle } from "./cluster-etcd.js";
 
 /** The master trusts its slices this far into the TTL after the last keep-alive sent that succeeded. */
 export const FENCE_FRACTION = 0.5;
-/** A keep-alive is sent this often (as a fraction of the TTL): several chances before the fence. */
-const KEEPALIVE_FRACTION = 1 / 6;
+/** A keep-alive is sent this often (as a fraction of the TTL): four chances before the fence. */
+const KEEPALIVE_FRACTION = 1 / 8;
 
 export interface SessionOptions {
   etcd: EtcdHandle;
@@ -42,7 +42,6 @@ export class EtcdSession {
   private ended = false;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
-  private renewing = false;
   private failing = false;
 
   private constructor(
@@ -92,14 +91,16 @@ export class EtcdSession {
     return this.ended;
   }
 
-  /** One keep-alive now (skipped while another is on its way). */
+  /**
+   * One keep-alive now. Several may be on their way at once (one per tick, none waits for another):
+   * a slow answer still counts, and a member that does not answer does not hold the next ones up.
+   */
   async renew(): Promise<void> {
-    if (this.renewing || this.ended || this.closed) return;
-    this.renewing = true;
+    if (this.ended || this.closed) return;
     const sentAt = monotonicMs();
     try {
-      // the deadline bounds a keep-alive sent to a member that cannot answer (no quorum, cut off)
-      await this.lease.keepaliveOnce({ deadline: this.opts.etcd.deadline() });
+      // past this deadline an answer could no longer move the fence: its send time would be behind it
+      await this.lease.keepaliveOnce({ deadline: new Date(Date.now() + this.opts.ttlMs * FENCE_FRACTION) });
       if (this.closed) return;
       this.confirmedAt = Math.max(this.confirmedAt, sentAt);
       if (this.failing) {
@@ -120,8 +121,6 @@ export class EtcdSession {
           "cannot renew the etcd lease; the slices stop being worked if this lasts",
         );
       this.failing = true;
-    } finally {
-      this.renewing = false;
     }
   }
 

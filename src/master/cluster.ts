@@ -3,7 +3,7 @@
  * balancing loop that moves it towards its share of the slices. The master runs workers only on the
  * slices `active()` returns; it is told when to re-plan and when workers must die at once.
  *
- *   every lease/6     a keep-alive of the session (cluster-session.ts); the fence is counted from the
+ *   every lease/8     a keep-alive of the session (cluster-session.ts); the fence is counted from the
  *                     send of the last one that succeeded, on the monotonic clock
  *   every lease/8     balance (and at once on any change etcd reports through the watch): release
  *                     extras gracefully (re-plan without them, wait for their workers to exit, then
@@ -93,7 +93,7 @@ export class ClusterNode {
    */
   static async join(opts: ClusterOptions): Promise<ClusterNode> {
     const { config } = opts;
-    const callMs = Math.max(1000, Math.min(5000, Math.floor(config.lease / 4)));
+    const callMs = Math.max(1000, Math.min(5000, Math.floor(config.lease / 2)));
     const etcd = await openEtcd(config.etcd, callMs);
     const node = new ClusterNode(etcd, config, opts.logger);
     const giveUpAt = monotonicMs() + JOIN_PATIENCE_MS;
@@ -239,9 +239,10 @@ export class ClusterNode {
     await this.watcher?.cancel().catch(() => undefined);
     const held = sorted(this.held.keys());
     this.held.clear();
+    // the workers are stopped already: logged before the keys go, as another node may take them then
+    if (held.length) this.log.info({ slices: held }, "slices released");
     await this.session?.revoke();
     this.etcd.close();
-    if (held.length) this.log.info({ slices: held }, "slices released");
     this.log.info("left the cluster");
   }
 
@@ -295,7 +296,7 @@ export class ClusterNode {
       // trusted again (a keep-alive got through in time), or a claim we did not hear back from
       this.fenced = false;
       if (this.held.size) this.announce("slices claimed", sorted(this.held.keys()));
-      await hooks.replan();
+      await this.replan(hooks);
       return;
     }
     const others: NodeView[] = view.nodes
@@ -319,7 +320,7 @@ export class ClusterNode {
     if (idle.length) {
       for (const k of idle) this.held.set(k, true);
       this.announce("slices claimed", idle);
-      await hooks.replan();
+      await this.replan(hooks);
       return;
     }
     const took: number[] = [];
@@ -332,8 +333,18 @@ export class ClusterNode {
     }
     if (took.length) {
       this.announce("slices claimed", took);
-      await hooks.replan();
+      await this.replan(hooks);
     }
+  }
+
+  /**
+   * Re-plan the workers, a keep-alive first: starting workers blocks the event loop (a spawn is
+   * synchronous, a few hundred ms each on a loaded machine), and a fence counted from a fresh
+   * keep-alive does not pass during it.
+   */
+  private async replan(hooks: ClusterHooks): Promise<void> {
+    await this.session?.renew();
+    await hooks.replan();
   }
 
   private announce(msg: string, slices: Iterable<number>): void {
@@ -347,18 +358,18 @@ export class ClusterNode {
     hooks: ClusterHooks,
   ): Promise<void> {
     for (const k of slices) if (this.held.has(k)) this.held.set(k, false);
-    await hooks.replan();
+    await this.replan(hooks);
     // stopping: the master stops every worker and close() revokes the session afterwards
     if (this.paused) return;
-    const done: number[] = [];
-    for (const k of slices) {
-      // a worker that could not be stopped keeps its slice until the next step
-      if (hooks.busy([k]) || this.held.get(k) !== false) continue;
+    // a worker that could not be stopped keeps its slice until the next step
+    const done = slices.filter((k) => !hooks.busy([k]) && this.held.get(k) === false);
+    if (done.length === 0) return;
+    // no worker runs on them any more: that is when this node stops working them
+    this.announce("slices released", done);
+    for (const k of done) {
       await this.registry.release(session, k);
       this.held.delete(k);
-      done.push(k);
     }
-    if (done.length) this.announce("slices released", done);
   }
 
   /** These slices may no longer be worked: kill their workers at once and re-plan without them. */
@@ -375,7 +386,7 @@ export class ClusterNode {
       "lost the leases of slices; their workers are killed",
     );
     hooks?.kill(slices);
-    if (hooks && !this.closed) void hooks.replan();
+    if (hooks && !this.closed) void this.replan(hooks);
   }
 
   /** etcd says the session's lease is gone, and every slice with it. */
@@ -389,8 +400,17 @@ export class ClusterNode {
   }
 
   private watchdog(): void {
-    const hooks = this.hooks;
-    if (!hooks) return;
+    if (!this.fenced && this.held.size > 0 && !this.trusted()) {
+      // after a blocked event loop, the answer to a keep-alive may be waiting unread: read what has
+      // arrived (the I/O phase runs before setImmediate's), then judge
+      setImmediate(() => this.fence());
+      return;
+    }
+    this.notifyWorkers();
+  }
+
+  /** The watchdog's verdict: past the fence, the workers are killed at once. */
+  private fence(): void {
     const now = monotonicMs();
     if (!this.fenced && this.held.size > 0 && !this.trusted(now)) {
       this.fenced = true;
@@ -401,6 +421,14 @@ export class ClusterNode {
         `no successful etcd keep-alive sent in the last ${since} ms`,
       );
     }
+    this.notifyWorkers();
+  }
+
+  /** Tell every worker until when its slices stay trustworthy (now, when they are not). */
+  private notifyWorkers(): void {
+    const hooks = this.hooks;
+    if (!hooks) return;
+    const now = monotonicMs();
     const until = this.trusted(now) && this.session ? this.session.fenceAt(WORKER_FENCE_FRACTION) : now;
     hooks.notify((spec) => {
       const ks = specSlices(spec);

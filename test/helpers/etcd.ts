@@ -107,9 +107,10 @@ export async function startEtcd(size = 3): Promise<EtcdCluster> {
         `--initial-cluster=${initial}`,
         "--initial-cluster-state=new",
         `--initial-cluster-token=qrunner-test-${path.basename(dir)}`,
-        // a shared, noisy test machine: keep the election timeout at etcd's default
-        "--heartbeat-interval=100",
-        "--election-timeout=1000",
+        // a shared, noisy test machine: longer than etcd's defaults (100, 1000), so that a member
+        // starved of CPU for a moment does not call an election
+        "--heartbeat-interval=200",
+        "--election-timeout=2000",
         "--log-level=warn",
         "--logger=zap",
       ],
