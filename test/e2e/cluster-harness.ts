@@ -6,6 +6,7 @@
  * own account of when it worked which slice.
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -237,16 +238,24 @@ export class ClusterSite {
   }
 
   /**
-   * From each master's log: when it started working slices ("slices claimed") and when it stopped
-   * ("slices released", "lost the leases"); a node killed or still running ends at `end[n]` or never.
+   * From each node's log: when it started working slices ("slices claimed") and when it stopped
+   * ("slices released", "lost the leases", or a worker's own "the master did not renew the lease");
+   * a node killed or still running ends at `end[n]` or never.
    */
   spans(end: Record<string, number> = {}): Span[] {
     const spans: Span[] = [];
     for (const n of this.masters.keys()) {
       const open = new Map<number, number>();
       for (const l of this.lines(n)) {
-        if (l["role"] !== "master") continue;
         const at = Date.parse(String(l["time"]));
+        // a worker that heard nothing from its (hung) master in time stopped working its slices
+        if (String(l["msg"]).startsWith("the master did not renew the lease"))
+          for (const k of sliceIndices(parseSlice(String(l["slice"])))) {
+            const from = open.get(k);
+            if (from !== undefined) spans.push({ node: n, slice: k, from, to: at });
+            open.delete(k);
+          }
+        if (l["role"] !== "master") continue;
         const ks = (l["slices"] ?? []) as number[];
         if (l["msg"] === "slices claimed") for (const k of ks) if (!open.has(k)) open.set(k, at);
         if (l["msg"] === "slices released" || String(l["msg"]).startsWith("lost the leases"))
@@ -355,11 +364,18 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+/** Is this process running (a zombie whose stopped parent has not reaped it yet is not)? */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ...", the state after the last ')'
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true;
   }
 }

@@ -231,8 +231,9 @@ describe("cluster mode on etcd", () => {
       await s.start("b");
       const two = await s.settled({ a: 4, b: 4 });
       const aSlices = two.get("a")!;
-      s.sink.setFaults({ dataDelayMs: 300 });
-      const batch = await s.post("cut", 40);
+      // slow transactions, so that a still has entries in hand when its fence passes
+      s.sink.setFaults({ dataDelayMs: 1000 });
+      const batch = await s.post("cut", 60);
       await waitFor("node a to have entries in hand", async () => (await s.wips(aSlices)).length > 0, 30_000);
       const aWorkers = await s.workerPids("a");
       for (const p of proxies) p.cut();
