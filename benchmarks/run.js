@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { JSON_OUT, arg, argv, fmt, log, table, verdict } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const BENCHMARKS = ["switchboard", "e2e", "latency", "inject", "memory", "scaling"];
+export const BENCHMARKS = ["switchboard", "e2e", "latency", "inject", "memory", "scaling", "cluster"];
 
 function runOne(name, args) {
   return new Promise((resolve) => {
