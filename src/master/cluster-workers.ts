@@ -9,6 +9,9 @@ import { monotonicMs } from "../util/clock.js";
 import type { ClusterHooks } from "./cluster.js";
 import type { Supervisor } from "./supervisor.js";
 
+/** Why a worker of this node's plan is not started: its slices are not (or no longer) trusted. */
+export const HELD_BACK = "this node holds no lease on its slices";
+
 const specCache = new Map<string, readonly number[]>();
 
 /** The slice indices of a worker's slice spec (cached: the same few specs are asked about all the time). */
@@ -37,6 +40,8 @@ export function supervisorHooks(supervisor: Supervisor, replan: () => Promise<vo
     replan,
     kill: (slices) => void supervisor.kill((spec) => overlaps(spec.slice, slices)),
     busy: (slices) => supervisor.snapshot().some((w) => w.pid !== null && overlaps(w.slice, slices)),
+    heldBack: () =>
+      supervisor.snapshot().some((w) => w.pid === null && w.state === "stopped" && w.lastError === HELD_BACK),
     notify: (until) =>
       supervisor.notify((spec) => {
         const at = until(spec.slice);

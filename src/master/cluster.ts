@@ -24,7 +24,7 @@ import { ClusterEtcdError } from "./cluster-errors.js";
 import { openEtcd, type EtcdHandle } from "./cluster-etcd.js";
 import { EtcdRegistry } from "./cluster-registry.js";
 import { EtcdSession, FENCE_FRACTION } from "./cluster-session.js";
-import { specSlices } from "./cluster-workers.js";
+import { HELD_BACK, specSlices } from "./cluster-workers.js";
 
 /** A worker's own deadline runs this far into the TTL, a little past the master's fence. */
 export const WORKER_FENCE_FRACTION = FENCE_FRACTION + 0.1;
@@ -39,6 +39,8 @@ export interface ClusterHooks {
   kill(slices: readonly number[]): void;
   /** is a worker process serving one of these slices still running? */
   busy(slices: readonly number[]): boolean;
+  /** is a worker of the plan stopped because its slices were not trusted when it was due to start? */
+  heldBack(): boolean;
   /** send every worker the monotonic ms until which its slices stay trustworthy (null: no cluster slice) */
   notify(until: (sliceSpec: string) => number | null): void;
 }
@@ -194,6 +196,11 @@ export class ClusterNode {
     return ks.length > 0 && this.trusted() && ks.every((k) => this.held.get(k) === true);
   }
 
+  /** Why a worker with this slice spec may not start now (HELD_BACK), or null. */
+  holdBack(sliceSpec: string): string | null {
+    return this.allows(sliceSpec) ? null : HELD_BACK;
+  }
+
   /**
    * A valid config edit: a new weight applies at once (the shares follow at the next balancing step);
    * the node name, slices, lease and etcd settings only at the next start.
@@ -320,6 +327,12 @@ export class ClusterNode {
     if (idle.length) {
       for (const k of idle) this.held.set(k, true);
       this.announce("slices claimed", idle);
+      await this.replan(hooks);
+      return;
+    }
+    // a worker due to start in a moment the session was not trusted (a keep-alive late) was held
+    // back; trusted again, start it
+    if (plan.claim.length === 0 && hooks.heldBack()) {
       await this.replan(hooks);
       return;
     }

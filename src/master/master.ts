@@ -106,8 +106,7 @@ class Master {
       ...opts.tuning,
       ...(cluster
         ? {
-            holdBack: (spec: WorkerSpec) =>
-              cluster.allows(spec.slice) ? null : "this node holds no lease on its slices",
+            holdBack: (spec: WorkerSpec) => cluster.holdBack(spec.slice),
           }
         : {}),
       onChange: () => this.status.changed(),
@@ -282,7 +281,10 @@ class Master {
     await this.cluster
       ?.close()
       .catch((err: unknown) =>
-        this.log.error({ err: describeError(err) }, "cannot leave the cluster cleanly; its leases go stale"),
+        this.log.error(
+          { err: describeError(err) },
+          "cannot leave the cluster cleanly; its etcd lease runs out by itself",
+        ),
       );
     await this.listeners.close();
     await this.status.stopped();
