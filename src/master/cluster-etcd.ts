@@ -56,6 +56,9 @@ export async function openEtcd(config: EtcdConfig, callTimeoutMs: number): Promi
   const options: IOptions = {
     hosts: [...config.endpoints],
     dialTimeout: callTimeoutMs,
+    // after a member comes back (or the network), dial again within seconds, not gRPC's default of
+    // up to two minutes of backoff
+    grpcOptions: { "grpc.initial_reconnect_backoff_ms": 500, "grpc.max_reconnect_backoff_ms": 3000 },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   };
   if (config.tls) {

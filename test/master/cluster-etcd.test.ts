@@ -90,7 +90,7 @@ describe("EtcdSession", () => {
     // fenced, not ended: etcd never said the lease was gone
     expect(events.ended).toEqual([]);
     proxy.restore();
-    await waitFor("the session trusted again", () => s.trusted(), 10_000);
+    await waitFor("the session trusted again", () => s.trusted(), 30_000);
     expect(events.renewed.length).toBeGreaterThan(0);
     // the lease (and what hangs on it) never went away: the cut was shorter than the TTL
     const other = await client(etcd.endpoints, h.ns.prefix.toString());
