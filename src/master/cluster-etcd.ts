@@ -40,6 +40,19 @@ export interface EtcdHandle {
   close(): void;
 }
 
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions["faultHandling"]>["host"]>>;
+
+/**
+ * No circuit breaker per member. etcd3's default shuts a member out for 5 s after three failures in a
+ * row: with one endpoint (or every member unreachable a moment) no keep-alive could be sent for 5 s
+ * after the network is back, a third of a 15 s lease. Every call here has a deadline instead, and the
+ * client's retry over the other members stays. (etcd3 calls only `execute` on this policy.)
+ */
+function noBreaker(): HostPolicy {
+  const policy = { execute: <T>(fn: () => T | PromiseLike<T>): Promise<T> => Promise.resolve().then(fn) };
+  return policy as unknown as HostPolicy;
+}
+
 async function readPem(file: string, what: string): Promise<Buffer> {
   try {
     return await readFile(file);
@@ -59,6 +72,7 @@ export async function openEtcd(config: EtcdConfig, callTimeoutMs: number): Promi
     // after a member comes back (or the network), dial again within seconds, not gRPC's default of
     // up to two minutes of backoff
     grpcOptions: { "grpc.initial_reconnect_backoff_ms": 500, "grpc.max_reconnect_backoff_ms": 3000 },
+    faultHandling: { host: noBreaker },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   };
   if (config.tls) {
