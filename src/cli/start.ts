@@ -128,7 +128,7 @@ async function runMasterCli(configFile: string, allowRootFlag: boolean): Promise
       warn(err.message);
       return Exit.FAIL;
     }
-    // cluster mode: settings that differ from the cluster's (78), a node name in use (1)
+    // cluster mode: slices that differ from the cluster's (78), a node name in use (1), etcd unreachable (75)
     if (err instanceof ClusterError) {
       warn(err.message);
       return err.exitCode;

@@ -164,6 +164,18 @@ function crossCheck(p: ParsedYaml, c: ParsedConfig, dir: string): void {
       }
     });
   }
+  // the etcd TLS files: a node that cannot read them could not join the cluster
+  const tls = c.cluster?.etcd.tls;
+  for (const k of ["ca", "cert", "key"] as const) {
+    const f = tls?.[k];
+    if (f === undefined) continue;
+    const at = ["cluster", "etcd", "tls", k];
+    try {
+      accessSync(path.resolve(dir, f), constants.R_OK);
+    } catch (err) {
+      addIssue(p, at, `${pathString(at)}: ${unreadable(`file ${path.resolve(dir, f)}`, err as Error)}`);
+    }
+  }
   // slices scale weights to millionths; a smaller weight would get an empty slice
   c.smtp.hosts.forEach((h, i) => {
     if (h.weight < 1e-6)
@@ -197,6 +209,19 @@ function crossCheck(p: ParsedYaml, c: ParsedConfig, dir: string): void {
   }
 }
 
+/** The etcd TLS files, made absolute. */
+function etcdTlsPaths<T extends { ca: string; cert?: string | undefined; key?: string | undefined }>(
+  tls: T,
+  abs: (p: string) => string,
+): T {
+  return {
+    ...tls,
+    ca: abs(tls.ca),
+    ...(tls.cert !== undefined ? { cert: abs(tls.cert) } : {}),
+    ...(tls.key !== undefined ? { key: abs(tls.key) } : {}),
+  };
+}
+
 function resolvePaths(c: ParsedConfig, dir: string, file: string, version: string): Config {
   const abs = (p: string): string => path.resolve(dir, p);
   const withCa = <H extends { ca?: string | undefined }>(h: H): H =>
@@ -209,6 +234,9 @@ function resolvePaths(c: ParsedConfig, dir: string, file: string, version: strin
     ...(c.pid_file !== undefined ? { pid_file: abs(c.pid_file) } : {}),
     log: c.log.file !== undefined ? { ...c.log, file: abs(c.log.file) } : c.log,
     smtp: { ...c.smtp, hosts: c.smtp.hosts.map(withCa), fallback: c.smtp.fallback.map(withCa) },
+    ...(c.cluster?.etcd.tls
+      ? { cluster: { ...c.cluster, etcd: { ...c.cluster.etcd, tls: etcdTlsPaths(c.cluster.etcd.tls, abs) } } }
+      : {}),
     file,
     version,
   };

@@ -176,10 +176,48 @@ export const hostSchema = z
 
 export const fallbackSchema = hostSchema.omit({ weight: true });
 
+/** Where cluster mode keeps its node registry and slice leases: an etcd v3 cluster. */
+export const etcdSchema = z
+  .object({
+    endpoints: z
+      .array(
+        z
+          .string()
+          .regex(/^https?:\/\/[^\s/]+\/?$/, "an etcd client URL such as http://etcd1.example.net:2379")
+          .describe("an etcd member's client URL"),
+      )
+      .min(1)
+      .describe("the etcd members' client URLs (all of them: the client fails over between them)"),
+    prefix: z
+      .string()
+      .regex(/^\/[\x21-\x7e]*\/$/, "a key prefix starting and ending with '/', e.g. /qrunner/")
+      .default("/qrunner/")
+      .describe("the keys of this cluster in etcd; give clusters sharing one etcd their own prefix"),
+    tls: z
+      .object({
+        ca: z.string().describe("CA certificate (PEM) that signed the etcd members' certificates"),
+        cert: z.string().optional().describe("client certificate (PEM), when etcd asks for one"),
+        key: z.string().optional().describe("the client certificate's private key (PEM)"),
+      })
+      .strict()
+      .refine(
+        (t) => (t.cert === undefined) === (t.key === undefined),
+        "give both `cert` and `key`, or neither",
+      )
+      .optional()
+      .describe("TLS to etcd (https:// endpoints); paths relative to the config file"),
+  })
+  .strict();
+
+/** The error for a `cluster:` section written for the lock-file leases of earlier releases. */
+export const ETCD_REQUIRED =
+  "cluster mode now keeps its node registry and slice leases in etcd: add `etcd: { endpoints: [...] }` " +
+  "(the lock files in qfiles/.cluster are no longer used; see docs/cluster.md)";
+
 /**
  * Cluster mode: the nodes (masters with their own state directories) sharing one `qfiles` split
- * `slices` equal slices between them by lease locks in `<qfiles>/.cluster`. Every node must use the
- * same `slices` and `lease` (a node refuses to start otherwise).
+ * `slices` equal slices between them; who holds which slice is kept in etcd, under leases with a
+ * TTL of `lease`. Every node must use the same `slices` (a node refuses to start otherwise).
  */
 export const clusterSchema = z
   .object({
@@ -204,11 +242,24 @@ export const clusterSchema = z
       .default(1)
       .describe("this node's share of the slices relative to the other live nodes"),
     lease: duration
-      .refine((ms) => ms >= 4000, "must be at least 4s (leases are refreshed every quarter of it)")
-      .default("30s")
-      .describe("a node that stops refreshing its leases loses its slices this long after the last refresh"),
+      .refine((ms) => ms >= 3000, "must be at least 3s (the node fences its workers at half of it)")
+      .refine((ms) => ms % 1000 === 0, "must be whole seconds (etcd lease TTLs are in seconds)")
+      .default("15s")
+      .describe(
+        "TTL of this node's etcd lease: a node that stops renewing it loses its slices this long after",
+      ),
+    etcd: etcdSchema
+      .optional()
+      .describe("the etcd cluster holding the node registry and slice leases (required)"),
   })
-  .strict();
+  .strict()
+  .transform((c, ctx) => {
+    if (c.etcd === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: ETCD_REQUIRED });
+      return z.NEVER;
+    }
+    return { ...c, etcd: c.etcd };
+  });
 
 export const configSchema = z
   .object({
@@ -311,6 +362,7 @@ export type SmtpHostConfig = z.output<typeof hostSchema>;
 export type FallbackHostConfig = z.output<typeof fallbackSchema>;
 export type RunnersConfig = z.output<typeof runnersSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
+export type EtcdConfig = z.output<typeof etcdSchema>;
 export type RunnerName = keyof RunnersConfig;
 export { RUNNER_NAMES } from "./runner-names.js";
 

@@ -2,7 +2,7 @@
 import { QrunnerError } from "../util/errors.js";
 
 export class ClusterError extends QrunnerError {
-  /** 78: fix the config (systemd does not restart); 1: something else, e.g. the node name is in use */
+  /** 78: fix the config (systemd does not restart); 1: the node name is in use; 75: etcd unreachable, try again */
   readonly exitCode: number;
   constructor(code: string, message: string, exitCode: number, options?: { cause?: unknown }) {
     super(code, message, options);
@@ -24,9 +24,12 @@ export class NodeInUseError extends ClusterError {
   }
 }
 
-/** The shared cluster directory cannot be created or written. */
-export class ClusterDirError extends ClusterError {
+/**
+ * etcd cannot be reached or refuses a request this node cannot do without (joining, at start). 75
+ * (EX_TEMPFAIL): systemd starts the master again, as etcd may be starting on the same machines.
+ */
+export class ClusterEtcdError extends ClusterError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super("ECLUSTER_DIR", message, 1, options);
+    super("ECLUSTER_ETCD", message, 75, options);
   }
 }

@@ -1,38 +1,17 @@
 /**
- * The shared cluster directory `<qfiles>/.cluster`:
- *
- *   cluster.json        the slice count and lease time every node must use (written by the first node)
- *   nodes/<node>.json   one record per node (weight, host, pid, slices), rewritten atomically while it
- *                       lives; a record not rewritten for a lease time is a dead node's
- *   leases/<K>          the lease of slice K (see cluster-lease.ts)
- *
- * Times in the records are wall-clock ms: nodes compare them with their own clocks, which is why the
- * clocks must be kept in sync (NTP) to well within the lease time.
+ * The cluster's state in etcd (keys in cluster-etcd.ts): the settings every node must share, the
+ * live nodes' records and who holds each slice. Every write that matters is a transaction guarded by
+ * what etcd holds (a key's create revision, the lease a key is attached to), so a node acts only on
+ * its own session's keys: a claim succeeds only on a slice nobody holds, and a release deletes a slice
+ * key only while it is still attached to our lease.
  */
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
+import type { Watcher } from "etcd3";
 import { describeError } from "../util/errors.js";
-import { formatDuration } from "../util/units.js";
-import { ClusterDirError, ClusterSettingsError, NodeInUseError } from "./cluster-errors.js";
+import { ClusterEtcdError, ClusterSettingsError, NodeInUseError } from "./cluster-errors.js";
+import { NODES, SETTINGS_KEY, nodeKey, sliceKey, sliceOfKey, type EtcdHandle } from "./cluster-etcd.js";
+import type { EtcdSession } from "./cluster-session.js";
 import { pidAlive } from "./lock.js";
-
-export interface ClusterPaths {
-  root: string;
-  nodes: string;
-  leases: string;
-  settings: string;
-}
-
-export function clusterPaths(qfiles: string): ClusterPaths {
-  const root = path.join(qfiles, ".cluster");
-  return {
-    root,
-    nodes: path.join(root, "nodes"),
-    leases: path.join(root, "leases"),
-    settings: path.join(root, "cluster.json"),
-  };
-}
 
 export interface NodeRecord {
   format: 1;
@@ -40,133 +19,167 @@ export interface NodeRecord {
   weight: number;
   host: string;
   pid: number;
-  /** ms epoch */
+  /** ms epoch, for people reading it (never compared) */
   startedAt: number;
-  /** ms epoch of this write; the node counts as live while this is younger than the lease time */
-  refreshedAt: number;
-  /** slices this node holds a lease on (on probation or worked) */
-  slices: number[];
-  /** slices its workers run on now */
-  active: number[];
 }
 
-export interface ClusterSettings {
-  slices: number;
-  /** ms */
-  lease: number;
+export interface SliceHolder {
+  node: string;
+  /** the session lease the slice key is attached to */
+  lease: string;
 }
 
-/** Create the shared directories (0700). */
-export async function ensureClusterDirs(paths: ClusterPaths): Promise<void> {
+export interface ClusterView {
+  /** live nodes' records (a dead node's record went with its lease) */
+  nodes: NodeRecord[];
+  /** slice → holder */
+  holders: Map<number, SliceHolder>;
+}
+
+function parseRecord(value: Buffer): NodeRecord | null {
   try {
-    for (const dir of [paths.root, paths.nodes, paths.leases])
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new ClusterDirError(`cannot create the cluster directory ${paths.root}: ${describeError(err)}`, {
-      cause: err,
-    });
+    const r = JSON.parse(value.toString("utf8")) as Partial<NodeRecord>;
+    if (r.format === 1 && typeof r.node === "string" && typeof r.weight === "number") return r as NodeRecord;
+  } catch {
+    // not ours: skip
   }
+  return null;
 }
 
-/**
- * Make sure every node uses the same slice count and lease time: the first node records its own
- * (link(2) makes the creation exclusive, NFS included); the others must match it.
- */
-export async function agreeSettings(paths: ClusterPaths, mine: ClusterSettings): Promise<void> {
-  const tmp = `${paths.settings}.${process.pid}.tmp`;
-  try {
-    await writeFile(tmp, JSON.stringify({ format: 1, ...mine }) + "\n", { mode: 0o600 });
-    await link(tmp, paths.settings).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "EEXIST") throw err;
-    });
-  } catch (err) {
-    throw new ClusterDirError(`cannot write ${paths.settings}: ${describeError(err)}`, { cause: err });
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-  let theirs: Partial<ClusterSettings>;
-  try {
-    theirs = JSON.parse(await readFile(paths.settings, "utf8")) as Partial<ClusterSettings>;
-  } catch (err) {
-    throw new ClusterDirError(`cannot read ${paths.settings}: ${describeError(err)}`, { cause: err });
-  }
-  if (theirs.slices !== mine.slices || theirs.lease !== mine.lease) {
-    const fmt = (s: Partial<ClusterSettings>): string =>
-      `slices: ${s.slices ?? "?"}, lease: ${s.lease !== undefined ? formatDuration(s.lease) : "?"}`;
-    throw new ClusterSettingsError(
-      `this node's cluster settings (${fmt(mine)}) differ from the cluster's (${fmt(theirs)}, in ${paths.settings}); ` +
-        "give every node the same cluster.slices and cluster.lease (to change them, stop every node and remove that file)",
-    );
-  }
-}
-
-/** Is this record's node alive, by its last refresh? */
-export function isLive(
-  rec: Pick<NodeRecord, "refreshedAt">,
-  leaseMs: number,
-  now: number = Date.now(),
-): boolean {
-  return now - rec.refreshedAt < leaseMs;
-}
-
-export class NodeRegistry {
-  private readonly file: string;
-
+export class EtcdRegistry {
   constructor(
-    private readonly paths: ClusterPaths,
+    private readonly etcd: EtcdHandle,
     private readonly node: string,
-    private readonly leaseMs: number,
-  ) {
-    this.file = path.join(paths.nodes, `${node}.json`);
+  ) {}
+
+  /**
+   * Make sure every node uses the same slice count: the first node records its own (a transaction
+   * that creates the key only when absent); the others must match it.
+   */
+  async agreeSettings(slices: number): Promise<void> {
+    const { ns } = this.etcd;
+    const mine = JSON.stringify({ format: 1, slices });
+    const res = await ns
+      .if(SETTINGS_KEY, "Create", "==", 0)
+      .then(ns.put(SETTINGS_KEY).value(mine))
+      .else(ns.get(SETTINGS_KEY))
+      .commit();
+    if (res.succeeded) return;
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    let theirs: { slices?: unknown } = {};
+    try {
+      theirs = kv ? (JSON.parse(kv.value.toString("utf8")) as { slices?: unknown }) : {};
+    } catch {
+      // unreadable: reported as a mismatch below
+    }
+    if (theirs.slices !== slices)
+      throw new ClusterSettingsError(
+        `this node's cluster.slices (${slices}) differs from the cluster's (${String(theirs.slices ?? "?")}, ` +
+          `in etcd at ${this.etcd.ns.prefix.toString()}${SETTINGS_KEY}); give every node the same cluster.slices ` +
+          "(to change it, stop every node and delete that key)",
+      );
   }
 
   /**
-   * Refuse a node name a live master uses: one on another host that refreshed its record within the
-   * lease time, or a running process on this host. A record of this host's dead master is ours to reuse.
+   * Write this node's record under its session, refusing a name a live master uses. A record left
+   * by this host's own dead master (its lease not yet run out) is taken over: its lease is revoked,
+   * which also frees its slices (its workers are gone: the master waited for them before joining).
    */
-  async checkName(): Promise<void> {
-    const rec = (await this.readAll()).find((r) => r.node === this.node);
-    if (!rec || !isLive(rec, this.leaseMs) || rec.pid === process.pid) return;
-    const here = rec.host === os.hostname();
-    if (here && !pidAlive(rec.pid)) return;
-    throw new NodeInUseError(
-      `cluster node name ${JSON.stringify(this.node)} is in use by pid ${rec.pid} on ${rec.host} ` +
-        `(its record ${this.file} was refreshed ${formatDuration(Date.now() - rec.refreshedAt)} ago); ` +
-        "give each node its own cluster.node" +
-        (here ? "" : `, or wait ${formatDuration(this.leaseMs)} if that node is gone`),
+  async register(session: EtcdSession, rec: Omit<NodeRecord, "format" | "node">): Promise<void> {
+    const { ns } = this.etcd;
+    const key = nodeKey(this.node);
+    const value = JSON.stringify({ format: 1, node: this.node, ...rec } satisfies NodeRecord);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await ns
+        .if(key, "Create", "==", 0)
+        .then(ns.put(key).value(value).lease(session.id))
+        .else(ns.get(key))
+        .commit();
+      if (res.succeeded) return;
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      if (!kv) continue; // gone meanwhile: try again
+      if (kv.lease === session.id) {
+        await this.update(session, rec);
+        return;
+      }
+      const other = parseRecord(kv.value);
+      if (other && other.host === os.hostname() && other.pid !== process.pid && !pidAlive(other.pid)) {
+        await ns.leaseClient
+          .leaseRevoke({ ID: kv.lease }, { deadline: this.etcd.deadline() })
+          .catch(() => undefined);
+        continue;
+      }
+      throw new NodeInUseError(
+        `cluster node name ${JSON.stringify(this.node)} is in use by pid ${other?.pid ?? "?"} on ${other?.host ?? "?"} ` +
+          `(its record in etcd: ${ns.prefix.toString()}${key}, lease ${kv.lease}); give each node its own cluster.node, ` +
+          "or wait for that node's lease to run out if it is gone",
+      );
+    }
+    throw new ClusterEtcdError(
+      `cannot register node ${JSON.stringify(this.node)} in etcd: its record keeps changing`,
     );
   }
 
-  /** Write this node's record atomically (a temp file renamed within the same directory). */
-  async write(rec: Omit<NodeRecord, "format" | "node" | "refreshedAt">): Promise<void> {
-    const full: NodeRecord = { format: 1, node: this.node, refreshedAt: Date.now(), ...rec };
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(full) + "\n", { mode: 0o600 });
-    await rename(tmp, this.file);
+  /** Rewrite this node's record (a weight edit), only while it is still attached to our session. */
+  async update(session: EtcdSession, rec: Omit<NodeRecord, "format" | "node">): Promise<void> {
+    const { ns } = this.etcd;
+    const key = nodeKey(this.node);
+    const value = JSON.stringify({ format: 1, node: this.node, ...rec } satisfies NodeRecord);
+    await ns.if(key, "Lease", "==", session.id).then(ns.put(key).value(value).lease(session.id)).commit();
   }
 
-  /** Every node's record (dead ones included; see isLive); unreadable files are skipped. */
-  async readAll(): Promise<NodeRecord[]> {
-    const out: NodeRecord[] = [];
-    for (const name of await readdir(this.paths.nodes)) {
-      if (!name.endsWith(".json")) continue;
-      try {
-        const rec = JSON.parse(await readFile(path.join(this.paths.nodes, name), "utf8")) as NodeRecord;
-        if (rec.format === 1 && typeof rec.node === "string" && Array.isArray(rec.slices)) out.push(rec);
-      } catch {
-        // being replaced, or not ours: skip
+  /** The live nodes and the slice holders, read at one revision (one range over the prefix). */
+  async view(): Promise<ClusterView> {
+    const res = await this.etcd.ns.getAll().prefix("").exec();
+    const nodes: NodeRecord[] = [];
+    const holders = new Map<number, SliceHolder>();
+    for (const kv of res.kvs) {
+      const key = kv.key.toString("utf8");
+      if (key.startsWith(NODES)) {
+        const r = parseRecord(kv.value);
+        if (r) nodes.push(r);
+        continue;
       }
+      const k = sliceOfKey(key);
+      if (k !== null) holders.set(k, { node: kv.value.toString("utf8"), lease: kv.lease });
     }
-    return out;
+    return { nodes, holders };
   }
 
-  /** Remove this node's record when it is still ours (a clean stop). Safe to call twice. */
-  async remove(): Promise<void> {
+  /** Take slice K for this session if nobody holds it; true when taken. */
+  async claim(session: EtcdSession, slice: number): Promise<boolean> {
+    const { ns } = this.etcd;
+    const key = sliceKey(slice);
+    const res = await ns
+      .if(key, "Create", "==", 0)
+      .and(nodeKey(this.node), "Lease", "==", session.id)
+      .then(ns.put(key).value(this.node).lease(session.id))
+      .commit();
+    return res.succeeded;
+  }
+
+  /** Give slice K up, only if our session still holds it (its workers must have stopped). */
+  async release(session: EtcdSession, slice: number): Promise<void> {
+    const { ns } = this.etcd;
+    const key = sliceKey(slice);
+    await ns.if(key, "Lease", "==", session.id).then(ns.delete().key(key)).commit();
+  }
+
+  /**
+   * Call `onChange` whenever a node or slice key changes (a node joins, leaves or dies, a slice is
+   * released or taken); the watch reconnects by itself. Null when it cannot be set up now (the
+   * periodic step still runs).
+   */
+  async watch(onChange: () => void, onError: (err: string) => void): Promise<Watcher | null> {
     try {
-      const rec = JSON.parse(await readFile(this.file, "utf8")) as Partial<NodeRecord>;
-      if (rec.pid === process.pid && rec.host === os.hostname()) await unlink(this.file);
-    } catch {
-      // gone already
+      const w = await this.etcd.ns.watch().prefix("").create();
+      w.on("put", () => onChange());
+      w.on("delete", () => onChange());
+      w.on("error", (err) => onError(describeError(err)));
+      return w;
+    } catch (err) {
+      onError(describeError(err));
+      return null;
     }
   }
 }

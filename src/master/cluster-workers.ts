@@ -1,11 +1,16 @@
 /**
  * What cluster mode does to the master's workers, through the supervisor: which workers serve which
- * cluster slices, killing them at once, and telling each how long its slices' leases stay trustworthy.
+ * cluster slices, killing them at once, and telling each until when (on the machine's monotonic
+ * clock) its slices stay trustworthy.
  */
 import { parseSlice, sliceIndices } from "../queue/slice.js";
 import type { LeaseMessage } from "../protocol/worker.js";
+import { monotonicMs } from "../util/clock.js";
 import type { ClusterHooks } from "./cluster.js";
 import type { Supervisor } from "./supervisor.js";
+
+/** Why a worker of this node's plan is not started: its slices are not (or no longer) trusted. */
+export const HELD_BACK = "this node holds no lease on its slices";
 
 const specCache = new Map<string, readonly number[]>();
 
@@ -35,10 +40,15 @@ export function supervisorHooks(supervisor: Supervisor, replan: () => Promise<vo
     replan,
     kill: (slices) => void supervisor.kill((spec) => overlaps(spec.slice, slices)),
     busy: (slices) => supervisor.snapshot().some((w) => w.pid !== null && overlaps(w.slice, slices)),
-    notify: (remaining) =>
+    heldBack: () =>
+      supervisor.snapshot().some((w) => w.pid === null && w.state === "stopped" && w.lastError === HELD_BACK),
+    notify: (until) =>
       supervisor.notify((spec) => {
-        const ms = remaining(spec.slice);
-        return ms === null ? null : ({ type: "lease", ms } satisfies LeaseMessage);
+        const at = until(spec.slice);
+        if (at === null) return null;
+        // `ms` for a worker of an older release, which knows only the relative form
+        const ms = Math.max(0, Math.round(at - monotonicMs()));
+        return { type: "lease", ms, until: at } satisfies LeaseMessage;
       }),
   };
 }

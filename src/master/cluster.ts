@@ -1,37 +1,36 @@
 /**
- * Cluster mode in the master: this node's leases, its record in the node registry, and the balancing
- * loop that moves it towards its share of the slices. The master runs workers only on the slices this
- * returns from `active()`; it is told when to re-plan and when workers must die at once.
+ * Cluster mode in the master: this node's etcd session, its record and slices in etcd, and the
+ * balancing loop that moves it towards its share of the slices. The master runs workers only on the
+ * slices `active()` returns; it is told when to re-plan and when workers must die at once.
  *
- *   every lease/4     the node record is rewritten (others see us alive) and proper-lockfile refreshes
- *                     each lease's mtime
- *   every lease/8     balance: confirm leases on probation (then re-plan), release extras gracefully
- *                     (re-plan without them, wait for their workers to exit, then release), or claim
- *                     free and stale slices up to the share
- *   every 250 ms      watchdog: a lease not refreshed for half the lease time is lost: its workers are
- *                     SIGKILLed; every worker is sent how long its slices' leases remain trustworthy,
- *                     so it exits by itself should the master hang
+ *   every lease/8     a keep-alive of the session (cluster-session.ts); the fence is counted from the
+ *                     send of the last one that succeeded, on the monotonic clock
+ *   every lease/8     balance (and at once on any change etcd reports through the watch): release
+ *                     extras gracefully (re-plan without them, wait for their workers to exit, then
+ *                     delete their keys), or claim free slices up to the share (a transaction that
+ *                     succeeds only on a slice nobody holds); a lost session is replaced
+ *   every 250 ms      watchdog: past the fence (half the TTL without a successful keep-alive) every
+ *                     worker is SIGKILLed; each worker is sent the monotonic deadline until which its
+ *                     slices stay trustworthy, so it exits by itself should the master hang
  */
 import os from "node:os";
-import { performance } from "node:perf_hooks";
+import type { Watcher } from "etcd3";
 import type { ClusterConfig } from "../config/schema.js";
+import { monotonicMs } from "../util/clock.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { balance, type NodeView } from "./cluster-balance.js";
-import { LeaseManager } from "./cluster-lease.js";
-import { specSlices } from "./cluster-workers.js";
-import {
-  agreeSettings,
-  clusterPaths,
-  ensureClusterDirs,
-  isLive,
-  NodeRegistry,
-  type ClusterPaths,
-} from "./cluster-registry.js";
+import { ClusterEtcdError } from "./cluster-errors.js";
+import { openEtcd, type EtcdHandle } from "./cluster-etcd.js";
+import { EtcdRegistry } from "./cluster-registry.js";
+import { EtcdSession, FENCE_FRACTION } from "./cluster-session.js";
+import { HELD_BACK, specSlices } from "./cluster-workers.js";
 
-/** A worker's own deadline runs this much (as a fraction of the lease) past the master's fence. */
-const WORKER_GRACE_FRACTION = 0.1;
+/** A worker's own deadline runs this far into the TTL, a little past the master's fence. */
+export const WORKER_FENCE_FRACTION = FENCE_FRACTION + 0.1;
 const WATCHDOG_MS = 250;
+/** How long `join` keeps trying to reach etcd before the start fails (exit 75: try again). */
+const JOIN_PATIENCE_MS = 30_000;
 
 export interface ClusterHooks {
   /** re-plan the workers for `active()` now; resolves once workers of dropped slices have exited */
@@ -40,67 +39,122 @@ export interface ClusterHooks {
   kill(slices: readonly number[]): void;
   /** is a worker process serving one of these slices still running? */
   busy(slices: readonly number[]): boolean;
-  /** send every worker the ms its slices stay trustworthy (null: the worker serves no cluster slice) */
-  notify(remainingMs: (sliceSpec: string) => number | null): void;
+  /** is a worker of the plan stopped because its slices were not trusted when it was due to start? */
+  heldBack(): boolean;
+  /** send every worker the monotonic ms until which its slices stay trustworthy (null: no cluster slice) */
+  notify(until: (sliceSpec: string) => number | null): void;
 }
 
 export interface ClusterOptions {
-  qfiles: string;
   config: ClusterConfig;
   logger: Logger;
 }
 
-const sorted = (ks: readonly number[]): number[] => [...ks].sort((a, b) => a - b);
+const sorted = (ks: Iterable<number>): number[] => [...ks].sort((a, b) => a - b);
 
 export class ClusterNode {
   readonly name: string;
   readonly count: number;
   readonly leaseMs: number;
   private weight: number;
+  private readonly etcdConfig: ClusterConfig["etcd"];
   private readonly startedAt = Date.now();
   private readonly log: Logger;
-  private readonly leases: LeaseManager;
-  private readonly registry: NodeRegistry;
+  private readonly registry: EtcdRegistry;
+  private session: EtcdSession | null = null;
+  /** slices held in etcd under the session; true: workers may run on it (not being given up) */
+  private readonly held = new Map<number, boolean>();
+  /** the fence has passed: the workers were killed; re-activated once the session is trusted again */
+  private fenced = false;
   private hooks: ClusterHooks | null = null;
+  private watcher: Watcher | null = null;
   private timers: NodeJS.Timeout[] = [];
   private stepping: Promise<void> | null = null;
-  private writing: Promise<void> | null = null;
-  private writeFailing = false;
+  private again = false;
+  private failing = false;
   private paused = false;
   private closed = false;
 
-  private constructor(paths: ClusterPaths, config: ClusterConfig, logger: Logger) {
+  private constructor(
+    private readonly etcd: EtcdHandle,
+    config: ClusterConfig,
+    logger: Logger,
+  ) {
     this.name = config.node ?? os.hostname();
     this.count = config.slices;
     this.leaseMs = config.lease;
     this.weight = config.weight;
+    this.etcdConfig = config.etcd;
     this.log = logger.child({ node: this.name });
-    this.leases = new LeaseManager({
-      dir: paths.leases,
-      node: this.name,
-      leaseMs: this.leaseMs,
-      logger: this.log,
-      onLost: (slices, why) => this.lost(slices, why),
-    });
-    this.registry = new NodeRegistry(paths, this.name, this.leaseMs);
+    this.registry = new EtcdRegistry(etcd, this.name);
   }
 
   /**
-   * Join the cluster: create the shared directories, check that this node's settings match the
-   * cluster's and that its name is free, and write its record. Throws a ClusterError otherwise.
+   * Join the cluster: check that this node's slice count matches the cluster's, open a session and
+   * register under it (refused when a live node has this name). Throws a ClusterError otherwise.
    */
   static async join(opts: ClusterOptions): Promise<ClusterNode> {
-    const paths = clusterPaths(opts.qfiles);
-    await ensureClusterDirs(paths);
-    await agreeSettings(paths, { slices: opts.config.slices, lease: opts.config.lease });
-    const node = new ClusterNode(paths, opts.config, opts.logger);
-    await node.registry.checkName();
-    await node.writeRecord();
+    const { config } = opts;
+    const callMs = Math.max(1000, Math.min(5000, Math.floor(config.lease / 2)));
+    const etcd = await openEtcd(config.etcd, callMs);
+    const node = new ClusterNode(etcd, config, opts.logger);
+    const giveUpAt = monotonicMs() + JOIN_PATIENCE_MS;
+    for (;;) {
+      try {
+        await node.registry.agreeSettings(node.count);
+        await node.openSession();
+        break;
+      } catch (err) {
+        const retry = !(err instanceof Error && "exitCode" in err) && monotonicMs() < giveUpAt;
+        if (!retry) {
+          etcd.close();
+          if (err instanceof Error && "exitCode" in err) throw err;
+          throw new ClusterEtcdError(
+            `cannot join the cluster through etcd at ${config.etcd.endpoints.join(", ")}: ${describeError(err)}`,
+            { cause: err },
+          );
+        }
+        if (!node.failing) node.log.warn({ err: describeError(err) }, "cannot reach etcd yet; trying again");
+        node.failing = true;
+        await new Promise((r) => setTimeout(r, callMs));
+      }
+    }
+    node.failing = false;
     node.log.info(
-      { slices: node.count, lease: node.leaseMs, weight: node.weight, dir: paths.root },
+      {
+        slices: node.count,
+        lease: node.leaseMs,
+        weight: node.weight,
+        etcd: config.etcd.endpoints,
+        prefix: config.etcd.prefix,
+        session: node.session?.id,
+      },
       "joined the cluster",
     );
     return node;
+  }
+
+  private record(): { weight: number; host: string; pid: number; startedAt: number } {
+    return { weight: this.weight, host: os.hostname(), pid: process.pid, startedAt: this.startedAt };
+  }
+
+  /** A new session and this node's record under it; its slices start empty. */
+  private async openSession(): Promise<void> {
+    const session = await EtcdSession.open({
+      etcd: this.etcd,
+      ttlMs: this.leaseMs,
+      logger: this.log,
+      onEnded: (why) => this.sessionEnded(session, why),
+      onRenewed: () => this.kick(),
+    });
+    try {
+      await this.registry.register(session, this.record());
+    } catch (err) {
+      await session.revoke();
+      throw err;
+    }
+    this.session = session;
+    this.fenced = false;
   }
 
   /** Start balancing; the hooks act on the master's workers. */
@@ -111,26 +165,45 @@ export class ClusterNode {
       t.unref();
       this.timers.push(t);
     };
-    every(Math.floor(this.leaseMs / 4), () => void this.writeRecord());
     every(Math.floor(this.leaseMs / 8), () => this.kick());
     every(Math.min(WATCHDOG_MS, Math.floor(this.leaseMs / 16)), () => this.watchdog());
+    void this.registry
+      .watch(
+        // any change may move the shares; a slice of ours deleted by someone else is dropped by the step
+        () => this.kick(),
+        (err) => this.log.warn({ err }, "etcd watch failed; balancing on the timer only"),
+      )
+      .then((w) => {
+        if (this.closed) void w?.cancel();
+        else this.watcher = w;
+      });
     this.kick();
   }
 
   /** The slices workers may run on now. */
   active(): number[] {
-    return this.leases.active();
+    if (!this.trusted()) return [];
+    return sorted([...this.held].filter(([, on]) => on).map(([k]) => k));
   }
 
-  /** May a worker with this slice spec run (every slice of it is leased and active)? */
+  private trusted(now: number = monotonicMs()): boolean {
+    return !this.fenced && this.session !== null && this.session.trusted(now);
+  }
+
+  /** May a worker with this slice spec run (every slice of it held, active and trusted)? */
   allows(sliceSpec: string): boolean {
     const ks = specSlices(sliceSpec);
-    return ks.length > 0 && ks.every((k) => this.leases.isActive(k));
+    return ks.length > 0 && this.trusted() && ks.every((k) => this.held.get(k) === true);
+  }
+
+  /** Why a worker with this slice spec may not start now (HELD_BACK), or null. */
+  holdBack(sliceSpec: string): string | null {
+    return this.allows(sliceSpec) ? null : HELD_BACK;
   }
 
   /**
    * A valid config edit: a new weight applies at once (the shares follow at the next balancing step);
-   * the node name, slices and lease only at the next start.
+   * the node name, slices, lease and etcd settings only at the next start.
    */
   edited(next: ClusterConfig | undefined): void {
     if (!next) {
@@ -140,159 +213,240 @@ export class ClusterNode {
     if (
       (next.node ?? os.hostname()) !== this.name ||
       next.slices !== this.count ||
-      next.lease !== this.leaseMs
+      next.lease !== this.leaseMs ||
+      JSON.stringify(next.etcd) !== JSON.stringify(this.etcdConfig)
     )
-      this.log.warn(
-        "`cluster.node`, `cluster.slices` and `cluster.lease` changes take effect at the next start",
-      );
+      this.log.warn("`cluster` changes other than `weight` take effect at the next start");
     if (next.weight === this.weight) return;
     this.log.info({ from: this.weight, to: next.weight }, "node weight changed");
     this.weight = next.weight;
-    void this.writeRecord();
+    const s = this.session;
+    if (s)
+      void this.registry
+        .update(s, this.record())
+        .then(() => this.kick())
+        .catch((err: unknown) =>
+          this.log.warn({ err: describeError(err) }, "cannot write the new weight to etcd"),
+        );
   }
 
-  /** Stop balancing (no more claims or releases); leases stay refreshed and watched until close(). */
+  /** Stop balancing (no more claims or releases); the session is kept alive and watched until close(). */
   pause(): void {
     this.paused = true;
   }
 
-  /** Release every lease and remove this node's record. Call once the workers are stopped. */
+  /** Revoke the session (etcd drops this node's record and slices at once). Call once the workers are stopped. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.paused = true;
     this.closed = true;
     await this.stepping;
-    await this.writing;
-    const held = this.leases.held();
-    await this.leases.close();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.registry.remove();
+    await this.watcher?.cancel().catch(() => undefined);
+    const held = sorted(this.held.keys());
+    this.held.clear();
+    // the workers are stopped already: logged before the keys go, as another node may take them then
     if (held.length) this.log.info({ slices: held }, "slices released");
+    await this.session?.revoke();
+    this.etcd.close();
     this.log.info("left the cluster");
   }
 
   private kick(): void {
-    if (this.paused || this.stepping) return;
+    if (this.paused) return;
+    if (this.stepping) {
+      this.again = true;
+      return;
+    }
     this.stepping = this.step()
-      .catch((err: unknown) => this.log.error({ err: describeError(err) }, "cluster balancing step failed"))
-      .finally(() => (this.stepping = null));
-  }
-
-  private async writeRecord(): Promise<void> {
-    if (this.writing || this.closed) return this.writing ?? undefined;
-    this.writing = this.registry
-      .write({
-        weight: this.weight,
-        host: os.hostname(),
-        pid: process.pid,
-        startedAt: this.startedAt,
-        slices: this.leases.held(),
-        active: this.leases.active(),
-      })
       .then(
         () => {
-          if (this.writeFailing) this.log.info("node record written again");
-          this.writeFailing = false;
+          if (this.failing) this.log.info("etcd reachable again");
+          this.failing = false;
         },
         (err: unknown) => {
-          // logged once per failure run: the lease watchdog is what protects the slices
-          if (!this.writeFailing) this.log.error({ err: describeError(err) }, "cannot write the node record");
-          this.writeFailing = true;
+          // logged once per failure run: the fence is what protects the slices
+          if (!this.failing) this.log.error({ err: describeError(err) }, "cluster balancing step failed");
+          this.failing = true;
         },
       )
-      .finally(() => (this.writing = null));
-    return this.writing;
+      .finally(() => {
+        this.stepping = null;
+        if (this.again && !this.paused) {
+          this.again = false;
+          this.kick();
+        }
+      });
   }
 
   private async step(): Promise<void> {
     const hooks = this.hooks;
     if (!hooks) return;
-    const confirmed = await this.leases.confirm();
-    if (this.paused) return;
-    if (confirmed.length) {
-      this.log.info({ slices: sorted(confirmed), active: this.leases.active() }, "slices claimed");
-      await this.writeRecord();
-      await hooks.replan();
-      if (this.paused) return;
+    if (!this.session || this.session.isEnded) {
+      await this.openSession();
+      this.log.info({ session: this.session?.id }, "new etcd session");
     }
-    const now = Date.now();
-    const others: NodeView[] = (await this.registry.readAll())
-      .filter((r) => r.node !== this.name && isLive(r, this.leaseMs, now))
-      .map((r) => ({ name: r.node, weight: r.weight, slices: r.slices }));
-    if (this.paused) return;
-    const held = this.leases.held();
+    const session = this.session;
+    if (!session || !session.trusted()) return;
+    const view = await this.registry.view();
+    if (this.paused || this.session !== session || !session.trusted()) return;
+    // what etcd says we hold is what we hold: adopt a claim whose answer was lost, drop a slice whose
+    // key is gone (deleted by an operator)
+    const ours = new Set<number>();
+    for (const [k, h] of view.holders) if (h.lease === session.id) ours.add(k);
+    const gone = [...this.held.keys()].filter((k) => !ours.has(k));
+    if (gone.length) this.lose(gone, "their keys are gone from etcd");
+    const adopted = [...ours].filter((k) => !this.held.has(k));
+    for (const k of adopted) this.held.set(k, true);
+    if (this.fenced || adopted.length) {
+      // trusted again (a keep-alive got through in time), or a claim we did not hear back from
+      this.fenced = false;
+      if (this.held.size) this.announce("slices claimed", sorted(this.held.keys()));
+      await this.replan(hooks);
+      return;
+    }
+    const others: NodeView[] = view.nodes
+      .filter((n) => n.node !== this.name)
+      .map((n) => ({
+        name: n.node,
+        weight: n.weight,
+        slices: [...view.holders].filter(([, h]) => h.node === n.node).map(([k]) => k),
+      }));
     const plan = balance({
       me: this.name,
-      nodes: [...others, { name: this.name, weight: this.weight, slices: held }],
+      nodes: [...others, { name: this.name, weight: this.weight, slices: sorted(this.held.keys()) }],
       count: this.count,
     });
     if (plan.release.length) {
-      await this.releaseGracefully(plan.release, hooks);
+      await this.releaseGracefully(plan.release, session, hooks);
       return;
     }
-    // held leases not being released may run (again): a release undone, or one postponed
-    const idle = held.filter((k) => this.leases.isConfirmed(k) && !this.leases.isActive(k));
+    // held slices not being released may run (again): a release undone, or one postponed
+    const idle = [...this.held].filter(([, on]) => !on).map(([k]) => k);
     if (idle.length) {
-      for (const k of idle) this.leases.setActive(k, true);
-      this.log.info({ slices: sorted(idle), active: this.leases.active() }, "slices claimed");
-      await this.writeRecord();
-      await hooks.replan();
+      for (const k of idle) this.held.set(k, true);
+      this.announce("slices claimed", idle);
+      await this.replan(hooks);
       return;
     }
-    let took = 0;
+    // a worker due to start in a moment the session was not trusted (a keep-alive late) was held
+    // back; trusted again, start it
+    if (plan.claim.length === 0 && hooks.heldBack()) {
+      await this.replan(hooks);
+      return;
+    }
+    const took: number[] = [];
     for (const k of plan.claim) {
-      if (took >= plan.want || this.paused) break;
-      try {
-        if (await this.leases.acquire(k)) took++;
-      } catch (err) {
-        this.log.warn({ slice: k, err: describeError(err) }, "cannot take a lease");
+      if (took.length >= plan.want || this.paused || !session.trusted()) break;
+      if (await this.registry.claim(session, k)) {
+        this.held.set(k, true);
+        took.push(k);
       }
     }
-    if (took) await this.writeRecord();
-  }
-
-  /** Stop the workers of these slices (they finish the entries in hand), then release the leases. */
-  private async releaseGracefully(slices: readonly number[], hooks: ClusterHooks): Promise<void> {
-    for (const k of slices) this.leases.setActive(k, false);
-    await hooks.replan();
-    // stopping: the master stops every worker and close() releases the leases afterwards
-    if (this.paused) return;
-    const done: number[] = [];
-    for (const k of slices) {
-      // a worker that could not be stopped keeps its lease until the next step
-      if (hooks.busy([k]) || this.leases.isActive(k)) continue;
-      await this.leases.release(k);
-      done.push(k);
+    if (took.length) {
+      this.announce("slices claimed", took);
+      await this.replan(hooks);
     }
-    if (done.length) this.log.info({ slices: sorted(done), active: this.leases.active() }, "slices released");
-    await this.writeRecord();
   }
 
-  private lost(slices: number[], why: string): void {
+  /**
+   * Re-plan the workers, a keep-alive first: starting workers blocks the event loop (a spawn is
+   * synchronous, a few hundred ms each on a loaded machine), and a fence counted from a fresh
+   * keep-alive does not pass during it.
+   */
+  private async replan(hooks: ClusterHooks): Promise<void> {
+    await this.session?.renew();
+    await hooks.replan();
+  }
+
+  private announce(msg: string, slices: Iterable<number>): void {
+    this.log.info({ slices: sorted(slices), active: this.active(), session: this.session?.id }, msg);
+  }
+
+  /** Stop the workers of these slices (they finish the entries in hand), then give the slices up. */
+  private async releaseGracefully(
+    slices: readonly number[],
+    session: EtcdSession,
+    hooks: ClusterHooks,
+  ): Promise<void> {
+    for (const k of slices) if (this.held.has(k)) this.held.set(k, false);
+    await this.replan(hooks);
+    // stopping: the master stops every worker and close() revokes the session afterwards
+    if (this.paused) return;
+    // a worker that could not be stopped keeps its slice until the next step
+    const done = slices.filter((k) => !hooks.busy([k]) && this.held.get(k) === false);
+    if (done.length === 0) return;
+    // no worker runs on them any more: that is when this node stops working them
+    this.announce("slices released", done);
+    for (const k of done) {
+      await this.registry.release(session, k);
+      this.held.delete(k);
+    }
+  }
+
+  /** These slices may no longer be worked: kill their workers at once and re-plan without them. */
+  private lose(slices: number[], why: string): void {
+    for (const k of slices) this.held.delete(k);
+    this.killWorkers(slices, why);
+  }
+
+  private killWorkers(slices: number[], why: string): void {
     const hooks = this.hooks;
     const working = hooks?.busy(slices) ?? false;
     this.log.error(
-      { slices: sorted(slices), why, working, active: this.leases.active() },
+      { slices: sorted(slices), why, working, active: this.active() },
       "lost the leases of slices; their workers are killed",
     );
     hooks?.kill(slices);
-    void this.writeRecord();
-    if (hooks && !this.closed) void hooks.replan();
+    if (hooks && !this.closed) void this.replan(hooks);
+  }
+
+  /** etcd says the session's lease is gone, and every slice with it. */
+  private sessionEnded(session: EtcdSession, why: string): void {
+    if (this.session !== session || this.closed) return;
+    const slices = sorted(this.held.keys());
+    this.held.clear();
+    if (slices.length) this.killWorkers(slices, why);
+    else this.log.warn({ why }, "etcd session lost");
+    this.kick();
   }
 
   private watchdog(): void {
-    this.leases.check();
+    if (!this.fenced && this.held.size > 0 && !this.trusted()) {
+      // after a blocked event loop, the answer to a keep-alive may be waiting unread: read what has
+      // arrived (the I/O phase runs before setImmediate's), then judge
+      setImmediate(() => this.fence());
+      return;
+    }
+    this.notifyWorkers();
+  }
+
+  /** The watchdog's verdict: past the fence, the workers are killed at once. */
+  private fence(): void {
+    const now = monotonicMs();
+    if (!this.fenced && this.held.size > 0 && !this.trusted(now)) {
+      this.fenced = true;
+      const session = this.session;
+      const since = session ? Math.round(now - (session.fenceAt() - this.leaseMs * FENCE_FRACTION)) : 0;
+      this.killWorkers(
+        sorted(this.held.keys()),
+        `no successful etcd keep-alive sent in the last ${since} ms`,
+      );
+    }
+    this.notifyWorkers();
+  }
+
+  /** Tell every worker until when its slices stay trustworthy (now, when they are not). */
+  private notifyWorkers(): void {
     const hooks = this.hooks;
     if (!hooks) return;
-    const now = performance.now();
-    const grace = this.leaseMs * WORKER_GRACE_FRACTION;
+    const now = monotonicMs();
+    const until = this.trusted(now) && this.session ? this.session.fenceAt(WORKER_FENCE_FRACTION) : now;
     hooks.notify((spec) => {
       const ks = specSlices(spec);
       if (ks.length === 0) return null;
-      let until = Infinity;
-      for (const k of ks) until = Math.min(until, this.leases.fenceAt(k) ?? now - grace);
-      return Math.max(0, Math.round(until + grace - now));
+      return this.trusted(now) && ks.every((k) => this.held.get(k) === true) ? until : now;
     });
   }
 }

@@ -132,8 +132,7 @@ class Master {
       ...opts.tuning,
       ...(cluster
         ? {
-            holdBack: (spec: WorkerSpec) =>
-              cluster.allows(spec.slice) ? null : "this node holds no lease on its slices",
+            holdBack: (spec: WorkerSpec) => cluster.holdBack(spec.slice),
           }
         : {}),
       onChange: () => this.status.changed(),
@@ -308,7 +307,7 @@ class Master {
       // no new mail while the workers stop; transactions in DATA are finished first
       ["close the intake", () => this.listeners.closeIntake()],
       ["stop the workers", () => this.supervisor.stop()],
-      // a node that cannot say goodbye leaves leases that go stale: the others take them after the TTL
+      // a node that cannot say goodbye leaves its etcd lease to run out by itself (the TTL)
       ["leave the cluster", () => this.cluster?.close()],
       ["close the listeners", () => this.listeners.close()],
       ["write the final status", () => this.status.stopped()],

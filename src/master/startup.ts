@@ -65,7 +65,6 @@ export async function prepareMaster(
         import("./cluster-workers.js"),
       ]);
       const node = await ClusterNode.join({
-        qfiles: config.qfiles,
         config: config.cluster,
         logger: logHandle.logger,
       });

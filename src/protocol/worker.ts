@@ -102,17 +102,21 @@ export function isSettingsMessage(m: unknown): m is SettingsMessage {
   );
 }
 
-/** Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds. */
+/**
+ * Master to worker, cluster mode: the worker's slices may be worked for `ms` more milliseconds, or
+ * (when given, and it wins) until `until` on the machine's monotonic clock (util/clock.ts), which a
+ * message delayed in the channel cannot stretch.
+ */
 export interface LeaseMessage {
   type: "lease";
   ms: number;
+  until?: number;
 }
 
 export function isLeaseMessage(m: unknown): m is LeaseMessage {
+  if (typeof m !== "object" || m === null) return false;
+  const l = m as { type?: unknown; ms?: unknown; until?: unknown };
   return (
-    typeof m === "object" &&
-    m !== null &&
-    (m as { type?: unknown }).type === "lease" &&
-    typeof (m as { ms?: unknown }).ms === "number"
+    l.type === "lease" && typeof l.ms === "number" && (l.until === undefined || typeof l.until === "number")
   );
 }

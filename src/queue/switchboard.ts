@@ -187,6 +187,8 @@ export class Switchboard {
   async recover(shunt?: Switchboard): Promise<{ recovered: number; shunted: number }> {
     let recovered = 0;
     let shunted = 0;
+    /** which entries, for the log (a few hundred at most: those in hand when the workers died) */
+    const ids: string[] = [];
     const wips = (await scanSlice(this.dir, this.slice, "wip", Number.MAX_SAFE_INTEGER)).names;
     const queued = wips.length ? await this.queuedIds() : new Set<string>();
     // a shunt that crashed after writing its copy: the copy in shunt stands
@@ -219,12 +221,16 @@ export class Switchboard {
         await this.enqueueMany([{ message: entry.message, meta, id: entry.id, notBefore: p.time }]);
         await unlink(wip).catch(() => undefined);
         recovered++;
+        if (ids.length < 500) ids.push(entry.id);
       }
     }
     await this.removeStaleTemps();
     this.batch.invalidate();
     if (recovered || shunted)
-      this.logger?.info({ queue: this.queue, recovered, shunted }, "recovered in-progress entries");
+      this.logger?.info(
+        { queue: this.queue, recovered, shunted, entries: ids },
+        "recovered in-progress entries",
+      );
     return { recovered, shunted };
   }
 

@@ -44,6 +44,11 @@ export interface LoopOptions {
   sleep: number;
   /** handle what the slice holds now, then return */
   once: boolean;
+  /**
+   * Cluster mode: called before each entry is taken and again before it is handled; ends the process
+   * when the slice's lease deadline has passed (a timer does too, but may run late on a busy loop).
+   */
+  fence?: () => void;
 }
 
 export interface LoopStats {
@@ -124,6 +129,7 @@ export class RunnerLoop {
     let took = 0;
     while (this.inFlight.size < this.opts.concurrency && !this.ctx.signal.aborted) {
       let entry: Entry | null;
+      this.opts.fence?.();
       try {
         entry = await this.queue.dequeue();
       } catch (err) {
@@ -131,6 +137,7 @@ export class RunnerLoop {
         return took;
       }
       if (!entry) break;
+      this.opts.fence?.();
       took++;
       const p = this.handleOne(entry).finally(() => {
         this.inFlight.delete(p);

@@ -12,30 +12,51 @@ import {
   type SettingsMessage,
   type WorkerMessage,
 } from "../protocol/worker.js";
+import { monotonicMs } from "../util/clock.js";
+
+export interface LeaseFence {
+  /** resolves true at the first deadline, false when none came within `waitMs` */
+  armed: Promise<boolean>;
+  /** exit now (onExpire) if the deadline has passed, whatever the timers say; before taking an entry */
+  check(): void;
+  close(): void;
+}
 
 /**
- * The lease deadline the master keeps pushing forward. `armed` resolves true at the first deadline,
- * false when none came within `waitMs`; `onExpire` runs when a deadline passes without renewal.
+ * The lease deadline the master keeps pushing forward, on the monotonic clock. `onExpire` runs when
+ * a deadline passes without renewal (a timer, and `check()` before each entry); a deadline already
+ * past when it arrives runs it at once.
  */
-export function leaseFence(waitMs: number, onExpire: () => void): { armed: Promise<boolean>; close(): void } {
-  let deadline: NodeJS.Timeout | undefined;
+export function leaseFence(waitMs: number, onExpire: () => void): LeaseFence {
+  let timer: NodeJS.Timeout | undefined;
+  let deadline = Infinity;
   let settle: (ok: boolean) => void = () => undefined;
   const armed = new Promise<boolean>((resolve) => (settle = resolve));
   const first = setTimeout(() => settle(false), waitMs);
+  const check = (): void => {
+    if (monotonicMs() >= deadline) onExpire();
+  };
   const onMessage = (m: unknown): void => {
     if (!isLeaseMessage(m)) return;
+    const now = monotonicMs();
+    deadline = m.until !== undefined ? Math.min(m.until, now + m.ms) : now + m.ms;
     clearTimeout(first);
+    clearTimeout(timer);
+    if (deadline <= now) {
+      onExpire();
+      return;
+    }
     settle(true);
-    clearTimeout(deadline);
-    deadline = setTimeout(onExpire, m.ms);
-    deadline.unref();
+    timer = setTimeout(onExpire, Math.ceil(deadline - now));
+    timer.unref();
   };
   process.on("message", onMessage);
   return {
     armed,
+    check,
     close() {
       clearTimeout(first);
-      clearTimeout(deadline);
+      clearTimeout(timer);
       settle(false);
       process.off("message", onMessage);
     },

@@ -174,12 +174,15 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
       spares: queues.spares,
     });
     const shunt = await queues.get("shunt");
+    // cluster mode: not even the recovery once the slices' deadline has passed
+    fence?.check();
     await queue.recover(shunt);
     handler = await createHandler(runner, ctx);
     const loop = new RunnerLoop(ctx, queue, shunt, handler, {
       concurrency: runnerConfig.concurrency,
       sleep: runnerConfig.sleep,
       once: opts.once,
+      ...(fence ? { fence: fence.check } : {}),
     });
     send({ type: "ready", runner, slice: sliceText, pid: process.pid });
     logger.info(

@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
 import { makeSlice } from "../../src/queue/slice.js";
+import { monotonicMs } from "../../src/util/clock.js";
 import { tempDir } from "../helpers/tmp.js";
 import { BIN, REPO, requireBuild, waitFor } from "./helpers.js";
 
@@ -15,7 +16,7 @@ const CONFIG = `qfiles: ../qfiles
 state: ../var
 lists: ../lists
 log: { level: info }
-cluster: { node: n1, slices: 8, lease: 4s }
+cluster: { node: n1, slices: 8, lease: 4s, etcd: { endpoints: [http://127.0.0.1:1] } }
 `;
 
 let cleanup: (() => Promise<void>) | null = null;
@@ -73,8 +74,9 @@ function worker(configFile: string): {
   return { child, out: () => out, exited };
 }
 
-const send = (c: ChildProcess, ms: number): void => {
-  if (c.connected) c.send({ type: "lease", ms }, () => undefined);
+/** A lease message as the master sends it: relative, and absolute on the machine's monotonic clock. */
+const send = (c: ChildProcess, ms: number, until = monotonicMs() + ms): void => {
+  if (c.connected) c.send({ type: "lease", ms, until }, () => undefined);
 };
 
 describe("a cluster worker's lease deadline", () => {
@@ -89,7 +91,8 @@ describe("a cluster worker's lease deadline", () => {
   it("lets the worker run while renewed, and makes it exit at once when the renewals stop", async () => {
     const s = await site();
     const w = worker(s.configFile);
-    const renew = setInterval(() => send(w.child, 1500), 200);
+    // deadlines 5 s ahead: a worker starting on a loaded machine may not read its channel for a while
+    const renew = setInterval(() => send(w.child, 5000), 200);
     try {
       await waitFor("the worker ready", () => w.out().includes('"msg":"worker ready"'));
       // it recovered the entry a dead node left in progress: its slice is leased now
@@ -102,5 +105,17 @@ describe("a cluster worker's lease deadline", () => {
     // the master hangs: no renewal; the worker stops on its own, not after its entries in hand
     expect(await w.exited).toBe(70);
     expect(w.out()).toMatch(/did not renew the lease/);
+  });
+
+  it("goes by the monotonic deadline: one already past (a message that waited) stops the worker before it recovers anything", async () => {
+    const s = await site();
+    const w = worker(s.configFile);
+    // a generous relative deadline, but the absolute one has passed: the absolute one wins
+    await waitFor("the worker listening", () => w.child.connected);
+    send(w.child, 60_000, monotonicMs() - 1);
+    expect(await w.exited).toBe(70);
+    expect(w.out()).toMatch(/did not renew the lease/);
+    expect(w.out()).not.toMatch(/"msg":"worker ready"/);
+    expect(await readdir(path.join(s.dir, "qfiles/incoming"))).toContain(s.wipName);
   });
 });

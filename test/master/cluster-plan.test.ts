@@ -5,13 +5,14 @@ import { planWorkers } from "../../src/master/plan.js";
 import { parseSlice, sliceIndices } from "../../src/queue/slice.js";
 
 const cfg = (input: unknown) => configSchema.parse(input);
+const etcd = { endpoints: ["http://127.0.0.1:2379"] };
 
 describe("planWorkers in cluster mode", () => {
   it("splits the node's slices among each runner's instances; outgoing auto has one worker per host", () => {
     const config = cfg({
       runners: { incoming: { instances: 2 }, archive: { nice: 5 } },
       smtp: { hosts: [{ host: "a", weight: 3 }, { host: "b" }] },
-      cluster: { node: "n1" },
+      cluster: { node: "n1", etcd },
     });
     const plan = planWorkers(config, { count: 16, slices: [9, 1, 2, 3, 12] });
     expect(plan.map((s) => s.key)).toEqual([
@@ -45,8 +46,13 @@ describe("planWorkers in cluster mode", () => {
 
   it("leaves the plan without a cluster exactly as it was, cluster section or not", () => {
     const base = { smtp: { hosts: [{ host: "a" }, { host: "b", weight: 2 }] } };
-    expect(planWorkers(cfg({ ...base, cluster: { node: "n1" } }))).toEqual(planWorkers(cfg(base)));
+    expect(planWorkers(cfg({ ...base, cluster: { node: "n1", etcd } }))).toEqual(planWorkers(cfg(base)));
     expect(cfg(base).cluster).toBeUndefined();
-    expect(cfg({ cluster: {} }).cluster).toEqual({ slices: 16, weight: 1, lease: 30_000 });
+    expect(cfg({ cluster: { etcd } }).cluster).toEqual({
+      slices: 16,
+      weight: 1,
+      lease: 15_000,
+      etcd: { ...etcd, prefix: "/qrunner/" },
+    });
   });
 });
