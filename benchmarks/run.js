@@ -15,7 +15,18 @@ import { fileURLToPath } from "node:url";
 import { JSON_OUT, arg, argv, fmt, log, table, verdict } from "./lib.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const BENCHMARKS = ["switchboard", "e2e", "startup", "latency", "inject", "memory", "scaling", "bounces", "hostile", "cluster"];
+export const BENCHMARKS = [
+  "switchboard",
+  "e2e",
+  "startup",
+  "latency",
+  "inject",
+  "memory",
+  "scaling",
+  "bounces",
+  "hostile",
+  "cluster",
+];
 
 function runOne(name, args) {
   return new Promise((resolve) => {

@@ -18,7 +18,6 @@
 import os from "node:os";
 import { SMTPServer } from "smtp-server";
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from "smtp-server";
-import type { ListConfig } from "../lists/schema.js";
 import { Switchboard } from "../queue/switchboard.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";

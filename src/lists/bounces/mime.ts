@@ -45,7 +45,7 @@ export function headerAll(fields: readonly HeaderField[], name: string): string[
   return fields.filter((f) => f.name === name).map((f) => f.value);
 }
 
-const FIELD_RE = /^([!-9;-~]+)[ \t]*:(.*)$/;
+const FIELD_RE = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/;
 
 /**
  * Parse a header block starting at `start` of `text`. Returns the fields and where the body starts.

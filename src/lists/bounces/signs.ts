@@ -13,7 +13,7 @@ const BOUNCE_SUBJECT =
   /undeliver|non-?deliver|delivery (?:status|failure|failed|notification|report|problem|has failed)|returned mail|failure notice|mail delivery|delayed mail|not (?:be )?delivered|could not (?:be )?deliver|warning: message .* delayed/i;
 const REPLY_PREFIX = /^\s*(?:re|fwd?|aw|wg|tr|sv|vs|rv)(?:\s*\[\d+\])?\s*:/i;
 const AUTO_REPLY_SUBJECT =
-  /^\s*(?:out of (?:the )?office|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|auto:|on vacation|vacation|away from (?:the )?office|abwesenheit|r[ée]ponse automatique|respuesta autom[áa]tica)/i;
+  /^\s*(?:out of (?:the )?office|auto(?:matic)?[- ]?(?:reply|response)|auto:|on vacation|vacation|away from (?:the )?office|abwesenheit|r[ée]ponse automatique|respuesta autom[áa]tica)/i;
 
 export function subjectOf(h: readonly HeaderField[]): string {
   return sanitize(decodeWords(header(h, "subject") ?? ""), 300);

@@ -88,7 +88,7 @@ export function detectExim(lines: readonly string[]): TextMatch | null {
 
 const POSTFIX_INTRO = /^This is the (?:[\w .-]{1,40} program|mail system) at host \S+/;
 const POSTFIX_STOP =
-  /^\s*-{2,}\s*(?:Undelivered message|Undelivered Message|Original message|Delivery error report unavailable)/i;
+  /^\s*-{2,}\s*(?:Undelivered message|Original message|Delivery error report unavailable)/i;
 
 /**
  * Postfix's text: "This is the Postfix program at host HOST." (old) or "This is the mail system at

@@ -94,7 +94,7 @@ function ndrRecipients(lines: readonly string[], intro: number, kind: BounceKind
     if (NDR_END.test(line)) break;
     const t = line.trim();
     const mailto = /<mailto:([^>\s]{1,320})>/i.exec(t);
-    const lead = /^<?([^\s<>()@]{1,64}@[^\s<>()@]{1,255}?)>?(?=$|[\s(<])/.exec(t);
+    const lead = /^<?([^\s<>()@]{1,64}@[^\s<>()@]{1,255})>?(?=$|[\s(<])/.exec(t);
     const address = cleanAddress(mailto?.[1]) ?? cleanAddress(lead?.[1]);
     if (address !== undefined && (mailto || lead)) add(address, []);
   }
