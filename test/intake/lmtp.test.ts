@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { LmtpListener, type IntakeSettings, type LmtpOutcome } from "../../src/intake/lmtp.js";
 import { isLoopback, parseListen } from "../../src/intake/listen.js";
 import { loadAll } from "../../src/lists/load.js";
+import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { silentLogger } from "../../src/util/log.js";
 import { makeSite, message, type Site } from "../helpers/site.js";
@@ -145,8 +146,15 @@ describe("LMTP listener", () => {
 
   it("stores a message to 1,000 recipients of one list once, answers each of them, and refuses the 1,001st", async () => {
     const h = await start();
+    // 998 members' signed VERP bounce addresses (unsigned ones are refused at RCPT)
+    const members = Array.from({ length: 998 }, (_, i) => `u${i}@example.com`);
+    await h.site.writeList({ ...DEV, members, extra: "verp: true" });
+    const loaded = await loadAll(h.site.configFile);
+    h.settings.current = loaded as IntakeSettings;
+    const list = loaded.lists.get(DEV.address)!;
+    const key = new VerpKeys().get(h.site.state);
+    const verp = members.map((m) => signedVerpAddress(list, m, key, Date.now()));
     const c = await connect(h);
-    const verp = Array.from({ length: 998 }, (_, i) => `dev-bounces+u${i}=example.com@example.org`);
     const rcpts = ["dev@example.org", "dev-owner@example.org", ...verp];
     const replies = await envelope(c, "alice@example.net", [...rcpts, "dev-join@example.org"]);
     expect(replies.slice(0, 1000).every((r) => r.code === 250)).toBe(true);
