@@ -31,7 +31,10 @@ describe("ArchiveRunner", () => {
   it("appends a post to the list's mbox of the month it was received", async () => {
     rig = await makeRig("archive", "", [{ address: LIST, members: ["alice@example.net"] }]);
     await archiveOnce(rig, "From the archive's point of view\nthis line needs quoting.");
-    const mbox = await readFile(path.join(rig.settings.config.state, "archives", LIST, "2026-11.mbox"), "latin1");
+    const mbox = await readFile(
+      path.join(rig.settings.config.state, "archives", LIST, "2026-11.mbox"),
+      "latin1",
+    );
     expect(mbox).toMatch(/^From alice@example\.net /);
     expect(mbox.match(/^Message-ID: <arch-1@example\.net>/gim)).toHaveLength(1);
     // mboxrd: a body line starting with "From " is quoted
@@ -39,10 +42,12 @@ describe("ArchiveRunner", () => {
   });
 
   it("drops the post when archiving is off for the list", async () => {
-    rig = await makeRig("archive", "", [{ address: LIST, members: ["alice@example.net"], extra: "archive: false" }]);
+    rig = await makeRig("archive", "", [
+      { address: LIST, members: ["alice@example.net"], extra: "archive: false" },
+    ]);
     await archiveOnce(rig, "not kept");
-    await expect(readFile(path.join(rig.settings.config.state, "archives", LIST, "2026-11.mbox"))).rejects.toThrow(
-      /ENOENT/,
-    );
+    await expect(
+      readFile(path.join(rig.settings.config.state, "archives", LIST, "2026-11.mbox")),
+    ).rejects.toThrow(/ENOENT/);
   });
 });

@@ -48,7 +48,9 @@ describe("BackoffRunner", () => {
           list: LIST,
           kind: "post",
           attempts: 1,
-          failures: [{ at: Date.now() - 60_000, queue: "outgoing", kind: "temporary", message: "421 try later" }],
+          failures: [
+            { at: Date.now() - 60_000, queue: "outgoing", kind: "temporary", message: "421 try later" },
+          ],
         },
         { notBefore: Date.now() - 1000 },
       );

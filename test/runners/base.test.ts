@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { RunnerLoop, type Handler, type LoopOptions } from "../../src/runners/base.js";
 import { inSlice, makeSlice } from "../../src/queue/slice.js";
 import type { Entry } from "../../src/queue/types.js";
-import type { Switchboard } from "../../src/queue/switchboard.js";
+import { Switchboard } from "../../src/queue/switchboard.js";
 import { waitFor, message } from "../helpers/site.js";
 import { gate, makeRig, type Rig } from "./harness.js";
 
@@ -19,7 +19,12 @@ const HOUR = 3_600_000;
 async function enqueueN(sb: Switchboard, n: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++)
-    ids.push(await sb.enqueue(message({ subject: `m${i}` }), { sender: "a@example.net", recipients: ["b@example.net"] }));
+    ids.push(
+      await sb.enqueue(message({ subject: `m${i}` }), {
+        sender: "a@example.net",
+        recipients: ["b@example.net"],
+      }),
+    );
   return ids;
 }
 
@@ -40,14 +45,20 @@ describe("RunnerLoop", () => {
     expect(mine.length).toBeGreaterThan(0);
     expect(mine.length).toBeLessThan(all.length);
     const seen: string[] = [];
-    const sliced = await (await import("../../src/queue/switchboard.js")).Switchboard.open({
+    const sliced = await Switchboard.open({
       root: rig.settings.config.qfiles,
       queue: "incoming",
       slice,
     });
-    const loop = new RunnerLoop(rig.ctx, sliced, await rig.queue("shunt"), {
-      handle: async (e: Entry) => void seen.push(e.id),
-    }, { concurrency: 3, sleep: HOUR, once: true });
+    const loop = new RunnerLoop(
+      rig.ctx,
+      sliced,
+      await rig.queue("shunt"),
+      {
+        handle: async (e: Entry) => void seen.push(e.id),
+      },
+      { concurrency: 3, sleep: HOUR, once: true },
+    );
     await loop.run();
     expect([...seen].sort()).toEqual([...mine].sort());
     expect(loop.stats.handled).toBe(mine.length);
@@ -63,15 +74,19 @@ describe("RunnerLoop", () => {
     let most = 0;
     let done = 0;
     const waiting: (() => void)[] = [];
-    const loop = await loopFor(rig, {
-      handle: async () => {
-        inHand++;
-        most = Math.max(most, inHand);
-        await new Promise<void>((r) => waiting.push(r));
-        inHand--;
-        done++;
+    const loop = await loopFor(
+      rig,
+      {
+        handle: async () => {
+          inHand++;
+          most = Math.max(most, inHand);
+          await new Promise<void>((r) => waiting.push(r));
+          inHand--;
+          done++;
+        },
       },
-    }, { concurrency: N });
+      { concurrency: N },
+    );
     const run = loop.run();
     // let the handlers go one at a time, each time once the loop has filled every slot it may
     while (done < 10) {
@@ -114,17 +129,24 @@ describe("RunnerLoop", () => {
     const hold = gate();
     const started: string[] = [];
     let finished = 0;
-    const loop = await loopFor(rig, {
-      handle: async (e: Entry) => {
-        started.push(e.id);
-        await hold.promise;
-        finished++;
+    const loop = await loopFor(
+      rig,
+      {
+        handle: async (e: Entry) => {
+          started.push(e.id);
+          await hold.promise;
+          finished++;
+        },
       },
-    }, { once: false });
+      { once: false },
+    );
     let finishedAtExit = -1;
     const run = loop.run().then(() => (finishedAtExit = finished));
     await waitFor("an entry in hand", () => started.length === 1);
     rig.abort.abort();
+    // let everything the stop sets off run (a loop that did not wait would have returned by now)
+    await new Promise((r) => setImmediate(r));
+    expect(finishedAtExit).toBe(-1);
     hold.open();
     await run;
     expect(finishedAtExit).toBe(1);
@@ -147,9 +169,15 @@ describe("RunnerLoop", () => {
       return e;
     };
     const seen: string[] = [];
-    const loop = new RunnerLoop(rig.ctx, queue, await rig.queue("shunt"), {
-      handle: async (e: Entry) => void seen.push(e.id),
-    }, { concurrency: 1, sleep: HOUR, once: false });
+    const loop = new RunnerLoop(
+      rig.ctx,
+      queue,
+      await rig.queue("shunt"),
+      {
+        handle: async (e: Entry) => void seen.push(e.id),
+      },
+      { concurrency: 1, sleep: HOUR, once: false },
+    );
     const run = loop.run();
     await waitFor("the loop to find its queue empty", () => emptyListings > 0);
     const id = await queue.enqueue(message(), { sender: "a@example.net", recipients: ["b@example.net"] });

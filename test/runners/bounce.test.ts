@@ -48,7 +48,10 @@ describe("BounceRunner", () => {
     const state = await new ListStateStore(rig.settings.config.state, LIST).read();
     expect(state.members["alice@example.net"]?.disabled).toBeDefined();
     const notices = await rig.queued("outgoing");
-    expect(notices.map((e) => e.meta.recipients).sort()).toEqual([["alice@example.net"], ["owner@example.org"]]);
+    expect(notices.map((e) => e.meta.recipients).sort()).toEqual([
+      ["alice@example.net"],
+      ["owner@example.org"],
+    ]);
     expect(notices.every((e) => e.meta.kind === "notice")).toBe(true);
   });
 });

@@ -18,8 +18,20 @@ describe("CommandRunner", () => {
     await (
       await rig.queue("command")
     ).enqueue(
-      message({ from: NEW, to: "dev-request@example.org", subject: "", id: "<join-1@example.net>", body: "subscribe" }),
-      { sender: NEW, recipients: ["dev-request@example.org"], to: "dev-request@example.org", list: LIST, kind: "request" },
+      message({
+        from: NEW,
+        to: "dev-request@example.org",
+        subject: "",
+        id: "<join-1@example.net>",
+        body: "subscribe",
+      }),
+      {
+        sender: NEW,
+        recipients: ["dev-request@example.org"],
+        to: "dev-request@example.org",
+        list: LIST,
+        kind: "request",
+      },
     );
     await new CommandRunner(rig.ctx).handle(await rig.take("command"), rig.ctx.logger);
 

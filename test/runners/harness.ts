@@ -40,7 +40,14 @@ export async function makeRig(
   const logger = silentLogger();
   const queues = new Queues(settings.config.qfiles, logger);
   const abort = new AbortController();
-  const ctx: RunnerContext = { runner, slice, settings: () => settings, logger, queues, signal: abort.signal };
+  const ctx: RunnerContext = {
+    runner,
+    slice,
+    settings: () => settings,
+    logger,
+    queues,
+    signal: abort.signal,
+  };
   const rig: Rig = {
     site,
     settings,
