@@ -366,8 +366,13 @@ describe("master with stand-in workers", () => {
     const first = await waitAllReady(setup.stateDir, 8);
     master.child.kill("SIGUSR1");
     await waitFor("rolling restart done", () => master?.stdout().includes("rolling restart done"), 30_000);
-    const st = await waitAllReady(setup.stateDir, 8);
     const old = new Set(first.workers.map((w) => w.pid));
+    // the status file is rewritten every few seconds: wait for one written after the restart
+    const st = await waitFor("status with every worker new and ready", async () => {
+      const s = await readStatusFile(setup!.stateDir);
+      const fresh = s?.workers.length === 8 && s.workers.every((w) => w.state === "ready" && !old.has(w.pid));
+      return fresh ? s : null;
+    });
     expect(st.workers.every((w) => !old.has(w.pid))).toBe(true);
     expect(st.workers.every((w) => w.restarts === 0)).toBe(true);
     // one at a time: each worker's start comes after the previous one's term
