@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LmtpListener } from "../../src/intake/lmtp.js";
+import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
 import { loadAll } from "../../src/lists/load.js";
 import { Switchboard } from "../../src/queue/switchboard.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -29,6 +30,8 @@ const DEV = {
   address: "dev@example.org",
   owners: ["owner@example.org", "owner2@example.org"],
   members: ["alice@example.net", "bob@example.com", "carol@example.net"],
+  // signed VERP bounce addresses name members (unsigned ones are refused at RCPT)
+  extra: "verp: true",
 };
 const OPS = {
   address: "ops@example.org",
@@ -48,8 +51,10 @@ describe("one LMTP transaction to several lists and roles", () => {
     const c = (client = (await LmtpClient.connect(listener.address.port)).client);
     expect((await c.command("LHLO client.test")).code).toBe(250);
     expect((await c.command("MAIL FROM:<alice@example.net>")).code).toBe(250);
-    const verp = ["bob=example.com", "carol=example.net", "zed=example.com"].map(
-      (m) => `dev-bounces+${m}@example.org`,
+    const key = new VerpKeys().get(s.site.state);
+    const dev = settings.lists.get(DEV.address)!;
+    const verp = ["bob@example.com", "carol@example.net", "alice@example.net"].map((m) =>
+      signedVerpAddress(dev, m, key, Date.now()),
     );
     const rcpts = [
       "dev@example.org",
@@ -88,8 +93,11 @@ describe("one LMTP transaction to several lists and roles", () => {
     expect(bounces[0]?.meta.list).toBe("dev@example.org");
     await s.pump();
 
+    // (the bounce runner cannot read the post sent to -bounces as a bounce: it forwards it to the
+    // owners from the null sender; those forwards are not deliveries of the post)
     const got = (rcpt: string, id: string): number =>
-      s!.to(rcpt).filter((m) => m.raw.toString("latin1").includes(`Message-ID: ${id}`)).length;
+      s!.to(rcpt).filter((m) => m.from !== "" && m.raw.toString("latin1").includes(`Message-ID: ${id}`))
+        .length;
     for (const m of DEV.members) expect(got(m, "<both@test>"), m).toBe(m === "alice@example.net" ? 2 : 1);
     for (const o of DEV.owners) expect(got(o, "<both@test>"), o).toBe(1);
     expect(got("dave@example.com", "<both@test>")).toBe(1);
@@ -97,7 +105,8 @@ describe("one LMTP transaction to several lists and roles", () => {
     // alice is a member of both lists: one copy from each; the old-format entry is delivered too
     expect(got("dave@example.com", "<old@test>")).toBe(1);
     expect(got("alice@example.net", "<old@test>")).toBe(1);
-    // (the non-DSN sent to -bounces is the bounce runner's to judge; nothing failed in incoming)
-    expect((await s.peek("shunt")).filter((e) => e.meta.shuntedFrom !== "bounce")).toEqual([]);
+    for (const o of DEV.owners)
+      expect(s.to(o).filter((m) => m.from === "").length, `${o}: one unrecognised-bounce forward`).toBe(1);
+    expect(await s.peek("shunt")).toEqual([]);
   });
 });

@@ -81,9 +81,9 @@ describe.skipIf(process.platform !== "linux")("stop and reload against a forged 
     for (const cmd of ["stop", "reload"]) {
       const r = await cli([cmd, "-C", setup.configFile]);
       expect(r.code, cmd).toBe(1);
-      expect(r.stderr).toContain(`refusing to signal pid ${pid}`);
-      expect(r.stderr).toContain("is not `qrunner start`");
-      expect(r.stderr).toContain(path.join(setup.stateDir, "master.pid"));
+      // the owner record's check (src/master/lock.ts) already finds that this pid neither holds the
+      // record open nor runs `qrunner start`: no master is running, and nothing is signalled
+      expect(r.stderr).toContain(`no master running for ${setup.stateDir}`);
     }
     // still running, never signalled (a SIGHUP or SIGTERM would have ended sleep)
     expect(alive(pid)).toBe(true);
