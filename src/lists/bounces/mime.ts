@@ -193,35 +193,28 @@ function inferBoundary(body: string): string | undefined {
 export function splitMultipart(body: string, boundary: string): string[] {
   const delim = "--" + boundary;
   const parts: string[] = [];
-  let pos = 0;
   let partStart = -1;
-  while (pos <= body.length) {
-    const at = body.indexOf(delim, pos);
-    if (at < 0) break;
-    // only a delimiter at the start of a line counts; test that first, so that a long line full of
-    // "--boundary" lookalikes costs one pass, not one pass per lookalike
-    if (at > 0 && body[at - 1] !== "\n") {
-      pos = at + delim.length;
-      continue;
-    }
-    let eol = body.indexOf("\n", at);
+  // line by line, each line compared with the delimiter once: indexOf(delim) would retry a long
+  // boundary at many offsets of lines that almost match it (quadratic in the boundary's length)
+  for (let pos = 0; pos <= body.length; ) {
+    let eol = body.indexOf("\n", pos);
     if (eol < 0) eol = body.length;
-    const rest = body.slice(at + delim.length, eol).replace(/\r$/, "");
-    const closing = rest.startsWith("--");
-    if (!/^[ \t]*$/.test(closing ? rest.slice(2) : rest)) {
-      pos = eol;
-      continue;
+    if (body.startsWith(delim, pos)) {
+      const rest = body.slice(pos + delim.length, eol).replace(/\r$/, "");
+      const closing = rest.startsWith("--");
+      if (/^[ \t]*$/.test(closing ? rest.slice(2) : rest)) {
+        if (partStart >= 0) {
+          // the line break before the delimiter belongs to the delimiter
+          let end = pos > 0 ? pos - 1 : 0;
+          if (end > partStart && body[end - 1] === "\r") end--;
+          parts.push(body.slice(partStart, Math.max(partStart, end)));
+        }
+        if (closing) return parts;
+        partStart = eol + 1;
+        if (parts.length >= MAX_PARTS) return parts;
+      }
     }
-    if (partStart >= 0) {
-      // the line break before the delimiter belongs to the delimiter
-      let end = at > 0 ? at - 1 : 0;
-      if (end > partStart && body[end - 1] === "\r") end--;
-      parts.push(body.slice(partStart, Math.max(partStart, end)));
-    }
-    if (closing) return parts;
-    partStart = eol + 1;
     pos = eol + 1;
-    if (parts.length >= MAX_PARTS) return parts;
   }
   if (partStart >= 0 && partStart <= body.length) parts.push(body.slice(partStart));
   return parts;
