@@ -196,7 +196,7 @@ export function splitMultipart(body: string, boundary: string): string[] {
   let partStart = -1;
   // line by line, each line compared with the delimiter once: indexOf(delim) would retry a long
   // boundary at many offsets of lines that almost match it (quadratic in the boundary's length)
-  for (let pos = 0; pos <= body.length; ) {
+  for (let pos = 0; pos <= body.length;) {
     let eol = body.indexOf("\n", pos);
     if (eol < 0) eol = body.length;
     if (body.startsWith(delim, pos)) {
