@@ -5,7 +5,8 @@
 //  - the cost of one dequeue+finish as the backlog grows (1k, 100k, 200k; 1M with --full).
 // Every Switchboard here runs without its spare pool (spares: false): it creates and unlinks a file
 // per entry like the plain loops, so the ratios compare the same filesystem work. Recycling is
-// measured end to end (e2e.js), where a running daemon has finished entries to recycle.
+// measured end to end (e2e.js), where a running daemon has finished entries to recycle, and on and off
+// side by side per filesystem in spares.js.
 //
 //   node benchmarks/switchboard.js [--quick] [--full] [--json] [--n=5000] [--rounds=2]
 //        [--backlog=1000,100000,200000] [--ops=20000 (100000 with --full)] [--dir=PATH] [--no-peers]

@@ -289,6 +289,17 @@ export const configSchema = z
       .strict()
       .default({}),
     runners: runnersSchema,
+    queue: z
+      .object({
+        recycle: z
+          .boolean()
+          .default(true)
+          .describe(
+            "park finished entry files in qfiles/.spare and reuse them for new entries instead of creating and unlinking one per entry (faster on ext4 with or without a journal and on tmpfs: docs/performance.md)",
+          ),
+      })
+      .strict()
+      .default({}),
     master: z
       .object({
         stop_timeout: duration.default("30s").describe("grace before workers still running are killed"),

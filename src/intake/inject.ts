@@ -170,11 +170,13 @@ export async function injectMessage(
     throw err;
   }
   if (refusal !== null) throw new InjectError(67, `${JSON.stringify(routed.to)}: ${refusal}`);
-  const queue = await Switchboard.open({ root: settings.config.qfiles, queue: "incoming" }).catch(
-    (err: unknown) => {
-      throw new InjectError(75, describeError(err), { cause: err });
-    },
-  );
+  const queue = await Switchboard.open({
+    root: settings.config.qfiles,
+    queue: "incoming",
+    ...(settings.config.queue.recycle ? {} : { spares: false as const }),
+  }).catch((err: unknown) => {
+    throw new InjectError(75, describeError(err), { cause: err });
+  });
   try {
     const id = await queue.enqueue(raw, incomingMeta(sender, routed));
     return { id, to: routed.to, role: routed.route.role };

@@ -9,7 +9,12 @@ import type { SocketAccess } from "./unix-socket.js";
 
 /** The settings in force (a getter: the master replaces them on reload). */
 export interface IntakeSettings {
-  readonly config: { readonly qfiles: string; readonly state: string };
+  readonly config: {
+    readonly qfiles: string;
+    readonly state: string;
+    /** `queue.recycle` (absent: on) */
+    readonly queue?: { readonly recycle: boolean };
+  };
   readonly lists: ReadonlyMap<string, ListConfig>;
 }
 

@@ -76,7 +76,7 @@ export class LmtpListener {
   private readonly limits: SessionLimits;
   private readonly budget: ByteBudget;
   private readonly committer = new GroupCommitter();
-  private queue: { root: string; sb: Promise<Switchboard> } | null = null;
+  private queue: { root: string; recycle: boolean; sb: Promise<Switchboard> } | null = null;
   private inData = 0;
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
@@ -288,7 +288,7 @@ export class LmtpListener {
       storeTransaction(
         {
           validate: (r) => validateRecipient(r, settings, this.verpKeys),
-          queue: () => this.incoming(settings.config.qfiles),
+          queue: () => this.incoming(settings.config.qfiles, settings.config.queue?.recycle ?? true),
           committer: this.committer,
           log: this.log,
           onOutcome: this.opts.onOutcome,
@@ -307,13 +307,18 @@ export class LmtpListener {
     });
   }
 
-  /** The `incoming` Switchboard, opened once (and again after a failure, or when qfiles changed). */
-  private incoming(root: string): Promise<Switchboard> {
-    if (this.queue?.root !== root) {
+  /** The `incoming` Switchboard, opened once (and again after a failure, or when qfiles or queue.recycle changed). */
+  private incoming(root: string, recycle: boolean): Promise<Switchboard> {
+    if (this.queue?.root !== root || this.queue.recycle !== recycle) {
       const old = this.queue;
       void old?.sb.then((sb) => sb.close()).catch(() => undefined);
-      const sb = Switchboard.open({ root, queue: "incoming", logger: this.log });
-      const entry = { root, sb };
+      const sb = Switchboard.open({
+        root,
+        queue: "incoming",
+        logger: this.log,
+        ...(recycle ? {} : { spares: false as const }),
+      });
+      const entry = { root, recycle, sb };
       this.queue = entry;
       sb.catch(() => {
         if (this.queue === entry) this.queue = null;

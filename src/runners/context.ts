@@ -9,17 +9,19 @@ import type { DeliveryObserver } from "./delivery-tally.js";
 
 /**
  * Whole-space Switchboards of the queues a runner hands entries to, opened on first use. They share
- * one pool of recycled files, so the entries this runner finishes become the files of those it writes.
+ * one pool of recycled files, so the entries this runner finishes become the files of those it writes
+ * (`false` with `queue.recycle: false`: every entry file is created and unlinked).
  */
 export class Queues {
   private readonly open = new Map<string, Promise<Switchboard>>();
-  readonly spares: SparePool;
+  readonly spares: SparePool | false;
 
   constructor(
     private readonly root: string,
     private readonly logger: Logger,
+    recycle = true,
   ) {
-    this.spares = new SparePool(root);
+    this.spares = recycle ? new SparePool(root) : false;
   }
 
   get(queue: string): Promise<Switchboard> {

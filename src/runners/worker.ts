@@ -90,7 +90,7 @@ export async function runWorker(opts: WorkerOptions): Promise<number> {
   setNice(runnerConfig.nice, logger);
 
   const abort = new AbortController();
-  const queues = new Queues(settings.config.qfiles, logger);
+  const queues = new Queues(settings.config.qfiles, logger, settings.config.queue.recycle);
   const tally = new DeliveryTally();
   const ctx: RunnerContext = {
     runner,
