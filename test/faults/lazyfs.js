@@ -66,8 +66,11 @@ export async function mountLazyfs(bin, base, { cacheSize = "512mb" } = {}) {
     bin,
     [
       mnt,
+      // relative, with cwd = base: LazyFS drops a --config-path whose value contains "-o" (any
+      // case; it takes it for a FUSE option) and falls back to config/default.toml, and a mkdtemp
+      // base such as /tmp/qrunner-powerloss-o91lPk does
       "--config-path",
-      configPath,
+      path.basename(configPath),
       "-o",
       "allow_other",
       "-o",
@@ -76,7 +79,7 @@ export async function mountLazyfs(bin, base, { cacheSize = "512mb" } = {}) {
       `subdir=${disk}`,
       "-f",
     ],
-    { stdio: ["ignore", logFd, logFd] },
+    { stdio: ["ignore", logFd, logFd], cwd: base },
   );
   let exited = null;
   const gone = new Promise((resolve) =>
