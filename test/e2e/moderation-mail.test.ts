@@ -16,27 +16,41 @@ import { headerValues, listSite, mail, noticeText, type ListSite } from "./lists
 
 beforeAll(() => requireBuild());
 
-let s: ListSite | undefined;
-afterEach(async () => {
-  await s?.close();
-  s = undefined;
-});
-
-interface HeldJson {
-  id: string;
-  subject?: string;
-}
-
 const DEV = {
   address: "dev@example.org",
   owners: ["owner@example.org"],
   members: ["alice@example.net", "bob@example.com"],
 };
 
-async function heldPosts(site: ListSite): Promise<HeldJson[]> {
+/** The sites a test started, closed after it whatever happened. */
+const started: ListSite[] = [];
+afterEach(async () => {
+  for (const site of started.splice(0)) await site.close();
+});
+
+/** A site with the list dev@ (owner@, members alice@ and bob@) and these extra list keys. */
+async function devSite(extra: string): Promise<ListSite> {
+  const site = await listSite([{ ...DEV, extra }]);
+  started.push(site);
+  return site;
+}
+
+/** A nonmember's post, held; the token of its notice to the owner. */
+async function holdOne(site: ListSite, subject: string): Promise<string> {
+  await site.inject(
+    mail({ from: "mallory@example.com", to: "dev@example.org", subject, id: `<${subject}@x>` }),
+    "dev@example.org",
+  );
+  await site.pump();
+  const { token } = noticeFor(site, "owner@example.org", subject);
+  site.sink.clear();
+  return token;
+}
+
+async function heldPosts(site: ListSite): Promise<{ id: string; subject?: string }[]> {
   const r = await site.cli(["held", "dev@example.org", "--json"]);
   expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as HeldJson[];
+  return JSON.parse(r.stdout) as { id: string; subject?: string }[];
 }
 
 /** The held-post notice `to` got for the post with this subject: its token, from Subject and Reply-To. */
@@ -81,7 +95,7 @@ function resultFor(site: ListSite, to: string): string {
 
 describe("moderation by mail", () => {
   it("a moderator's reply approves or rejects once; strangers, forged From lines and reused tokens change nothing", async () => {
-    s = await listSite([{ ...DEV, extra: "nonmembers: hold\nmoderators: [mod@example.org]" }]);
+    const s = await devSite("nonmembers: hold\nmoderators: [mod@example.org]");
     for (const [from, subject] of [
       ["Mallory <mallory@example.com>", "one"],
       ["oscar@example.com", "two"],
@@ -180,14 +194,8 @@ describe("moderation by mail", () => {
   });
 
   it("an expired token changes nothing and says so; the post stays held for the CLI", async () => {
-    s = await listSite([{ ...DEV, extra: "nonmembers: hold\nconfirm_expires: 1s" }]);
-    await s.inject(
-      mail({ from: "mallory@example.com", to: "dev@example.org", subject: "late", id: "<late@x>" }),
-      "dev@example.org",
-    );
-    await s.pump();
-    const { token } = noticeFor(s, "owner@example.org", "late");
-    s.sink.clear();
+    const s = await devSite("nonmembers: hold\nconfirm_expires: 1s");
+    const token = await holdOne(s, "late");
     await sleep(1500);
     await s.inject(reply("owner@example.org", token, "approve"), `dev-request+confirm-${token}@example.org`);
     await s.pump();
@@ -199,14 +207,8 @@ describe("moderation by mail", () => {
   });
 
   it("a reply that says nothing known changes nothing, keeps the token, and is told the words", async () => {
-    s = await listSite([{ ...DEV, extra: "nonmembers: hold" }]);
-    await s.inject(
-      mail({ from: "mallory@example.com", to: "dev@example.org", subject: "q", id: "<q@x>" }),
-      "dev@example.org",
-    );
-    await s.pump();
-    const { token } = noticeFor(s, "owner@example.org", "q");
-    s.sink.clear();
+    const s = await devSite("nonmembers: hold");
+    const token = await holdOne(s, "q");
     await s.inject(
       reply("owner@example.org", token, "yes please"),
       `dev-request+confirm-${token}@example.org`,
@@ -225,7 +227,7 @@ describe("moderation by mail", () => {
 
 describe("Approved: PASSWORD", () => {
   it("the list's moderator password skips the hold and is removed; a wrong one is held, the poster not told", async () => {
-    s = await listSite([{ ...DEV, extra: "nonmembers: hold" }]);
+    const s = await devSite("nonmembers: hold");
     const set = await runCli(["list", "password", "dev@example.org", "-C", s.site.configFile], {
       input: "open sesame\n",
     });
