@@ -10,7 +10,8 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { requireBuild, runCli } from "../helpers/site.js";
+import { LmtpClient } from "../intake/lmtp-client.js";
+import { requireBuild, runCli, waitFor } from "../helpers/site.js";
 import type { SinkMessage } from "../helpers/smtp-sink.js";
 import { headerValues, listSite, mail, noticeText, type ListSite } from "./lists-harness.js";
 
@@ -22,15 +23,15 @@ const DEV = {
   members: ["alice@example.net", "bob@example.com"],
 };
 
-/** The sites a test started, closed after it whatever happened. */
+/** The sites a test started (with their masters), closed after it whatever happened. */
 const started: ListSite[] = [];
 afterEach(async () => {
   for (const site of started.splice(0)) await site.close();
 });
 
 /** A site with the list dev@ (owner@, members alice@ and bob@) and these extra list keys. */
-async function devSite(extra: string): Promise<ListSite> {
-  const site = await listSite([{ ...DEV, extra }]);
+async function devSite(extra: string, config?: string): Promise<ListSite> {
+  const site = await listSite([{ ...DEV, extra }], config !== undefined ? { config } : {});
   started.push(site);
   return site;
 }
@@ -222,6 +223,49 @@ describe("moderation by mail", () => {
     expect(resultFor(s, "owner@example.org")).toMatch(/Discarded: the post from mallory@example.com/);
     expect(await heldPosts(s)).toEqual([]);
     expect(s.sink.messages.map((m) => m.to)).toEqual([["owner@example.org"]]);
+  });
+});
+
+describe("moderation by mail through the running daemon", () => {
+  it("the master's runners hold a post, and a moderator's reply over LMTP releases it to the members", async () => {
+    const s = await devSite(
+      "nonmembers: hold\nmoderators: [mod@example.org]",
+      "intake: { lmtp: 127.0.0.1:0 }\n",
+    );
+    const { lmtpPort } = await s.startMaster();
+    expect(lmtpPort).toBeGreaterThan(0);
+
+    await s.inject(
+      mail({ from: "mallory@example.com", to: "dev@example.org", subject: "live", id: "<live@x>" }),
+      "dev@example.org",
+    );
+    await waitFor("the held-post notice", () => s.to("mod@example.org").length > 0);
+    const { token } = noticeFor(s, "mod@example.org", "live");
+    expect(memberDeliveries(s).size).toBe(0);
+
+    const { client } = await LmtpClient.connect(lmtpPort!);
+    try {
+      expect((await client.command("LHLO moderator.example.org")).code).toBe(250);
+      expect((await client.command("MAIL FROM:<mod@example.org>")).code).toBe(250);
+      expect((await client.command(`RCPT TO:<dev-request+confirm-${token}@example.org>`)).code).toBe(250);
+      expect((await client.command("DATA")).code).toBe(354);
+      client.sendData(reply("Moderator <mod@example.org>", token, "approve"));
+      expect((await client.next()).code).toBe(250);
+    } finally {
+      client.close();
+    }
+    await waitFor("the post at both members", () => memberDeliveries(s).size === 2);
+    expect(memberDeliveries(s)).toEqual(
+      new Map([
+        ["<live@x> alice@example.net", 1],
+        ["<live@x> bob@example.com", 1],
+      ]),
+    );
+    await waitFor("the moderator's answer", () =>
+      s.to("mod@example.org").some((m) => /^Results/.test(headerValues(m.raw, "subject")[0] ?? "")),
+    );
+    expect(resultFor(s, "mod@example.org")).toMatch(/Approved: the post from mallory@example.com \("live"\)/);
+    expect(await heldPosts(s)).toEqual([]);
   });
 });
 
