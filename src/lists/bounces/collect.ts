@@ -26,6 +26,7 @@ export class Collector {
     if (f.status !== undefined) d.status = f.status;
     if (f.action !== undefined) d.action = f.action;
     if (f.diagnostic !== undefined) d.diagnostic = f.diagnostic;
+    if (f.diagnosticType !== undefined) d.diagnosticType = f.diagnosticType;
     const existing = this.byAddress.get(d.address);
     if (existing === undefined || (existing.kind === "temporary" && d.kind === "permanent"))
       this.byAddress.set(d.address, d);
@@ -44,10 +45,13 @@ export class Collector {
       d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
         ? spoken
         : d.status;
-    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was
+    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was;
+    // "Diagnostic-Code: X-Unix; ..." is a local delivery program's failure (procmail, a pipe)
     let reason: BounceReason = (d.action ?? "").startsWith("expire")
       ? "expired"
-      : classifyReason({ text: d.diagnostic, status, command });
+      : d.diagnosticType === "x-unix"
+        ? "mailererror"
+        : classifyReason({ text: d.diagnostic, status, command });
     if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
       // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
       const own = status?.endsWith(".0.0") === true ? undefined : status;

@@ -59,6 +59,8 @@ export interface BounceDetail {
   action?: string;
   /** the remote server's words, one printable line */
   diagnostic?: string;
+  /** the DSN's Diagnostic-Code type, lowercased ("smtp", "x-unix"), when given */
+  diagnosticType?: string;
   /** where the address was read: "Original-Recipient", "Final-Recipient", "qmail recipient paragraph", ... */
   source: string;
 }

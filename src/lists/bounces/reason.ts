@@ -13,6 +13,7 @@
  */
 
 import { DECISIVE, PHRASES, STATUS_REASON } from "./reason-phrases.js";
+import { reasonFromVendorCode } from "./vendor-codes.js";
 
 export type BounceReason =
   | "userunknown"
@@ -90,18 +91,26 @@ export function smtpCommand(text: string | undefined): SmtpCommand {
     .toLowerCase()
     .replace(/\s+/g, " ");
   if (
-    t.includes("rcpt to") ||
+    t.includes("rcpt to command") ||
+    t.includes("in reply to rcpt") ||
+    t.includes("rcpt to:<") ||
+    t.includes("rcpt to: <") ||
     t.includes("after rcpt") ||
     t.includes(">>> rcpt") ||
     t.includes("rcpt command") ||
-    t.includes("rcpt_to")
+    t.includes("rcpt_to") ||
+    // Sun/Oracle Messaging Server's words for a refusal of RCPT
+    t.includes("server has rejected address") ||
+    // m-FILTER writes the command on a line of its own under "-------SMTP command"
+    t.includes("-smtp command rcpt")
   )
     return "RCPT";
   if (
     t.includes("end of data") ||
     t.includes("after data") ||
     t.includes("data command") ||
-    t.includes(">>> data")
+    t.includes(">>> data") ||
+    t.includes("-smtp command data")
   )
     return "DATA";
   if (t.includes("mail from") || t.includes("after mail")) return "MAIL";
@@ -135,6 +144,9 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   const soften = (r: BounceReason): BounceReason =>
     temporary && (r === "hostunknown" || r === "hasmoved") ? "networkerror" : r;
   if (detail !== undefined && DECISIVE.has(detail) && byStatus !== undefined) return soften(byStatus);
+  // a provider's documented code (Orange's "LPN007_416") names the cause more precisely than its status
+  const byVendor = reasonFromVendorCode(input.text);
+  if (byVendor !== undefined) return soften(byVendor);
   const byText = reasonFromText(input.text);
   const command = input.command ?? smtpCommand(input.text);
   // a refusal of MAIL FROM is about us, the sender, whatever status it carries
@@ -142,7 +154,10 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   if (byStatus === "userunknown") {
     return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
   }
+  if (byText === "userunknown" && domainDoesNotExist(input.text)) return soften("hostunknown");
   if (byText === "userunknown") {
+    // a security or policy status (X.7.x) says what the refusal was, whatever the words pretend
+    if (detail?.startsWith("7.") === true) return "filtered";
     if (command === "RCPT" || detail?.startsWith("1.") === true || detail === "2.1") return "userunknown";
     // after DATA the address was accepted: the refusal is about the message, whatever it says
     // a DSN that only says 5.0.0 does not vouch for the address either (Sisimai reads it the same way)
@@ -150,6 +165,17 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
     return "userunknown";
   }
   return soften(byText ?? byStatus ?? "undefined");
+}
+
+/** Whether the words say a domain name, not an address, "does not exist" ("553 example.com does not exist"). */
+function domainDoesNotExist(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text).toLowerCase();
+  const at = t.indexOf(" does not exist");
+  if (at < 0) return false;
+  const before = t.slice(Math.max(0, at - 255), at);
+  const token = before.slice(before.lastIndexOf(" ") + 1).replace(/^["'<[(]|["'>\])]$/g, "");
+  return !token.includes("@") && /^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(token);
 }
 
 /** Hard (the address is gone) or soft (it may pass another day), as Sisimai and Mailman tell them apart. */
