@@ -15,7 +15,25 @@ import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./
 export class Collector {
   private readonly byAddress = new Map<string, BounceDetail>();
 
-  constructor(private readonly notice: string) {}
+  private innerScan: BounceScan | undefined;
+
+  /**
+   * `notice`: the notice's own text, for reasons a recipient's words do not give; `inner`: reads the
+   * returned message as a notice, for reasons neither gives (called at most once, only then).
+   */
+  constructor(
+    private readonly notice: string,
+    private readonly inner?: () => BounceScan,
+  ) {}
+
+  /** What the returned message, read as a notice, says of this address (a reason other than undefined). */
+  private innerDetail(address: string): BounceDetail | undefined {
+    if (this.inner === undefined) return undefined;
+    this.innerScan ??= this.inner();
+    const key = address.toLowerCase();
+    const d = this.innerScan.details.find((x) => x.address.toLowerCase() === key);
+    return d?.reason === undefined || d.reason === "undefined" || d.reason === "delayed" ? undefined : d;
+  }
 
   get size(): number {
     return this.byAddress.size;
@@ -38,9 +56,12 @@ export class Collector {
       d.reason = "delayed";
       return;
     }
-    const command = smtpCommand(d.diagnostic) ?? smtpCommand(this.notice);
+    // a DSN block without a Diagnostic-Code: the notice's line about this address is its words
+    // (OpenSMTPD writes "addr: 550 5.7.25 ... rejected" in the text and only "Status: 5.0.0" in the DSN)
+    const words = d.diagnostic ?? this.lineNaming(d.address);
+    const command = smtpCommand(words) ?? smtpCommand(this.notice);
     // a generic X.0.0 Status says less than the code in the server's words ("550 #5.1.0 Address rejected")
-    const spoken = findStatus(d.diagnostic ?? "");
+    const spoken = findStatus(words ?? "");
     const status =
       d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
         ? spoken
@@ -51,14 +72,30 @@ export class Collector {
       ? "expired"
       : d.diagnosticType === "x-unix"
         ? "mailererror"
-        : classifyReason({ text: d.diagnostic, status, command });
-    if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
+        : classifyReason({ text: words, status, command });
+    if (reason === "undefined" || (words === undefined && d.status === undefined)) {
       // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
       const own = status?.endsWith(".0.0") === true ? undefined : status;
       reason = classifyReason({ text: this.notice, status: own, command });
     }
+    const wrapped = reason === "undefined" ? this.innerDetail(d.address) : undefined;
+    if (wrapped?.reason !== undefined) {
+      d.reason = wrapped.reason;
+      d.kind = wrapped.kind;
+      return;
+    }
     d.reason = reason;
-    d.kind = isHardReason(reason, status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
+    d.kind = isHardReason(reason, status, words ?? this.notice) ? "permanent" : "temporary";
+  }
+
+  /** The first line of the notice that names the address, if any. */
+  private lineNaming(address: string): string | undefined {
+    const lower = this.notice.toLowerCase();
+    const at = lower.indexOf(address.toLowerCase());
+    if (at < 0) return undefined;
+    const start = lower.lastIndexOf("\n", at) + 1;
+    const end = lower.indexOf("\n", at);
+    return this.notice.slice(start, end < 0 ? undefined : end).trim();
   }
 
   result(format: BounceFormat): BounceScan {

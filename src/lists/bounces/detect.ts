@@ -110,7 +110,12 @@ export async function scanBounce(raw: Buffer): Promise<BounceScan> {
   }
 }
 
-function scan(raw: Buffer, depth = 0): BounceScan {
+/**
+ * `wrapped`: the message is the returned part of a notice being read for its reasons (a gateway
+ * such as InterScan wraps the bounce it got): read its text as a mail system's even though its
+ * headers are the original sender's.
+ */
+function scan(raw: Buffer, depth = 0, wrapped = false): BounceScan {
   if (!Buffer.isBuffer(raw) || raw.length === 0) return notRecognized("none", "empty input");
   const root = parseMessage(raw.subarray(0, MAX_SCAN_BYTES).toString("latin1"));
   if (root === null) return notRecognized("none", "not a mail message: no header block");
@@ -140,7 +145,13 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   const context = headText([subjectOf(h), ...region], MAX_NOTICE_TEXT);
 
   // 1. RFC 3464
-  const found = new Collector(context);
+  // when neither a recipient's words nor the notice say why, a returned message that is itself a
+  // bounce (a gateway passing on the notice it got) may: read it once, only then
+  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
+  const found = new Collector(
+    context,
+    inner === undefined ? undefined : () => scan(Buffer.from(inner.body, "latin1"), depth + 1, true),
+  );
   let blocks = 0;
   let unreadable = 0;
   for (const p of parts) {
@@ -168,7 +179,7 @@ function scan(raw: Buffer, depth = 0): BounceScan {
       ...notRecognized("none", `an automatic reply (${auto}), not a delivery failure`),
       notBounce: "auto-reply",
     };
-  const automated = machineMade(h);
+  const automated = wrapped || machineMade(h);
   let empty: TextMatch | undefined;
   for (const detect of TEXT_DETECTORS) {
     const m = detect(lines);
@@ -208,7 +219,6 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   if (found.size > 0) return found.result(empty?.format ?? "plain");
 
   // 5. a notice that returns another notice (a relay forwarding the bounce it got): read the inner one
-  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
   if (inner !== undefined && machineMade(parseHeaderBlock(inner.body.slice(0, 64 * 1024)).fields)) {
     const nested = scan(Buffer.from(inner.body, "latin1"), depth + 1);
     if (nested.recognized) return nested;

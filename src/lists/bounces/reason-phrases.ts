@@ -380,6 +380,9 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
   [
     "rejected",
     [
+      // Google Groups' refusal of a post (in the sender's language; its help link is the constant):
+      // the group may not exist or the sender may not post to it
+      "groups.google.com/support",
       "sender rejected",
       "sender reject",
       "sender address rejected",
