@@ -384,6 +384,7 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       // the group may not exist or the sender may not post to it
       "groups.google.com/support",
       "sender rejected",
+      "sender was rejected",
       "sender reject",
       "sender address rejected",
       "sender verify failed",
@@ -401,12 +402,6 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "from address",
       "sender address",
       "your address",
-      "rejected by",
-      "message rejected",
-      "refused",
-      "not accepted",
-      "you are not allowed",
-      "denied",
     ],
   ],
   [
@@ -468,6 +463,12 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "must be secured",
       "not secure",
     ],
+  ],
+  [
+    // a refusal that names no cause: only when no more specific words (a block list, a policy,
+    // authentication) say why
+    "rejected",
+    ["rejected by", "message rejected", "refused", "not accepted", "you are not allowed", "denied"],
   ],
   [
     "toomanyconn",

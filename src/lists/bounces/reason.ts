@@ -149,8 +149,16 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   if (byVendor !== undefined) return soften(byVendor);
   const byText = reasonFromText(input.text);
   const command = input.command ?? smtpCommand(input.text);
-  // a refusal of MAIL FROM is about us, the sender, whatever status it carries
-  if (command === "MAIL") return "rejected";
+  // a refusal of MAIL FROM is about us, the sender: our address ("rejected") unless the words say
+  // what else (our host blocked, a policy, spam); never the recipient's mailbox
+  if (command === "MAIL") {
+    return byText === undefined ||
+      byText === "userunknown" ||
+      byText === "filtered" ||
+      byText === "hostunknown"
+      ? "rejected"
+      : byText;
+  }
   if (byStatus === "userunknown") {
     return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
   }
