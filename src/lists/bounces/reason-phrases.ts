@@ -385,6 +385,7 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "groups.google.com/support",
       "sender rejected",
       "sender was rejected",
+      "is not a registered gateway user",
       "sender reject",
       "sender address rejected",
       "sender verify failed",
