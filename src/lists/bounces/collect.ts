@@ -3,7 +3,7 @@
  * reason and its hard/soft kind (./reason.ts), and the scan's result.
  */
 import { findStatus } from "./address.js";
-import type { BounceDetail, BounceFormat, BounceScan } from "./detect.js";
+import type { BounceDetail, BounceFinding, BounceFormat, BounceScan } from "./detect.js";
 import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./reason.js";
 
 /**
@@ -13,7 +13,7 @@ import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./
  * (a temporary finding, Action: delayed) stays temporary with reason "delayed".
  */
 export class Collector {
-  private readonly byAddress = new Map<string, BounceDetail>();
+  private readonly byAddress = new Map<string, BounceFinding>();
 
   private innerScan: BounceScan | undefined;
 
@@ -32,15 +32,15 @@ export class Collector {
     this.innerScan ??= this.inner();
     const key = address.toLowerCase();
     const d = this.innerScan.details.find((x) => x.address.toLowerCase() === key);
-    return d?.reason === undefined || d.reason === "undefined" || d.reason === "delayed" ? undefined : d;
+    return d === undefined || d.reason === "undefined" || d.reason === "delayed" ? undefined : d;
   }
 
   get size(): number {
     return this.byAddress.size;
   }
 
-  add(f: BounceDetail): void {
-    const d: BounceDetail = { address: f.address, kind: f.kind, source: f.source };
+  add(f: BounceFinding): void {
+    const d: BounceFinding = { address: f.address, kind: f.kind, source: f.source };
     if (f.status !== undefined) d.status = f.status;
     if (f.action !== undefined) d.action = f.action;
     if (f.diagnostic !== undefined) d.diagnostic = f.diagnostic;
@@ -50,12 +50,10 @@ export class Collector {
       this.byAddress.set(d.address, d);
   }
 
-  private classify(d: BounceDetail): void {
-    if (d.kind === "temporary" || (d.action ?? "").startsWith("delay")) {
-      d.kind = "temporary";
-      d.reason = "delayed";
-      return;
-    }
+  /** A finding with its reason, and its kind from the reason: every detail has both. */
+  private classify(d: BounceFinding): BounceDetail {
+    if (d.kind === "temporary" || (d.action ?? "").startsWith("delay"))
+      return { ...d, kind: "temporary", reason: "delayed" };
     // a DSN block without a Diagnostic-Code: the notice's line about this address is its words
     // (OpenSMTPD writes "addr: 550 5.7.25 ... rejected" in the text and only "Status: 5.0.0" in the DSN)
     const words = d.diagnostic ?? this.lineNaming(d.address);
@@ -79,13 +77,9 @@ export class Collector {
       reason = classifyReason({ text: this.notice, status: own, command });
     }
     const wrapped = reason === "undefined" ? this.innerDetail(d.address) : undefined;
-    if (wrapped?.reason !== undefined) {
-      d.reason = wrapped.reason;
-      d.kind = wrapped.kind;
-      return;
-    }
-    d.reason = reason;
-    d.kind = isHardReason(reason, status, words ?? this.notice) ? "permanent" : "temporary";
+    if (wrapped !== undefined) return { ...d, kind: wrapped.kind, reason: wrapped.reason };
+    const kind = isHardReason(reason, status, words ?? this.notice) ? "permanent" : "temporary";
+    return { ...d, kind, reason };
   }
 
   /** The first line of the notice that names the address, if any. */
@@ -99,8 +93,7 @@ export class Collector {
   }
 
   result(format: BounceFormat): BounceScan {
-    const details = [...this.byAddress.values()];
-    for (const d of details) this.classify(d);
+    const details = [...this.byAddress.values()].map((f) => this.classify(f));
     return {
       recognized: details.length > 0,
       format,

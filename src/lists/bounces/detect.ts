@@ -51,8 +51,8 @@ export interface BounceDetail {
    * soft one that may pass another day (full mailbox, refusal of our content or host, delay)
    */
   kind: BounceKind;
-  /** why, in Sisimai's vocabulary (./reason.ts); "delayed" for a delay warning. Always set by scanBounce. */
-  reason?: BounceReason;
+  /** why, in Sisimai's vocabulary (./reason.ts); "delayed" for a delay warning, "undefined" when nothing says */
+  reason: BounceReason;
   /** RFC 3463 status, e.g. "5.1.1" */
   status?: string;
   /** RFC 3464 Action, lowercased (DSN only) */
@@ -64,6 +64,9 @@ export interface BounceDetail {
   /** where the address was read: "Original-Recipient", "Final-Recipient", "qmail recipient paragraph", ... */
   source: string;
 }
+
+/** What a reader (DSN, MTA text) finds, before ./collect.ts gives it its reason and final kind. */
+export type BounceFinding = Omit<BounceDetail, "reason">;
 
 export interface BounceScan {
   /** true when at least one bounced address was found */

@@ -12,6 +12,7 @@
  * lib/sisimai/smtp/status.rb. Substring search over a capped text: linear, no regex backtracking.
  */
 
+import { findStatus } from "./address.js";
 import { DECISIVE, PHRASES, STATUS_REASON } from "./reason-phrases.js";
 import { reasonFromVendorCode } from "./vendor-codes.js";
 
@@ -195,4 +196,14 @@ export function isHardReason(reason: BounceReason, status?: string, text?: strin
     return cls !== "4";
   }
   return false;
+}
+
+/**
+ * One SMTP reply our own delivery got ("550 5.1.1 <a@b>: Recipient address rejected"): its reason,
+ * and whether that makes the bounce hard, by the same rules as a notice's words.
+ */
+export function classifyReply(text: string): { reason: BounceReason; hard: boolean } {
+  const status = findStatus(text);
+  const reason = classifyReason({ text, status });
+  return { reason, hard: isHardReason(reason, status, text) };
 }
