@@ -397,7 +397,6 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "sender not allowed",
       "domain of sender",
       "sender domain",
-      "mail from",
       "envelope sender",
       "return path",
       "from address",
