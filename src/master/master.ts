@@ -21,14 +21,8 @@ import type { MasterLock } from "./lock.js";
 import { acceptedNodeFlags } from "./node-flags.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
 import { prepareMaster, type ClusterParts } from "./startup.js";
-import {
-  Supervisor,
-  WORKER_EXEC_ARGV,
-  workerCommand,
-  type SupervisorOptions,
-  type SupervisorTimings,
-  type WorkerCommandFactory,
-} from "./supervisor.js";
+import { WORKER_EXEC_ARGV, workerCommand, type WorkerCommandFactory } from "./slot.js";
+import { Supervisor, type SupervisorOptions, type SupervisorTimings } from "./supervisor.js";
 import { StatusWriter } from "./status-writer.js";
 import { workerEnv } from "./worker-env.js";
 import { ConfigWatcher } from "./watch.js";
