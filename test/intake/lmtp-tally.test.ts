@@ -37,18 +37,24 @@ function capture(level: string): { logger: pino.Logger; lines: Array<Record<stri
   return { logger: pino({ level }, sink), lines };
 }
 
+/** A listener logging at `level` into `lines`, and a client that has said LHLO. */
+async function open(level: string): Promise<{ c: LmtpClient; lines: Array<Record<string, unknown>> }> {
+  site = await makeSite("", [{ address: "dev@example.org", members: ["bob@example.com"] }]);
+  const loaded = (await loadAll(site.configFile)) as IntakeSettings;
+  const { logger, lines } = capture(level);
+  listener = await LmtpListener.start({ listen: "127.0.0.1:0", settings: () => loaded, logger });
+  const c = (client = (await LmtpClient.connect(listener.address.port)).client);
+  expect((await c.command("LHLO client.test")).code).toBe(250);
+  return { c, lines };
+}
+
 async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
 }
 
 describe("LMTP log lines", () => {
   it("logs one info line per connection with its messages and recipients, each message at debug", async () => {
-    site = await makeSite("", [{ address: "dev@example.org", members: ["bob@example.com"] }]);
-    const loaded = (await loadAll(site.configFile)) as IntakeSettings;
-    const { logger, lines } = capture("info");
-    listener = await LmtpListener.start({ listen: "127.0.0.1:0", settings: () => loaded, logger });
-    const c = (client = (await LmtpClient.connect(listener.address.port)).client);
-    expect((await c.command("LHLO client.test")).code).toBe(250);
+    const { c, lines } = await open("info");
     for (let i = 0; i < 3; i++) {
       expect((await c.command("MAIL FROM:<alice@example.net>")).code).toBe(250);
       expect((await c.command("RCPT TO:<dev@example.org>")).code).toBe(250);
@@ -72,12 +78,7 @@ describe("LMTP log lines", () => {
   });
 
   it("still logs each queued message at debug", async () => {
-    site = await makeSite("", [{ address: "dev@example.org", members: ["bob@example.com"] }]);
-    const loaded = (await loadAll(site.configFile)) as IntakeSettings;
-    const { logger, lines } = capture("debug");
-    listener = await LmtpListener.start({ listen: "127.0.0.1:0", settings: () => loaded, logger });
-    const c = (client = (await LmtpClient.connect(listener.address.port)).client);
-    expect((await c.command("LHLO client.test")).code).toBe(250);
+    const { c, lines } = await open("debug");
     expect((await c.command("MAIL FROM:<alice@example.net>")).code).toBe(250);
     expect((await c.command("RCPT TO:<dev@example.org>")).code).toBe(250);
     expect((await c.command("DATA")).code).toBe(354);
