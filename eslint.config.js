@@ -14,7 +14,7 @@ const LAYERS = {
   util: [],
   queue: ["util"],
   config: ["util"],
-  lists: ["util", "config"],
+  lists: ["util", "config", "queue"],
   delivery: ["util", "config", "queue"],
   protocol: ["util", "config", "lists"],
   intake: ["util", "config", "queue", "lists"],

@@ -37,7 +37,7 @@ import type { Entry } from "../queue/types.js";
 import type { Handler, HandleResult } from "./base.js";
 import { flushDigest, handleUnrecognised } from "./bounce-unrecognised.js";
 import type { RunnerContext } from "./context.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 /** How often slice 0 sends due digests and expires probes when no bounce comes to do it. */
 const CHORES_EVERY_MS = 60_000;

@@ -22,7 +22,7 @@ import { addressProblem, normalizeAddress, routeRecipient } from "../lists/addre
 import type { Entry } from "../queue/types.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 export class CommandRunner implements Handler {
   constructor(private readonly ctx: RunnerContext) {}

@@ -25,7 +25,7 @@ import { UnknownAddressError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notice-texts.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 /** One role of an entry's recipients, with the entry as that role sees it (see partsOf). */
 interface Part {
