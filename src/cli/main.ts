@@ -142,6 +142,7 @@ async function runProgram(argv: string[]): Promise<void> {
     import("./members.js"),
     import("./bounce-scan.js"),
     import("./moderation.js"),
+    import("./list-password.js"),
     import("./web.js"),
   ]);
   const program = new Command();
