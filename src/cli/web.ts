@@ -18,7 +18,9 @@ export function register(program: Command): void {
   const web = withConfigOption(
     program
       .command("web")
-      .description("serve the web console (web.listen) without the master; `web hash-password` makes an operator hash")
+      .description(
+        "serve the web console (web.listen) without the master; `web hash-password` makes an operator hash",
+      )
       .option("--listen <host:port>", "listen here instead of web.listen"),
   )
     .addHelpText(

@@ -372,7 +372,10 @@ export const configSchema = z
               .object({
                 name: z
                   .string()
-                  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, "letters, digits, '.', '_', '@' and '-', at most 64")
+                  .regex(
+                    /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
+                    "letters, digits, '.', '_', '@' and '-', at most 64",
+                  )
                   .describe("the login name"),
                 password_hash: z
                   .string()
@@ -386,7 +389,9 @@ export const configSchema = z
             (ops) => new Set(ops.map((o) => o.name)).size === ops.length,
             "operator names must be unique",
           )
-          .describe("accounts that see and act on everything; list moderators log in with their list password"),
+          .describe(
+            "accounts that see and act on everything; list moderators log in with their list password",
+          ),
       })
       .strict()
       .default({}),

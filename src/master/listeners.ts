@@ -145,7 +145,10 @@ export class MasterListeners {
         deps: {
           settings: this.opts.settings,
           // this process is the master: it runs, and its last status write is at most seconds old
-          daemon: async () => ({ running: true, status: await readStatus(this.opts.settings().config.state) }),
+          daemon: async () => ({
+            running: true,
+            status: await readStatus(this.opts.settings().config.state),
+          }),
           logger: this.log.child({ listener: "web" }),
         },
       });

@@ -11,8 +11,7 @@ import type { ListConfig } from "../lists/schema.js";
 import { hashPassword, verifyListPassword, verifyPassword } from "../lists/passwords.js";
 
 export type Principal =
-  | { kind: "operator"; name: string }
-  | { kind: "moderator"; address: string; lists: readonly string[] };
+  { kind: "operator"; name: string } | { kind: "moderator"; address: string; lists: readonly string[] };
 
 export interface Settings {
   config: Config;

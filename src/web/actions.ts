@@ -33,7 +33,8 @@ export async function moderateHeld(
   const queues = new Boards(dirs.qfiles);
   try {
     const r = await moderate({ stateDir: dirs.state, queues, logger }, list, id, action, by);
-    if (r.status === "failed") logger.error({ err: describeError(r.error), id, by }, "web: moderation failed");
+    if (r.status === "failed")
+      logger.error({ err: describeError(r.error), id, by }, "web: moderation failed");
     return { ok: r.status === "done", text: describeResult(r) };
   } finally {
     queues.close();

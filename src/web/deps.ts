@@ -10,7 +10,14 @@ import type { Settings } from "./access.js";
 /** The part of the master's status.json the console shows (src/master/status-file.ts MasterStatus). */
 export interface DaemonStatus {
   updatedAt: number;
-  master: { pid: number; host: string; state: string; startedAt: number; readyMs: number | null; rss: number };
+  master: {
+    pid: number;
+    host: string;
+    state: string;
+    startedAt: number;
+    readyMs: number | null;
+    rss: number;
+  };
   config: { file: string; version: string; loadedAt: number };
   rejectedEdit: { at: number; message: string } | null;
   reload: { count: number; at: number | null; why: string | null; ok: boolean | null };

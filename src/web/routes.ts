@@ -39,7 +39,8 @@ export class Routes {
     const path = new URL(req.url ?? "/", "http://console").pathname;
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "POST") return sendText(res, 405, "GET or POST");
-    if (method === "GET" && path === "/console.css") return send(res, 200, "text/css; charset=utf-8", CONSOLE_CSS);
+    if (method === "GET" && path === "/console.css")
+      return send(res, 200, "text/css; charset=utf-8", CONSOLE_CSS);
     if (method === "GET" && path === "/console.js")
       return send(res, 200, "text/javascript; charset=utf-8", CONSOLE_JS);
     const settings = await this.deps.settings();
@@ -53,7 +54,8 @@ export class Routes {
     if (method === "POST") {
       const form = await readForm(req);
       // before anything else: a POST without this session's token does nothing at all
-      if (!csrfOk(session, form.get("csrf") ?? undefined)) return sendText(res, 403, "missing or wrong CSRF token");
+      if (!csrfOk(session, form.get("csrf") ?? undefined))
+        return sendText(res, 403, "missing or wrong CSRF token");
       return this.post(path, form, session, settings, res);
     }
     const ctx: PageContext = { principal: session.principal, csrf: session.csrf, path };
@@ -71,7 +73,11 @@ export class Routes {
     sendHtml(res, status, loginPage(ctx, account));
   }
 
-  private async login(req: http.IncomingMessage, res: http.ServerResponse, settings: Settings): Promise<void> {
+  private async login(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    settings: Settings,
+  ): Promise<void> {
     const form = await readForm(req);
     const account = (form.get("account") ?? "").trim();
     const password = form.get("password") ?? "";
@@ -142,7 +148,8 @@ export class Routes {
     if (action !== null && HELD_ACTIONS.has(action)) {
       const list = findList(settings, form.get("list") ?? "");
       // the same answer for a list that does not exist and one the viewer does not moderate
-      if (!list || !canModerate(p, list.address, settings)) return sendText(res, 403, "not a list you moderate");
+      if (!list || !canModerate(p, list.address, settings))
+        return sendText(res, 403, "not a list you moderate");
       const reason = (form.get("reason") ?? "").replace(/\s+/g, " ").trim().slice(0, 300);
       const act =
         action === "reject"

@@ -30,11 +30,7 @@ export class WebConsole {
     this.bound = where;
     const allowRemote = !isLoopback(where.host);
     const log = opts.deps.logger;
-    const routes = new Routes(
-      opts.deps,
-      new SessionStore(opts.sessions),
-      new LoginLimiter(opts.rateLimit),
-    );
+    const routes = new Routes(opts.deps, new SessionStore(opts.sessions), new LoginLimiter(opts.rateLimit));
     this.server = http.createServer((req, res) => {
       if (!allowRemote && !isLoopback(req.socket.remoteAddress ?? "")) {
         sendText(res, 403, "loopback clients only");
@@ -67,7 +63,8 @@ export class WebConsole {
     }
     const c = new WebConsole(opts, where);
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ListenError("web", formatListen(where), { cause: err }));
+      const onError = (err: Error): void =>
+        reject(new ListenError("web", formatListen(where), { cause: err }));
       c.server.once("error", onError);
       c.server.listen(where.port, where.host, () => {
         c.server.off("error", onError);

@@ -39,7 +39,10 @@ export interface ConsoleSite {
 
 export async function consoleSite(opts: Partial<WebConsoleOptions> = {}): Promise<ConsoleSite> {
   const opHash = await hashPassword(OPERATOR.password);
-  const site = await makeSite(`web:\n  operators:\n    - { name: ${OPERATOR.name}, password_hash: "${opHash}" }\n`, []);
+  const site = await makeSite(
+    `web:\n  operators:\n    - { name: ${OPERATOR.name}, password_hash: "${opHash}" }\n`,
+    [],
+  );
   for (const l of [LIST_A, LIST_B])
     await site.writeList({
       address: l.address,
@@ -84,7 +87,10 @@ export function request(
         headers: {
           ...(opts.cookie !== undefined ? { cookie: opts.cookie } : {}),
           ...(body !== undefined
-            ? { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)) }
+            ? {
+                "content-type": "application/x-www-form-urlencoded",
+                "content-length": String(Buffer.byteLength(body)),
+              }
             : {}),
           ...opts.headers,
         },

@@ -10,15 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { HeldStore } from "../../src/lists/held.js";
 import { parseName } from "../../src/queue/names.js";
 import { Switchboard } from "../../src/queue/switchboard.js";
-import {
-  consoleSite,
-  LIST_A,
-  LIST_B,
-  login,
-  OPERATOR,
-  request,
-  type ConsoleSite,
-} from "./console-site.js";
+import { consoleSite, LIST_A, LIST_B, login, OPERATOR, request, type ConsoleSite } from "./console-site.js";
 
 let c: ConsoleSite | undefined;
 afterEach(async () => {
@@ -68,14 +60,16 @@ describe("the web console over HTTP", () => {
     expect(r.body).toContain('name="viewport"');
     expect(r.body).not.toMatch(/<script>|<script[^>]*>[^<]/); // no inline script
     // a POST without a session does nothing
-    expect((await request(c.base, "POST", "/held/approve", { form: { list: LIST_A.address, id: "x" } })).status).toBe(
-      403,
-    );
+    expect(
+      (await request(c.base, "POST", "/held/approve", { form: { list: LIST_A.address, id: "x" } })).status,
+    ).toBe(403);
   });
 
   it("logs an operator in with an HttpOnly, SameSite=Strict cookie; a wrong password is refused", async () => {
     c = await consoleSite();
-    const bad = await request(c.base, "POST", "/login", { form: { account: OPERATOR.name, password: "nope" } });
+    const bad = await request(c.base, "POST", "/login", {
+      form: { account: OPERATOR.name, password: "nope" },
+    });
     expect(bad.status).toBe(401);
     expect(bad.headers["set-cookie"]).toBeUndefined();
     const unknown = await request(c.base, "POST", "/login", { form: { account: "nobody", password: "x" } });
@@ -85,7 +79,9 @@ describe("the web console over HTTP", () => {
     });
     expect(ok.status).toBe(303);
     const cookie = ok.headers["set-cookie"]?.[0] ?? "";
-    expect(cookie).toMatch(/^qrunner_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+    expect(cookie).toMatch(
+      /^qrunner_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/,
+    );
     const client = await login(c.base, OPERATOR.name, OPERATOR.password);
     for (const p of ["/", "/queues", "/hosts", "/held"]) expect((await client.get(p)).status).toBe(200);
     // logging out ends the session on the server, not only in the browser
@@ -97,7 +93,8 @@ describe("the web console over HTTP", () => {
     c = await consoleSite({ rateLimit: { perAccount: 3, perIp: 100 } });
     for (let i = 0; i < 3; i++)
       expect(
-        (await request(c.base, "POST", "/login", { form: { account: OPERATOR.name, password: `guess${i}` } })).status,
+        (await request(c.base, "POST", "/login", { form: { account: OPERATOR.name, password: `guess${i}` } }))
+          .status,
       ).toBe(401);
     const r = await request(c.base, "POST", "/login", {
       form: { account: OPERATOR.name, password: OPERATOR.password },
@@ -163,7 +160,9 @@ describe("the web console over HTTP", () => {
     const page = (await op.get("/held")).body;
     expect(page).not.toContain("<script>alert");
     expect(page).not.toContain("<img src=x");
-    expect(page).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;");
+    expect(page).toContain(
+      "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;",
+    );
     const r = await op.post("/held/reject", { list: LIST_A.address, id, reason: "off <b>topic</b>" });
     expect(r.status).toBe(303);
     const [notice] = await queued("outgoing");

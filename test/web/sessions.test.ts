@@ -1,13 +1,7 @@
 /** Sessions (random ids, CSRF token, idle and absolute expiry, bound) and the login rate limit. */
 import { describe, expect, it } from "vitest";
 import { LoginLimiter } from "../../src/web/ratelimit.js";
-import {
-  SessionStore,
-  csrfOk,
-  sameToken,
-  sessionCookie,
-  sessionIdFrom,
-} from "../../src/web/sessions.js";
+import { SessionStore, csrfOk, sameToken, sessionCookie, sessionIdFrom } from "../../src/web/sessions.js";
 
 const op = { kind: "operator", name: "root" } as const;
 

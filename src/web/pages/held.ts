@@ -12,16 +12,24 @@ import { age, page, postForm, type PageContext } from "./layout.js";
 export const HELD_SHOWN = 200;
 
 function postCard(ctx: PageContext, p: HeldMeta, now: number): Html {
-  const hidden = html`<input type="hidden" name="list" value="${p.list}"><input type="hidden" name="id" value="${p.id}">`;
+  const hidden = html`<input type="hidden" name="list" value="${p.list}" /><input
+      type="hidden"
+      name="id"
+      value="${p.id}"
+    />`;
   return html`<div class="card post" data-held-id="${p.id}">
-<div class="subject">${p.subject ?? "(no subject)"}</div>
-<div class="meta">From ${p.from ?? "(none)"} · sender ${p.sender || "<>"} · ${p.size} bytes · held ${age(now - p.heldAt)} ago · id ${p.id}</div>
-<div class="meta">Held because: ${p.reason}</div>
-<div class="actions">
-${postForm(ctx, "/held/approve", html`${hidden}<button type="submit" class="go">Approve</button>`)}
-${postForm(ctx, "/held/reject", html`${hidden}<input type="text" name="reason" maxlength="300" placeholder="reason for the poster" aria-label="reason"><button type="submit" class="stop">Reject</button>`)}
-${postForm(ctx, "/held/discard", html`${hidden}<button type="submit">Discard</button>`)}
-</div></div>`;
+    <div class="subject">${p.subject ?? "(no subject)"}</div>
+    <div class="meta">
+      From ${p.from ?? "(none)"} · sender ${p.sender || "<>"} · ${p.size} bytes · held ${age(now - p.heldAt)}
+      ago · id ${p.id}
+    </div>
+    <div class="meta">Held because: ${p.reason}</div>
+    <div class="actions">
+      ${postForm(ctx, "/held/approve", html`${hidden}<button type="submit" class="go">Approve</button>`)}
+      ${postForm(ctx, "/held/reject", html`${hidden}<input type="text" name="reason" maxlength="300" placeholder="reason for the poster" aria-label="reason" /><button type="submit" class="stop">Reject</button>`)}
+      ${postForm(ctx, "/held/discard", html`${hidden}<button type="submit">Discard</button>`)}
+    </div>
+  </div>`;
 }
 
 export async function heldPage(
@@ -34,9 +42,11 @@ export async function heldPage(
   const sections = await Promise.all(
     lists.map(async (l) => {
       const posts = await new HeldStore(stateDir, l.address).list(now);
-      return html`<h2 id="list-${l.address}">${l.address} <span class="muted">(${posts.length} held)</span></h2>
-${posts.length === 0 ? html`<p class="muted">Nothing held.</p>` : posts.slice(0, HELD_SHOWN).map((p) => postCard(ctx, p, now))}
-${posts.length > HELD_SHOWN ? html`<p class="muted">${posts.length - HELD_SHOWN} more not shown.</p>` : ""}`;
+      return html`<h2 id="list-${l.address}">
+          ${l.address} <span class="muted">(${posts.length} held)</span>
+        </h2>
+        ${posts.length === 0 ? html`<p class="muted">Nothing held.</p>` : posts.slice(0, HELD_SHOWN).map((p) => postCard(ctx, p, now))}
+        ${posts.length > HELD_SHOWN ? html`<p class="muted">${posts.length - HELD_SHOWN} more not shown.</p>` : ""}`;
     }),
   );
   return page(ctx, "Held posts", sections);

@@ -10,16 +10,36 @@ export async function hostsPage(ctx: PageContext, config: Config, now: number): 
   const fallback = new Set(config.smtp.fallback.map((h) => hostId(h)));
   const records = await readHostHealth(config.state, configured);
   const rows = records.map(
-    (r) => html`<tr><td>${r.id}${fallback.has(r.id) ? html` <span class="muted">(fallback)</span>` : ""}</td>
-<td class="${r.state === "up" ? "ok" : "bad"}">${r.state}</td><td>${age(now - r.since)}</td>
-<td class="n">${r.consecutiveFailures}</td><td>${when(r.lastSuccess, now)}</td>
-<td>${r.lastError !== null ? html`${r.lastErrorKind ?? ""} ${when(r.lastErrorAt, now)}: ${r.lastError}` : ""}</td>
-<td>${r.nextProbe !== null ? (r.nextProbe > now ? `in ${age(r.nextProbe - now)}` : "due") : "–"}</td></tr>`,
+    (r) =>
+      html`<tr>
+        <td>${r.id}${fallback.has(r.id) ? html` <span class="muted">(fallback)</span>` : ""}</td>
+        <td class="${r.state === "up" ? "ok" : "bad"}">${r.state}</td>
+        <td>${age(now - r.since)}</td>
+        <td class="n">${r.consecutiveFailures}</td>
+        <td>${when(r.lastSuccess, now)}</td>
+        <td>
+          ${r.lastError !== null ? html`${r.lastErrorKind ?? ""} ${when(r.lastErrorAt, now)}: ${r.lastError}` : ""}
+        </td>
+        <td>${r.nextProbe !== null ? (r.nextProbe > now ? `in ${age(r.nextProbe - now)}` : "due") : "–"}</td>
+      </tr>`,
   );
   return page(
     ctx,
     "SMTP hosts",
-    html`<div class="scroll"><table><tr><th>Host</th><th>State</th><th>For</th><th class="n">Failures</th><th>Last success</th><th>Last error</th><th>Next probe</th></tr>${rows}</table></div>
-<p class="muted">A host with no deliveries yet shows as up since it was first recorded.</p>`,
+    html`<div class="scroll">
+        <table>
+          <tr>
+            <th>Host</th>
+            <th>State</th>
+            <th>For</th>
+            <th class="n">Failures</th>
+            <th>Last success</th>
+            <th>Last error</th>
+            <th>Next probe</th>
+          </tr>
+          ${rows}
+        </table>
+      </div>
+      <p class="muted">A host with no deliveries yet shows as up since it was first recorded.</p>`,
   );
 }

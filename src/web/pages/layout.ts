@@ -26,34 +26,50 @@ export function page(ctx: PageContext, title: string, body: HtmlValue): Html {
   const p = ctx.principal;
   const nav = p
     ? NAV.filter((n) => p.kind === "operator" || !n.operatorOnly).map(
-        (n) => html`<a href="${n.path}"${ctx.path === n.path ? html` aria-current="page"` : ""}>${n.label}</a>`,
+        (n) =>
+          html`<a href="${n.path}" ${ctx.path === n.path ? html` aria-current="page"` : ""}>${n.label}</a>`,
       )
     : [];
   return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>${title} · qrunner</title>
-<link rel="stylesheet" href="/console.css">
-${p ? html`<script src="/console.js" defer></script>` : ""}
-</head><body>
-<header><b>qrunner</b>${nav}${
-    p
-      ? html`<form method="post" action="/logout"><input type="hidden" name="csrf" value="${ctx.csrf}"><span class="who">${who(p)}</span> <button type="submit">Log out</button></form>`
-      : ""
-  }</header>
-<main>
-${ctx.flash ? html`<div class="flash${ctx.flash.error ? " err" : ""}" role="status">${ctx.flash.text}</div>` : ""}
-<h1>${title}</h1>
-${body}
-</main>
-</body></html>
-`;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="referrer" content="no-referrer" />
+        <title>${title} · qrunner</title>
+        <link rel="stylesheet" href="/console.css" />
+        ${p ? html`<script src="/console.js" defer></script>` : ""}
+      </head>
+      <body>
+        <header>
+          <b>qrunner</b>${nav}${
+            p
+              ? html`<form method="post" action="/logout">
+                  <input type="hidden" name="csrf" value="${ctx.csrf}" /><span class="who">${who(p)}</span>
+                  <button type="submit">Log out</button>
+                </form>`
+              : ""
+          }
+        </header>
+        <main>
+          ${ctx.flash ? html`<div class="flash${ctx.flash.error ? " err" : ""}" role="status">${ctx.flash.text}</div>` : ""}
+          <h1>${title}</h1>
+          ${body}
+        </main>
+      </body>
+    </html> `;
 }
 
 /** A hidden CSRF field and a POST form around `inner`. */
-export function postForm(ctx: PageContext, action: string, inner: HtmlValue, attrs: Html | string = ""): Html {
-  return html`<form method="post" action="${action}" ${attrs}><input type="hidden" name="csrf" value="${ctx.csrf}">${inner}</form>`;
+export function postForm(
+  ctx: PageContext,
+  action: string,
+  inner: HtmlValue,
+  attrs: Html | string = "",
+): Html {
+  return html`<form method="post" action="${action}" ${attrs}>
+    <input type="hidden" name="csrf" value="${ctx.csrf}" />${inner}
+  </form>`;
 }
 
 /** "3m", "2h 5m", "4d 1h": an age for a table cell. */

@@ -7,11 +7,20 @@ export function loginPage(ctx: PageContext, account = ""): Html {
     ctx,
     "Log in",
     html`<form class="login card" method="post" action="/login">
-<label for="account">Operator name, or your address as a list owner or moderator</label>
-<input id="account" name="account" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required value="${account}">
-<label for="password">Password (a moderator: the list's moderator password)</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" class="go">Log in</button>
-</form>`,
+      <label for="account">Operator name, or your address as a list owner or moderator</label>
+      <input
+        id="account"
+        name="account"
+        type="text"
+        autocomplete="username"
+        autocapitalize="none"
+        spellcheck="false"
+        required
+        value="${account}"
+      />
+      <label for="password">Password (a moderator: the list's moderator password)</label>
+      <input id="password" name="password" type="password" autocomplete="current-password" required />
+      <button type="submit" class="go">Log in</button>
+    </form>`,
   );
 }

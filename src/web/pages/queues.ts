@@ -15,7 +15,11 @@ export const SHAPE_MAX_ENTRIES = 10_000;
 /** Entries listed per queue (shunt, backoff), oldest first. */
 export const LIST_MAX = 100;
 
-async function shapeOf(root: string, queue: string, now: number): Promise<{ shape: QueueShape; cut: boolean }> {
+async function shapeOf(
+  root: string,
+  queue: string,
+  now: number,
+): Promise<{ shape: QueueShape; cut: boolean }> {
   const names = await listNames(root, queue);
   const counter = new ShapeCounter(queue, "recipients");
   for await (const e of eachSummary(root, queue, names.slice(0, SHAPE_MAX_ENTRIES))) counter.add(e, now);
@@ -26,35 +30,96 @@ function shapeTable(s: QueueShape, cut: boolean): Html {
   const row = (r: QueueShape["total"], head: boolean) =>
     html`<tr><${head ? "th" : "td"}>${r.domain}</${head ? "th" : "td"}><td class="n">${r.total}</td>${r.counts.map((c) => html`<td class="n">${c === 0 ? "" : c}</td>`)}</tr>`;
   return html`<h2>${s.queue}: recipients by domain and age (minutes)</h2>
-<div class="scroll"><table><tr><th>Domain</th><th class="n">T</th>${s.buckets.map((b) => html`<th class="n">${b}</th>`)}</tr>
-${row(s.total, true)}${s.rows.map((r) => row(r, false))}</table></div>
-${s.domains > s.rows.length ? html`<p class="muted">${s.domains - s.rows.length} more domains</p>` : ""}
-${cut ? html`<p class="muted">Counted over the oldest ${SHAPE_MAX_ENTRIES} entries only.</p>` : ""}`;
+    <div class="scroll">
+      <table>
+        <tr>
+          <th>Domain</th>
+          <th class="n">T</th>
+          ${s.buckets.map((b) => html`<th class="n">${b}</th>`)}
+        </tr>
+        ${row(s.total, true)}${s.rows.map((r) => row(r, false))}
+      </table>
+    </div>
+    ${s.domains > s.rows.length ? html`<p class="muted">${s.domains - s.rows.length} more domains</p>` : ""}
+    ${cut ? html`<p class="muted">Counted over the oldest ${SHAPE_MAX_ENTRIES} entries only.</p>` : ""}`;
 }
 
 function entryCells(e: EntrySummary, now: number): Html {
   const m = e.meta;
-  return html`<td><code>${e.id.slice(0, 12)}</code></td><td>${m?.list ?? ""}</td><td>${m ? m.sender || "<>" : ""}</td><td class="n">${m?.recipients.length ?? ""}</td><td>${age(now - (m?.received ?? e.time))}</td>`;
+  return html`<td><code>${e.id.slice(0, 12)}</code></td>
+    <td>${m?.list ?? ""}</td>
+    <td>${m ? m.sender || "<>" : ""}</td>
+    <td class="n">${m?.recipients.length ?? ""}</td>
+    <td>${age(now - (m?.received ?? e.time))}</td>`;
 }
 
 function shuntTable(ctx: PageContext, entries: readonly EntrySummary[], now: number): Html {
-  if (entries.length === 0) return html`<h2>Shunt</h2><p class="muted">Nothing shunted.</p>`;
+  if (entries.length === 0)
+    return html`<h2>Shunt</h2>
+      <p class="muted">Nothing shunted.</p>`;
   const rows = entries.map(
-    (e) => html`<tr>${entryCells(e, now)}<td>${e.meta?.shuntedFrom ?? ""}</td><td>${e.meta?.shuntReason ?? e.error ?? ""}</td>
-<td>${e.state === "queued" ? postForm(ctx, "/queues/unshunt", html`<input type="hidden" name="id" value="${e.id}"><button type="submit">Unshunt</button>`) : "in progress"}</td></tr>`,
+    (e) =>
+      html`<tr>
+        ${entryCells(e, now)}
+        <td>${e.meta?.shuntedFrom ?? ""}</td>
+        <td>${e.meta?.shuntReason ?? e.error ?? ""}</td>
+        <td>
+          ${e.state === "queued" ? postForm(ctx, "/queues/unshunt", html`<input type="hidden" name="id" value="${e.id}" /><button type="submit">Unshunt</button>`) : "in progress"}
+        </td>
+      </tr>`,
   );
-  return html`<h2>Shunt</h2><div class="scroll"><table><tr><th>Id</th><th>List</th><th>Sender</th><th class="n">Rcpts</th><th>Age</th><th>From queue</th><th>Reason</th><th></th></tr>${rows}</table></div>`;
+  return html`<h2>Shunt</h2>
+    <div class="scroll">
+      <table>
+        <tr>
+          <th>Id</th>
+          <th>List</th>
+          <th>Sender</th>
+          <th class="n">Rcpts</th>
+          <th>Age</th>
+          <th>From queue</th>
+          <th>Reason</th>
+          <th></th>
+        </tr>
+        ${rows}
+      </table>
+    </div>`;
 }
 
 function deferredTable(ctx: PageContext, entries: readonly EntrySummary[], now: number): Html {
   const later = entries.filter((e) => e.time > now);
-  if (later.length === 0) return html`<h2>Deferred (backoff)</h2><p class="muted">No deferred entries.</p>`;
+  if (later.length === 0)
+    return html`<h2>Deferred (backoff)</h2>
+      <p class="muted">No deferred entries.</p>`;
   const rows = later.map((e) => {
     const last = e.meta?.failures.at(-1);
-    return html`<tr>${entryCells(e, now)}<td>in ${age(e.time - now)}</td><td class="n">${e.meta?.attempts ?? ""}</td><td>${last?.message ?? ""}</td>
-<td>${e.state === "queued" ? postForm(ctx, "/queues/requeue", html`<input type="hidden" name="id" value="${e.id}"><button type="submit">Retry now</button>`) : "in progress"}</td></tr>`;
+    return html`<tr>
+      ${entryCells(e, now)}
+      <td>in ${age(e.time - now)}</td>
+      <td class="n">${e.meta?.attempts ?? ""}</td>
+      <td>${last?.message ?? ""}</td>
+      <td>
+        ${e.state === "queued" ? postForm(ctx, "/queues/requeue", html`<input type="hidden" name="id" value="${e.id}" /><button type="submit">Retry now</button>`) : "in progress"}
+      </td>
+    </tr>`;
   });
-  return html`<h2>Deferred (backoff)</h2><div class="scroll"><table><tr><th>Id</th><th>List</th><th>Sender</th><th class="n">Rcpts</th><th>Age</th><th>Next try</th><th class="n">Attempts</th><th>Last failure</th><th></th></tr>${rows}</table></div>`;
+  return html`<h2>Deferred (backoff)</h2>
+    <div class="scroll">
+      <table>
+        <tr>
+          <th>Id</th>
+          <th>List</th>
+          <th>Sender</th>
+          <th class="n">Rcpts</th>
+          <th>Age</th>
+          <th>Next try</th>
+          <th class="n">Attempts</th>
+          <th>Last failure</th>
+          <th></th>
+        </tr>
+        ${rows}
+      </table>
+    </div>`;
 }
 
 export async function queuesPage(ctx: PageContext, root: string, now: number): Promise<Html> {
@@ -62,11 +127,30 @@ export async function queuesPage(ctx: PageContext, root: string, now: number): P
   const stats = await Promise.all(
     names.map(async (q) => ({ q, s: await queueStats(root, q).catch(() => null) })),
   );
-  const depths = html`<div class="scroll"><table><tr><th>Queue</th><th class="n">Queued</th><th class="n">In progress</th><th>Oldest</th></tr>
-${stats.map(({ q, s }) => html`<tr><td>${q}</td><td class="n">${s?.depth ?? "?"}</td><td class="n">${s?.inProgress ?? "?"}</td><td>${s?.oldest != null ? age(now - s.oldest) : "–"}</td></tr>`)}
-</table></div>`;
+  const depths = html`<div class="scroll">
+    <table>
+      <tr>
+        <th>Queue</th>
+        <th class="n">Queued</th>
+        <th class="n">In progress</th>
+        <th>Oldest</th>
+      </tr>
+      ${stats.map(
+        ({ q, s }) =>
+          html`<tr>
+            <td>${q}</td>
+            <td class="n">${s?.depth ?? "?"}</td>
+            <td class="n">${s?.inProgress ?? "?"}</td>
+            <td>${s?.oldest != null ? age(now - s.oldest) : "–"}</td>
+          </tr>`,
+      )}
+    </table>
+  </div>`;
   const shapes = await Promise.all(["outgoing", "backoff"].map((q) => shapeOf(root, q, now)));
-  const [shunt, backoff] = await Promise.all([listQueue(root, "shunt", LIST_MAX), listQueue(root, "backoff", LIST_MAX)]);
+  const [shunt, backoff] = await Promise.all([
+    listQueue(root, "shunt", LIST_MAX),
+    listQueue(root, "backoff", LIST_MAX),
+  ]);
   return page(ctx, "Queues", [
     depths,
     shapes.filter(({ shape }) => shape.total.total > 0).map(({ shape, cut }) => shapeTable(shape, cut)),
