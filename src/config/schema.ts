@@ -373,8 +373,8 @@ export const configSchema = z
                 name: z
                   .string()
                   .regex(
-                    /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/,
-                    "letters, digits, '.', '_', '@' and '-', at most 64",
+                    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+                    "letters, digits, '.', '_' and '-', at most 64 (no '@': that is a list moderator's login)",
                   )
                   .describe("the login name"),
                 password_hash: z
