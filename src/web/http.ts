@@ -94,3 +94,18 @@ export function redirect(res: http.ServerResponse, to: string, headers: Record<s
 export function sendText(res: http.ServerResponse, status: number, text: string): void {
   send(res, status, "text/plain; charset=utf-8", text + "\n");
 }
+
+/**
+ * A POST a browser sent from another site: its Origin names another host than the request's Host.
+ * (SameSite=Strict and the CSRF token guard the actions; this also guards the login form, which has
+ * no session yet.) Requests without an Origin (older browsers, scripts) pass on to the token check.
+ */
+export function crossOrigin(req: http.IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}

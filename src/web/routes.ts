@@ -12,13 +12,14 @@ import { moderateHeld, requeueOne, unshuntOne, type ActionResult } from "./actio
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import type { ConsoleDeps } from "./deps.js";
 import { html } from "./escape.js";
-import { clientAddress, readForm, redirect, send, sendHtml, sendText } from "./http.js";
+import { clientAddress, crossOrigin, readForm, redirect, send, sendHtml, sendText } from "./http.js";
 import { daemonPage } from "./pages/daemon.js";
 import { heldPage } from "./pages/held.js";
 import { hostsPage } from "./pages/hosts.js";
 import { page, type PageContext } from "./pages/layout.js";
 import { loginPage } from "./pages/login.js";
 import { queuesPage } from "./pages/queues.js";
+import { ShapeCache } from "./shape-cache.js";
 import type { LoginLimiter } from "./ratelimit.js";
 import { csrfOk, sessionCookie, sessionIdFrom, type Session, type SessionStore } from "./sessions.js";
 
@@ -26,6 +27,7 @@ const HELD_ACTIONS = new Set(["approve", "reject", "discard"]);
 
 export class Routes {
   private readonly now: () => number;
+  private readonly shapes = new ShapeCache();
 
   constructor(
     private readonly deps: ConsoleDeps,
@@ -43,6 +45,7 @@ export class Routes {
       return send(res, 200, "text/css; charset=utf-8", CONSOLE_CSS);
     if (method === "GET" && path === "/console.js")
       return send(res, 200, "text/javascript; charset=utf-8", CONSOLE_JS);
+    if (method === "POST" && crossOrigin(req)) return sendText(res, 403, "cross-origin POST refused");
     const settings = await this.deps.settings();
     if (path === "/login") return method === "GET" ? this.loginForm(res) : this.login(req, res, settings);
 
@@ -116,7 +119,7 @@ export class Routes {
       return sendHtml(res, 200, await heldPage(ctx, config.state, visibleLists(p, settings), now));
     const operatorPages: Record<string, () => Promise<ReturnType<typeof page>>> = {
       "/": async () => daemonPage(ctx, await this.deps.daemon(), settings, now),
-      "/queues": () => queuesPage(ctx, config.qfiles, now),
+      "/queues": () => queuesPage(ctx, config.qfiles, this.shapes, now),
       "/hosts": () => hostsPage(ctx, config, now),
     };
     const render = operatorPages[path];

@@ -121,8 +121,28 @@ describe("the web console over HTTP", () => {
       form: { csrf: other.csrf, list: LIST_A.address, id },
     });
     expect(crossed.status).toBe(403);
+    // a page of another site posting with the right token (were it to learn one): refused by its Origin
+    const foreign = await request(c.base, "POST", "/held/approve", {
+      cookie: op.cookie,
+      form: { csrf: op.csrf, list: LIST_A.address, id },
+      headers: { origin: "https://evil.example" },
+    });
+    expect(foreign.status).toBe(403);
+    const loginCsrf = await request(c.base, "POST", "/login", {
+      form: { account: OPERATOR.name, password: OPERATOR.password },
+      headers: { origin: "https://evil.example" },
+    });
+    expect(loginCsrf.status).toBe(403);
     expect(await heldIds(LIST_A.address)).toEqual([id]);
     expect(await queued("incoming")).toEqual([]);
+    // the same POST from the console's own origin goes through
+    const own = await request(c.base, "POST", "/held/approve", {
+      cookie: op.cookie,
+      form: { csrf: op.csrf, list: LIST_A.address, id },
+      headers: { origin: c.base },
+    });
+    expect(own.status).toBe(303);
+    expect(await queued("incoming")).toHaveLength(1);
   });
 
   it("shows a moderator only their lists' held posts, and refuses their POST to another list", async () => {

@@ -3,30 +3,18 @@
  * backoff (src/queue/shape.ts, as `queue list --shape`), the deferred entries with a requeue button,
  * and the shunt with each entry's reason and an unshunt button.
  */
-import { eachSummary, HOLD_QUEUE, listNames, listQueue, type EntrySummary } from "../../queue/inspect.js";
-import { ShapeCounter, type QueueShape } from "../../queue/shape.js";
+import { HOLD_QUEUE, listQueue, type EntrySummary } from "../../queue/inspect.js";
+import type { QueueShape } from "../../queue/shape.js";
 import { queueStats } from "../../queue/stats.js";
 import { QUEUE_NAMES } from "../../queue/types.js";
 import { html, type Html } from "../escape.js";
+import type { CachedShape, ShapeCache } from "../shape-cache.js";
 import { age, page, postForm, type PageContext } from "./layout.js";
 
-/** The shape table reads at most this many entries of a queue (the oldest) per page view. */
-export const SHAPE_MAX_ENTRIES = 10_000;
 /** Entries listed per queue (shunt, backoff), oldest first. */
 export const LIST_MAX = 100;
 
-async function shapeOf(
-  root: string,
-  queue: string,
-  now: number,
-): Promise<{ shape: QueueShape; cut: boolean }> {
-  const names = await listNames(root, queue);
-  const counter = new ShapeCounter(queue, "recipients");
-  for await (const e of eachSummary(root, queue, names.slice(0, SHAPE_MAX_ENTRIES))) counter.add(e, now);
-  return { shape: counter.result(10), cut: names.length > SHAPE_MAX_ENTRIES };
-}
-
-function shapeTable(s: QueueShape, cut: boolean): Html {
+function shapeTable({ shape: s, cut, at }: CachedShape, max: number, now: number): Html {
   const row = (r: QueueShape["total"], head: boolean) =>
     html`<tr><${head ? "th" : "td"}>${r.domain}</${head ? "th" : "td"}><td class="n">${r.total}</td>${r.counts.map((c) => html`<td class="n">${c === 0 ? "" : c}</td>`)}</tr>`;
   return html`<h2>${s.queue}: recipients by domain and age (minutes)</h2>
@@ -41,7 +29,7 @@ function shapeTable(s: QueueShape, cut: boolean): Html {
       </table>
     </div>
     ${s.domains > s.rows.length ? html`<p class="muted">${s.domains - s.rows.length} more domains</p>` : ""}
-    ${cut ? html`<p class="muted">Counted over the oldest ${SHAPE_MAX_ENTRIES} entries only.</p>` : ""}`;
+    <p class="muted">Counted ${age(now - at)} ago${cut ? `, over the oldest ${max} entries only` : ""}.</p>`;
 }
 
 function entryCells(e: EntrySummary, now: number): Html {
@@ -122,7 +110,12 @@ function deferredTable(ctx: PageContext, entries: readonly EntrySummary[], now: 
     </div>`;
 }
 
-export async function queuesPage(ctx: PageContext, root: string, now: number): Promise<Html> {
+export async function queuesPage(
+  ctx: PageContext,
+  root: string,
+  shapes: ShapeCache,
+  now: number,
+): Promise<Html> {
   const names = [...QUEUE_NAMES, HOLD_QUEUE];
   const stats = await Promise.all(
     names.map(async (q) => ({ q, s: await queueStats(root, q).catch(() => null) })),
@@ -146,14 +139,14 @@ export async function queuesPage(ctx: PageContext, root: string, now: number): P
       )}
     </table>
   </div>`;
-  const shapes = await Promise.all(["outgoing", "backoff"].map((q) => shapeOf(root, q, now)));
+  const tables = await Promise.all(["outgoing", "backoff"].map((q) => shapes.get(root, q, now)));
   const [shunt, backoff] = await Promise.all([
     listQueue(root, "shunt", LIST_MAX),
     listQueue(root, "backoff", LIST_MAX),
   ]);
   return page(ctx, "Queues", [
     depths,
-    shapes.filter(({ shape }) => shape.total.total > 0).map(({ shape, cut }) => shapeTable(shape, cut)),
+    tables.filter((t) => t.shape.total.total > 0).map((t) => shapeTable(t, shapes.maxEntries, now)),
     shuntTable(ctx, shunt, now),
     deferredTable(ctx, backoff, now),
   ]);
