@@ -73,11 +73,11 @@ describe("html``", () => {
 
   it("keeps nested html`` fragments, joins arrays and drops null, undefined and false", () => {
     const items = ["<a>", "b"].map((x) => html`<li>${x}</li>`);
-    expect(
-      html`<ul>
-        ${items}${null}${undefined}${false}${0}
-      </ul>`.text,
-    ).toBe("<ul><li>&lt;a&gt;</li><li>b</li>0</ul>");
+    // (prettier formats html`` templates: the blanks around the tags are its)
+    const out = html`<ul>
+      ${items}${null}${undefined}${false}${0}
+    </ul>`.text;
+    expect(out.replace(/\s+/g, "")).toBe("<ul><li>&lt;a&gt;</li><li>b</li>0</ul>");
   });
 
   it("does not trust a plain object posing as Html", () => {
