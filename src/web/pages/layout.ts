@@ -35,7 +35,7 @@ export function page(ctx: PageContext, title: string, body: HtmlValue): Html {
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <title>${title} · qrunner</title>
         <link rel="stylesheet" href="/console.css" />
         ${p ? html`<script src="/console.js" defer></script>` : ""}
