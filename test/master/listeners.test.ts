@@ -53,7 +53,7 @@ describe("MasterListeners", () => {
     }));
     await l.apply(settings.config, true);
     expect(l.metrics).toBeNull();
-    expect(l.addresses()).toEqual({ lmtp: null, metrics: null });
+    expect(l.addresses()).toEqual({ lmtp: null, metrics: null, web: null });
     l.heartbeat(WORKER, beat(3)); // nothing to count it in: not an error
 
     // an edit turns the endpoint on: counting starts there
@@ -103,5 +103,42 @@ describe("MasterListeners", () => {
     expect((await stat(sock)).mode & 0o777).toBe(0o660);
     await l.close();
     await expect(stat(sock)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("serves the web console while web.listen is set: opened, moved and closed by edits, and on close", async () => {
+    site = await makeSite(SMTP);
+    const s = site;
+    let settings = await loadAll(s.configFile);
+    const l = (listeners = new MasterListeners({
+      settings: () => settings,
+      workers: () => [],
+      logger: silentLogger(),
+    }));
+    await l.apply(settings.config, true);
+    expect(l.addresses().web).toBeNull();
+    const edit = async (yaml: string): Promise<void> => {
+      await s.writeConfig(SMTP + yaml);
+      settings = await loadAll(s.configFile);
+      await l.apply(settings.config, false);
+    };
+    await edit('web: { listen: "127.0.0.1:0" }\n');
+    const first = l.addresses().web;
+    expect(first).not.toBeNull();
+    const login = await fetch(`http://127.0.0.1:${first!.port}/login`);
+    expect(login.status).toBe(200);
+    expect(login.headers.get("x-frame-options")).toBe("DENY");
+    // another address: the old port closes, the new one serves
+    await edit('web: { listen: "localhost:0" }\n');
+    const second = l.addresses().web;
+    expect(second?.host).toBe("localhost");
+    await expect(fetch(`http://127.0.0.1:${first!.port}/login`)).rejects.toThrow();
+    await edit("");
+    expect(l.addresses().web).toBeNull();
+    await edit('web: { listen: "127.0.0.1:0" }\n');
+    const third = l.addresses().web;
+    expect((await fetch(`http://127.0.0.1:${third!.port}/login`)).status).toBe(200);
+    await l.close();
+    await l.close();
+    await expect(fetch(`http://127.0.0.1:${third!.port}/login`)).rejects.toThrow();
   });
 });
