@@ -1,8 +1,7 @@
 /** The `web:` section: defaults (no console, no operators), and its mistakes reported at their line. */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { ConfigError, type ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir, type TempDir } from "./helpers.js";
+import { issuesOf, lines, tempDir, type TempDir } from "./helpers.js";
 
 let t: TempDir;
 beforeEach(async () => {
@@ -11,15 +10,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await t.remove();
 });
-
-async function issuesOf(file: string): Promise<ConfigIssue[]> {
-  const err: unknown = await loadConfig(file).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
 
 const HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 

@@ -2,7 +2,7 @@
 import { html, type Html } from "../escape.js";
 import type { DaemonView } from "../deps.js";
 import type { Settings } from "../access.js";
-import { age, page, when, type PageContext } from "./layout.js";
+import { age, grid, page, when, type PageContext } from "./layout.js";
 
 const STATE_CLASS: Record<string, string> = {
   ready: "ok",
@@ -64,24 +64,23 @@ export function daemonPage(ctx: PageContext, view: DaemonView, settings: Setting
     ${
       rows.length === 0
         ? html`<p class="muted">No workers running.</p>`
-        : html`<div class="scroll">
-            <table>
-              <tr>
-                <th>Runner</th>
-                <th>Slice</th>
-                <th>PID</th>
-                <th>State</th>
-                <th class="n">Restarts</th>
-                <th class="n">Handled</th>
-                <th class="n">Failed</th>
-                <th class="n">Due</th>
-                <th class="n">In hand</th>
-                <th>Since progress</th>
-                <th>Last error</th>
-              </tr>
-              ${rows}
-            </table>
-          </div>`
+        : grid(
+            [
+              "Runner",
+              "Slice",
+              "PID",
+              "State",
+              "Restarts",
+              "Handled",
+              "Failed",
+              "Due",
+              "In hand",
+              "Since progress",
+              "Last error",
+            ],
+            rows,
+            ["Restarts", "Handled", "Failed", "Due", "In hand"],
+          )
     }`;
   const cfg = s?.config;
   const config = html`<h2>Config in force</h2>

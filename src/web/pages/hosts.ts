@@ -3,7 +3,7 @@ import type { Config } from "../../config/schema.js";
 import { readHostHealth } from "../../delivery/health-record.js";
 import { hostId } from "../../delivery/hosts.js";
 import { html, type Html } from "../escape.js";
-import { age, page, when, type PageContext } from "./layout.js";
+import { age, grid, page, when, type PageContext } from "./layout.js";
 
 export async function hostsPage(ctx: PageContext, config: Config, now: number): Promise<Html> {
   const configured = [...config.smtp.hosts, ...config.smtp.fallback].map((h) => hostId(h));
@@ -26,20 +26,9 @@ export async function hostsPage(ctx: PageContext, config: Config, now: number): 
   return page(
     ctx,
     "SMTP hosts",
-    html`<div class="scroll">
-        <table>
-          <tr>
-            <th>Host</th>
-            <th>State</th>
-            <th>For</th>
-            <th class="n">Failures</th>
-            <th>Last success</th>
-            <th>Last error</th>
-            <th>Next probe</th>
-          </tr>
-          ${rows}
-        </table>
-      </div>
+    html`${grid(["Host", "State", "For", "Failures", "Last success", "Last error", "Next probe"], rows, [
+        "Failures",
+      ])}
       <p class="muted">A host with no deliveries yet shows as up since it was first recorded.</p>`,
   );
 }

@@ -86,3 +86,16 @@ export function age(ms: number): string {
 export function when(ms: number | null | undefined, now: number): string {
   return ms === null || ms === undefined ? "–" : `${age(now - ms)} ago`;
 }
+
+/** A table that scrolls sideways on a narrow screen; the `numeric` headings' columns align right. */
+export function grid(heads: readonly string[], rows: HtmlValue, numeric: readonly string[] = []): Html {
+  const th = heads.map((h) => (numeric.includes(h) ? html`<th class="n">${h}</th>` : html`<th>${h}</th>`));
+  return html`<div class="scroll">
+    <table>
+      <tr>
+        ${th}
+      </tr>
+      ${rows}
+    </table>
+  </div>`;
+}

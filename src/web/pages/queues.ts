@@ -9,7 +9,7 @@ import { queueStats } from "../../queue/stats.js";
 import { QUEUE_NAMES } from "../../queue/types.js";
 import { html, type Html } from "../escape.js";
 import type { CachedShape, ShapeCache } from "../shape-cache.js";
-import { age, page, postForm, type PageContext } from "./layout.js";
+import { age, grid, page, postForm, type PageContext } from "./layout.js";
 
 /** Entries listed per queue (shunt, backoff), oldest first. */
 export const LIST_MAX = 100;
@@ -32,6 +32,19 @@ function shapeTable({ shape: s, cut, at }: CachedShape, max: number, now: number
     <p class="muted">Counted ${age(now - at)} ago${cut ? `, over the oldest ${max} entries only` : ""}.</p>`;
 }
 
+/** The columns entryCells fills. */
+const ENTRY_HEADS = ["Id", "List", "Sender", "Rcpts", "Age"];
+
+/** A button that posts one entry's id to `action`; "in progress" for an entry a runner holds. */
+function entryButton(ctx: PageContext, e: EntrySummary, action: string, label: string): Html | string {
+  if (e.state !== "queued") return "in progress";
+  return postForm(
+    ctx,
+    action,
+    html`<input type="hidden" name="id" value="${e.id}" /><button type="submit">${label}</button>`,
+  );
+}
+
 function entryCells(e: EntrySummary, now: number): Html {
   const m = e.meta;
   return html`<td><code>${e.id.slice(0, 12)}</code></td>
@@ -51,27 +64,11 @@ function shuntTable(ctx: PageContext, entries: readonly EntrySummary[], now: num
         ${entryCells(e, now)}
         <td>${e.meta?.shuntedFrom ?? ""}</td>
         <td>${e.meta?.shuntReason ?? e.error ?? ""}</td>
-        <td>
-          ${e.state === "queued" ? postForm(ctx, "/queues/unshunt", html`<input type="hidden" name="id" value="${e.id}" /><button type="submit">Unshunt</button>`) : "in progress"}
-        </td>
+        <td>${entryButton(ctx, e, "/queues/unshunt", "Unshunt")}</td>
       </tr>`,
   );
   return html`<h2>Shunt</h2>
-    <div class="scroll">
-      <table>
-        <tr>
-          <th>Id</th>
-          <th>List</th>
-          <th>Sender</th>
-          <th class="n">Rcpts</th>
-          <th>Age</th>
-          <th>From queue</th>
-          <th>Reason</th>
-          <th></th>
-        </tr>
-        ${rows}
-      </table>
-    </div>`;
+    ${grid([...ENTRY_HEADS, "From queue", "Reason", ""], rows, ["Rcpts"])}`;
 }
 
 function deferredTable(ctx: PageContext, entries: readonly EntrySummary[], now: number): Html {
@@ -86,28 +83,11 @@ function deferredTable(ctx: PageContext, entries: readonly EntrySummary[], now: 
       <td>in ${age(e.time - now)}</td>
       <td class="n">${e.meta?.attempts ?? ""}</td>
       <td>${last?.message ?? ""}</td>
-      <td>
-        ${e.state === "queued" ? postForm(ctx, "/queues/requeue", html`<input type="hidden" name="id" value="${e.id}" /><button type="submit">Retry now</button>`) : "in progress"}
-      </td>
+      <td>${entryButton(ctx, e, "/queues/requeue", "Retry now")}</td>
     </tr>`;
   });
   return html`<h2>Deferred (backoff)</h2>
-    <div class="scroll">
-      <table>
-        <tr>
-          <th>Id</th>
-          <th>List</th>
-          <th>Sender</th>
-          <th class="n">Rcpts</th>
-          <th>Age</th>
-          <th>Next try</th>
-          <th class="n">Attempts</th>
-          <th>Last failure</th>
-          <th></th>
-        </tr>
-        ${rows}
-      </table>
-    </div>`;
+    ${grid([...ENTRY_HEADS, "Next try", "Attempts", "Last failure", ""], rows, ["Rcpts", "Attempts"])}`;
 }
 
 export async function queuesPage(
@@ -120,25 +100,19 @@ export async function queuesPage(
   const stats = await Promise.all(
     names.map(async (q) => ({ q, s: await queueStats(root, q).catch(() => null) })),
   );
-  const depths = html`<div class="scroll">
-    <table>
-      <tr>
-        <th>Queue</th>
-        <th class="n">Queued</th>
-        <th class="n">In progress</th>
-        <th>Oldest</th>
-      </tr>
-      ${stats.map(
-        ({ q, s }) =>
-          html`<tr>
-            <td>${q}</td>
-            <td class="n">${s?.depth ?? "?"}</td>
-            <td class="n">${s?.inProgress ?? "?"}</td>
-            <td>${s?.oldest != null ? age(now - s.oldest) : "–"}</td>
-          </tr>`,
-      )}
-    </table>
-  </div>`;
+  const depths = grid(
+    ["Queue", "Queued", "In progress", "Oldest"],
+    stats.map(
+      ({ q, s }) =>
+        html`<tr>
+          <td>${q}</td>
+          <td class="n">${s?.depth ?? "?"}</td>
+          <td class="n">${s?.inProgress ?? "?"}</td>
+          <td>${s?.oldest != null ? age(now - s.oldest) : "–"}</td>
+        </tr>`,
+    ),
+    ["Queued", "In progress"],
+  );
   const tables = await Promise.all(["outgoing", "backoff"].map((q) => shapes.get(root, q, now)));
   const [shunt, backoff] = await Promise.all([
     listQueue(root, "shunt", LIST_MAX),
