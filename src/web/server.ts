@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import { describeError } from "../util/errors.js";
-import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "../intake/listen.js";
+import { formatListen, isLoopback, listenOn, type ListenAddress } from "../intake/listen.js";
 import type { ConsoleDeps } from "./deps.js";
 import { BodyTooLargeError, sendText } from "./http.js";
 import { LoginLimiter, type RateLimitOptions } from "./ratelimit.js";
@@ -23,16 +23,15 @@ export interface WebConsoleOptions {
 
 export class WebConsole {
   private readonly server: http.Server;
-  private bound: ListenAddress;
+  private bound: ListenAddress = { host: "", port: 0 };
   private closing: Promise<void> | null = null;
 
-  private constructor(opts: WebConsoleOptions, where: ListenAddress) {
-    this.bound = where;
-    const allowRemote = !isLoopback(where.host);
+  private constructor(opts: WebConsoleOptions) {
     const log = opts.deps.logger;
     const routes = new Routes(opts.deps, new SessionStore(opts.sessions), new LoginLimiter(opts.rateLimit));
     this.server = http.createServer((req, res) => {
-      if (!allowRemote && !isLoopback(req.socket.remoteAddress ?? "")) {
+      // on a loopback address, only loopback peers (a reverse proxy on this host, a browser here)
+      if (isLoopback(this.bound.host) && !isLoopback(req.socket.remoteAddress ?? "")) {
         sendText(res, 403, "loopback clients only");
         return;
       }
@@ -55,26 +54,10 @@ export class WebConsole {
 
   /** Listen on `opts.listen`; rejects with ListenError when the address cannot be taken. */
   static async start(opts: WebConsoleOptions): Promise<WebConsole> {
-    let where: ListenAddress;
-    try {
-      where = parseListen(opts.listen);
-    } catch (err) {
-      throw new ListenError("web", opts.listen, { cause: err });
-    }
-    const c = new WebConsole(opts, where);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void =>
-        reject(new ListenError("web", formatListen(where), { cause: err }));
-      c.server.once("error", onError);
-      c.server.listen(where.port, where.host, () => {
-        c.server.off("error", onError);
-        resolve();
-      });
-    });
-    const addr = c.server.address();
-    if (addr && typeof addr === "object") c.bound = { host: where.host, port: addr.port };
+    const c = new WebConsole(opts);
+    c.bound = await listenOn(c.server, "web", opts.listen);
     const log = opts.deps.logger;
-    if (!isLoopback(where.host))
+    if (!isLoopback(c.bound.host))
       log.warn({ address: formatListen(c.bound) }, "web console on a non-loopback address: put TLS in front");
     log.info({ address: formatListen(c.bound) }, "web console listening");
     return c;
