@@ -7,6 +7,7 @@ import http from "node:http";
 import { hashPassword } from "../../src/lists/passwords.js";
 import { loadAll } from "../../src/lists/load.js";
 import { silentLogger } from "../../src/util/log.js";
+import type { ConsoleDeps } from "../../src/web/deps.js";
 import { WebConsole, type WebConsoleOptions } from "../../src/web/server.js";
 import { makeSite, type Site } from "../helpers/site.js";
 
@@ -37,7 +38,10 @@ export interface ConsoleSite {
   close(): Promise<void>;
 }
 
-export async function consoleSite(opts: Partial<WebConsoleOptions> = {}): Promise<ConsoleSite> {
+export async function consoleSite(
+  opts: Partial<WebConsoleOptions> & { daemon?: ConsoleDeps["daemon"] } = {},
+): Promise<ConsoleSite> {
+  const { daemon = async () => ({ running: false, status: null }), ...rest } = opts;
   const opHash = await hashPassword(OPERATOR.password);
   const site = await makeSite(
     `web:\n  operators:\n    - { name: ${OPERATOR.name}, password_hash: "${opHash}" }\n`,
@@ -54,10 +58,10 @@ export async function consoleSite(opts: Partial<WebConsoleOptions> = {}): Promis
     listen: "127.0.0.1:0",
     deps: {
       settings: () => loadAll(site.configFile),
-      daemon: async () => ({ running: false, status: null }),
+      daemon,
       logger: silentLogger(),
     },
-    ...opts,
+    ...rest,
   });
   return {
     site,

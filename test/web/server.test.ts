@@ -193,6 +193,56 @@ describe("the web console over HTTP", () => {
     expect(e.message.toString()).toContain("off <b>topic</b>");
   });
 
+  it("shows the daemon from the master's status: workers, restarts, a stall, the config, a rejected edit", async () => {
+    const now = Date.now();
+    const worker = {
+      key: "outgoing 0/1",
+      runner: "outgoing",
+      slice: "0/1",
+      pid: 4242,
+      restarts: 3,
+      handled: 17,
+      failed: 1,
+      due: 5,
+      inHand: 0,
+      lastError: "<b>550</b> no",
+      sinceProgress: 400,
+      waiting: null,
+      startedAt: now - 60_000,
+      nextStartAt: null,
+    };
+    c = await consoleSite({
+      daemon: async () => ({
+        running: true,
+        status: {
+          format: 1,
+          updatedAt: now,
+          master: {
+            pid: 4000,
+            host: "mx",
+            state: "running",
+            startedAt: now - 3_600_000,
+            readyMs: 812,
+            rss: 50e6,
+          },
+          config: { file: "/etc/qrunner/qrunner.yaml", version: "abc123", loadedAt: now - 60_000 },
+          rejectedEdit: { at: now - 5000, issues: [], message: "q.yaml:3:5: smtp: <script>bad</script>" },
+          reload: { count: 2, at: now - 5000, why: "edit", ok: false },
+          workers: [{ ...worker, state: "stalled" }],
+        },
+      }),
+    });
+    const op = await login(c.base, OPERATOR.name, OPERATOR.password);
+    const page = (await op.get("/")).body;
+    expect(page).toContain("running · pid 4000 on mx");
+    expect(page).toMatch(/<td class="bad">stalled<\/td>\s*<td class="n">3<\/td>/);
+    expect(page).toContain("&lt;b&gt;550&lt;/b&gt; no");
+    expect(page).toContain("Rejected edit");
+    expect(page).toContain("q.yaml:3:5: smtp: &lt;script&gt;bad&lt;/script&gt;");
+    expect(page).toContain("abc123");
+    expect(page).not.toContain("<script>bad");
+  });
+
   it("unshunts a shunted entry and retries a deferred one, for operators", async () => {
     c = await consoleSite();
     const shunt = await Switchboard.open({ root: c.site.qfiles, queue: "shunt" });
