@@ -65,7 +65,11 @@ async function postFromPage(
   );
 }
 
-describe.skipIf(!HAVE_CHROMIUM)(`the web console in chromium (${CHROMIUM})`, () => {
+const TITLE = HAVE_CHROMIUM
+  ? `the web console in chromium (${CHROMIUM})`
+  : `the web console in chromium: skipped, ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does)`;
+
+describe.skipIf(!HAVE_CHROMIUM)(TITLE, () => {
   beforeAll(async () => {
     requireBuild();
     const port = await freePort();
