@@ -5,7 +5,8 @@
  * terminal without echo (asked twice), from the first line of stdin, or from --password-file.
  */
 import type { Command } from "commander";
-import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { listOrExit, settingsOrExit } from "./settings.js";
 
 interface PasswordOptions extends GlobalOptions {
   passwordFile?: string;
@@ -46,22 +47,11 @@ Examples:
 }
 
 async function setPassword(listArg: string, opts: PasswordOptions): Promise<number> {
-  const { loadAll } = await import("../lists/load.js");
-  const { findList } = await import("../lists/addresses.js");
-  const { ConfigError, describeError } = await import("../util/errors.js");
-  let settings;
-  try {
-    settings = await loadAll(configPath(opts));
-  } catch (err) {
-    warn(err instanceof ConfigError ? `invalid config:\n${err.message}` : describeError(err));
-    return Exit.CONFIG;
-  }
-  const list = findList(settings.lists, listArg);
-  if (!list) {
-    const known = [...settings.lists.values()].map((l) => l.address).join(", ") || "none";
-    warn(`no such list: ${listArg} (lists: ${known})`);
-    return Exit.NOUSER;
-  }
+  const { describeError } = await import("../util/errors.js");
+  const settings = await settingsOrExit(opts);
+  if (typeof settings === "number") return settings;
+  const list = await listOrExit(settings, listArg);
+  if (typeof list === "number") return list;
   if (opts.clear === true && opts.passwordFile !== undefined) {
     warn("--clear takes no password");
     return Exit.USAGE;

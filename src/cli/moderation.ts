@@ -5,10 +5,10 @@
  */
 import type { Command } from "commander";
 import type { HeldMeta } from "../lists/held-format.js";
-import type { loadAll } from "../lists/load.js";
 import type { QueueSource } from "../lists/queue-notice.js";
 import type { Switchboard } from "../queue/switchboard.js";
-import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { listOrExit, settingsOrExit } from "./settings.js";
 import { table } from "./table.js";
 import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
@@ -78,29 +78,14 @@ export function register(program: Command): void {
     });
 }
 
-async function settingsOrExit(opts: GlobalOptions): Promise<Awaited<ReturnType<typeof loadAll>> | number> {
-  const load = await import("../lists/load.js");
-  const { ConfigError } = await import("../util/errors.js");
-  try {
-    return await load.loadAll(configPath(opts));
-  } catch (err) {
-    warn(err instanceof ConfigError ? `invalid config:\n${err.message}` : (err as Error).message);
-    return Exit.CONFIG;
-  }
-}
-
 async function held(listArg: string | undefined, opts: HeldOptions): Promise<number> {
   const settings = await settingsOrExit(opts);
   if (typeof settings === "number") return settings;
-  const { findList } = await import("../lists/addresses.js");
   const { HeldStore } = await import("../lists/held.js");
   let lists = [...settings.lists.values()];
   if (listArg !== undefined) {
-    const list = findList(settings.lists, listArg);
-    if (!list) {
-      warn(`no such list: ${listArg} (lists: ${lists.map((l) => l.address).join(", ") || "none"})`);
-      return Exit.NOUSER;
-    }
+    const list = await listOrExit(settings, listArg);
+    if (typeof list === "number") return list;
     lists = [list];
   }
   const posts: HeldMeta[] = [];

@@ -80,7 +80,8 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
   const { KNOWN_QUEUES, listNames, eachSummary } = await import("../queue/inspect.js");
   const { entryAge, hasFilter, matchesFilter } = await import("../queue/filter.js");
   const { parseFilter } = await import("./queue-select.js");
-  const { table, age } = await import("./table.js");
+  const { table } = await import("./table.js");
+  const { formatDuration } = await import("../util/units.js");
   if (name !== undefined && !KNOWN_QUEUES.includes(name)) {
     warn(`no such queue: ${name} (one of ${KNOWN_QUEUES.join(", ")})`);
     return Exit.USAGE;
@@ -126,7 +127,9 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
     e.queue,
     e.state,
     // deferred entries say when they fall due; the others how long ago the message reached qrunner
-    e.time > now ? `due in ${age(e.time - now)}` : age(entryAge(e, now)),
+    e.time > now
+      ? `due in ${formatDuration(e.time - now, "whole")}`
+      : formatDuration(entryAge(e, now), "whole"),
     e.meta?.list ?? "-",
     e.meta?.kind ?? "-",
     String(e.meta?.recipients.length ?? "-"),

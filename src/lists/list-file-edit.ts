@@ -5,11 +5,9 @@
  * the directory is fsynced), so a crash leaves the old file or the new one, never half of either. A
  * symlinked list file is followed: the file it points to is replaced, the link stays.
  */
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
-import path from "node:path";
 import { parseDocument } from "yaml";
-import { fsyncDir } from "../util/dirsync.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { QrunnerError } from "../util/errors.js";
 
 /** The list file cannot be read, parsed or written. */
@@ -39,24 +37,15 @@ export async function setListFileKey(file: string, key: string, value: string | 
   // lineWidth 0: never refold the operator's long lines
   const out = doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 
-  const dir = path.dirname(real);
-  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   try {
-    const h = await fsp.open(tmp, "wx", st.mode & 0o777);
-    try {
-      await h.writeFile(out, "utf8");
-      // the old file's mode exactly (open's mode passes through the umask)
-      await h.chmod(st.mode & 0o7777);
-      // the new file keeps the old one's owner when we may set it (root editing a qrunner-owned file)
-      if (process.getuid?.() === 0) await h.chown(st.uid, st.gid);
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-    await fsp.rename(tmp, real);
+    // the old file's mode, and its owner when we may set it (root editing a qrunner-owned file)
+    await writeFileAtomic(
+      real,
+      out,
+      st.mode & 0o7777,
+      process.getuid?.() === 0 ? { uid: st.uid, gid: st.gid } : undefined,
+    );
   } catch (err) {
-    await fsp.rm(tmp, { force: true });
     throw new ListFileEditError(file, `cannot write it (${(err as Error).message})`, { cause: err });
   }
-  await fsyncDir(dir);
 }

@@ -85,13 +85,16 @@ export async function moderate(
   const now = deps.now ?? Date.now;
   const store = new HeldStore(deps.stateDir, address);
   const seen = await store.get(n, now());
-  if (!seen) return { status: "not-found", id: n };
+  if (!seen)
+    return (await store.isClaimed(n))
+      ? { status: "taken", id: n, list: address }
+      : { status: "not-found", id: n };
   if (typeof list === "string" && action.kind !== "discard")
     return { status: "no-list", id: n, list: address };
   const post = await store.claim(n);
   if (!post) {
-    // gone between get and claim: handled meanwhile, or being handled
-    return (await store.get(n, now()))
+    // gone between get and claim: being handled, or handled meanwhile
+    return (await store.isClaimed(n)) || (await store.get(n, now()))
       ? { status: "taken", id: n, list: address }
       : { status: "not-found", id: n };
   }

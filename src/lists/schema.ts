@@ -1,6 +1,6 @@
 /** The schema of one list file, `lists/<list-address>.yaml`. */
 import { z } from "zod";
-import { duration, size } from "../config/schema.js";
+import { duration, size } from "../config/schema-units.js";
 import { ADDRESS_RE, LIST_ADDRESS_RE } from "./address-syntax.js";
 import { addressProblem } from "./addresses.js";
 import { PASSWORD_HASH_RE } from "./passwords.js";

@@ -96,7 +96,10 @@ export class MasterListeners {
     }
     if (lmtpConfig && lmtpSpec !== undefined && !this.lmtp) {
       try {
-        const { LmtpListener, lmtpOptions } = await import("../intake/lmtp.js");
+        const [{ LmtpListener }, { lmtpOptions }] = await Promise.all([
+          import("../intake/lmtp.js"),
+          import("../intake/lmtp-options.js"),
+        ]);
         const listener = await LmtpListener.start({
           ...lmtpOptions(lmtpConfig),
           settings: this.opts.settings,
