@@ -20,8 +20,22 @@ const LAYERS = {
   intake: ["util", "config", "queue", "lists"],
   runners: ["util", "config", "queue", "lists", "delivery", "protocol"],
   metrics: ["util", "config", "queue", "lists", "delivery", "intake", "protocol"],
-  master: ["util", "config", "queue", "lists", "delivery", "intake", "protocol", "metrics"],
-  cli: ["util", "config", "queue", "lists", "delivery", "intake", "protocol", "metrics", "master", "runners"],
+  // the web console: read and act on queues, lists and hosts; served by the master or by `qrunner web`
+  web: ["util", "config", "queue", "lists", "delivery", "intake", "protocol"],
+  master: ["util", "config", "queue", "lists", "delivery", "intake", "protocol", "metrics", "web"],
+  cli: [
+    "util",
+    "config",
+    "queue",
+    "lists",
+    "delivery",
+    "intake",
+    "protocol",
+    "metrics",
+    "master",
+    "runners",
+    "web",
+  ],
   demo: ["util", "queue"],
 };
 

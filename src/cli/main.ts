@@ -114,6 +114,7 @@ async function runProgram(argv: string[]): Promise<void> {
     import("./bounce-scan.js"),
     import("./moderation.js"),
     import("./list-password.js"),
+    import("./web.js"),
   ]);
   const program = new Command();
   program

@@ -108,6 +108,43 @@ export const configSchema = z
       .object({ listen: z.string().optional().describe("host:port for Prometheus text exposition") })
       .strict()
       .default({}),
+    web: z
+      .object({
+        listen: z
+          .string()
+          .optional()
+          .describe(
+            "host:port of the web console (e.g. 127.0.0.1:8025); absent: no console. TLS belongs to a reverse proxy (docs/web.md)",
+          ),
+        operators: z
+          .array(
+            z
+              .object({
+                name: z
+                  .string()
+                  .regex(
+                    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+                    "letters, digits, '.', '_' and '-', at most 64 (no '@': that is a list moderator's login)",
+                  )
+                  .describe("the login name"),
+                password_hash: z
+                  .string()
+                  .regex(/^scrypt\$/, "an scrypt hash from `qrunner web hash-password`")
+                  .describe("the password's scrypt hash (`qrunner web hash-password` makes one)"),
+              })
+              .strict(),
+          )
+          .default([])
+          .refine(
+            (ops) => new Set(ops.map((o) => o.name)).size === ops.length,
+            "operator names must be unique",
+          )
+          .describe(
+            "accounts that see and act on everything; list moderators log in with their list password",
+          ),
+      })
+      .strict()
+      .default({}),
     cluster: clusterSchema
       .optional()
       .describe(
@@ -124,6 +161,7 @@ export type FallbackHostConfig = z.output<typeof fallbackSchema>;
 export type RunnersConfig = z.output<typeof runnersSchema>;
 export type ClusterConfig = z.output<typeof clusterSchema>;
 export type EtcdConfig = z.output<typeof etcdSchema>;
+export type WebConfig = ParsedConfig["web"];
 export type RunnerName = keyof RunnersConfig;
 export { RUNNER_NAMES } from "./runner-names.js";
 

@@ -2,6 +2,9 @@
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { expect } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
+import { ConfigError, type ConfigIssue } from "../../src/util/errors.js";
 
 export interface TempDir {
   readonly dir: string;
@@ -27,4 +30,14 @@ export async function tempDir(): Promise<TempDir> {
 /** Join lines, so that the line numbers in a test read off the array index + 1. */
 export function lines(...ls: string[]): string {
   return ls.join("\n") + "\n";
+}
+
+/** The issues loadConfig reports for `file` (failing the test unless it throws a ConfigError). */
+export async function issuesOf(file: string): Promise<ConfigIssue[]> {
+  const err: unknown = await loadConfig(file).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ConfigError);
+  return [...(err as ConfigError).issues];
 }
