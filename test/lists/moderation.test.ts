@@ -12,6 +12,7 @@ import { describeResult, moderate, type ModerationDeps } from "../../src/lists/m
 import { listSchema, type ListConfig } from "../../src/lists/schema.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { Switchboard } from "../../src/queue/switchboard.js";
+import type { EntryMeta } from "../../src/queue/types.js";
 
 let tmp: string;
 let deps: ModerationDeps;
@@ -49,12 +50,10 @@ async function hold(raw = POST, sender = "mallory@example.com"): Promise<string>
   });
 }
 
-async function queued(queue: string): Promise<{ meta: Record<string, unknown>; message: Buffer }[]> {
+async function queued(queue: string): Promise<{ meta: EntryMeta; message: Buffer }[]> {
   const dir = path.join(tmp, "qfiles", queue);
   const names = (await fsp.readdir(dir).catch(() => [])).filter((n) => n.endsWith(".qf"));
-  return Promise.all(
-    names.map(async (n) => decodeEntry(n, await fsp.readFile(path.join(dir, n)))),
-  ) as Promise<{ meta: Record<string, unknown>; message: Buffer }[]>;
+  return Promise.all(names.map(async (n) => decodeEntry(n, await fsp.readFile(path.join(dir, n)))));
 }
 
 describe("moderate", () => {
