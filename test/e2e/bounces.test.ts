@@ -7,17 +7,10 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { emptyState, type ListState, type MemberState } from "../../src/lists/state-shape.js";
 import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
 import { logLines, requireBuild, runCli, spawnCli, waitFor, type Running } from "../helpers/site.js";
-import {
-  fixture,
-  headerValues,
-  listSite,
-  mail,
-  noticeText,
-  type ListSite,
-  type StateJson,
-} from "./lists-harness.js";
+import { fixture, headerValues, listSite, mail, noticeText, type ListSite } from "./lists-harness.js";
 
 beforeAll(() => requireBuild());
 
@@ -55,12 +48,12 @@ async function memberRows(site: ListSite, list = "dev@example.org"): Promise<Map
   return new Map((JSON.parse(r.stdout) as { members: MemberRow[] }).members.map((m) => [m.address, m]));
 }
 
-function state(members: StateJson["members"]): StateJson & { version: 1 } {
-  return { version: 1, added: [], removed: [], members, replies: {}, tokens: {}, unrecognisedBounces: 0 };
+function state(members: ListState["members"]): ListState {
+  return { ...emptyState(), members };
 }
 
 /** A bounce earlier days counted: `score`, last counted `daysAgo` days ago. */
-function seeded(score: number, daysAgo: number): StateJson["members"][string] {
+function seeded(score: number, daysAgo: number): MemberState {
   const at = Date.now() - daysAgo * DAY;
   return { score, lastBounce: at, lastCounted: utcDay(at) };
 }

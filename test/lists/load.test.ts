@@ -1,30 +1,15 @@
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { dedupe } from "../../src/lists/list-validation.js";
 import { loadAll, loadLists, loadListsSync } from "../../src/lists/load.js";
-import { ConfigError } from "../../src/util/errors.js";
 import type { ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir } from "../config/helpers.js";
-import type { TempDir } from "../config/helpers.js";
+import { issuesOf, lines, tempDirEach } from "../config/helpers.js";
 
-let t: TempDir;
+const t = tempDirEach("qrunner-config-");
 let dir: string;
-beforeEach(async () => {
-  t = await tempDir();
+beforeEach(() => {
   dir = path.join(t.dir, "lists");
 });
-afterEach(async () => {
-  await t.remove();
-});
-
-async function issuesOf(p: Promise<unknown>): Promise<ConfigIssue[]> {
-  const err: unknown = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
 
 const at = (i: ConfigIssue): string => `${path.relative(t.dir, i.file)}:${i.line}:${i.col}: ${i.message}`;
 
