@@ -58,15 +58,21 @@ export function spawnCli(args: string[], opts: SpawnOptions = {}): Running {
   return spawnNode(BIN, args, opts);
 }
 
-/** Run `qrunner ARGS` to completion. */
-export async function runCli(
-  args: string[],
-  opts: SpawnOptions = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = spawnCli(args, opts);
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `node FILE ARGS` to completion. */
+export async function runNode(file: string, args: string[], opts: SpawnOptions = {}): Promise<Ran> {
+  const r = spawnNode(file, args, opts);
   const { code } = await r.exited;
   return { code, stdout: r.stdout(), stderr: r.stderr() };
 }
+
+/** Run `qrunner ARGS` to completion. */
+export const runCli = (args: string[], opts: SpawnOptions = {}): Promise<Ran> => runNode(BIN, args, opts);
 
 /**
  * Signal a process a test started unless it has exited, and wait for its exit. It waits for "exit",

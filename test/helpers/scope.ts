@@ -5,18 +5,24 @@
  *
  *   const t = testScope();
  *   it("...", async () => {
- *     const sink = t.own(await startSink());
- *     const site = t.own(await makeSite(body, [DEV]));
+ *     const sink = await t.sink();
+ *     const site = await t.site(`smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port} }] }\n`, [DEV]);
  *     const master = t.spawn(["start", "-C", site.configFile]);
  *   });
  */
 import { afterEach, beforeAll } from "vitest";
 import { requireBuild, spawnCli, stop, type Running, type SpawnOptions } from "./process.js";
+import { makeSite, type ListSpec, type Site } from "./site.js";
+import { startSink, type Sink, type SinkOptions } from "./smtp-sink.js";
 
 /** Sites and list or delivery sites have cleanup(), sinks close(). */
 export type Owned = { close(): Promise<unknown> } | { cleanup(): Promise<unknown> };
 
 export interface Scope {
+  /** makeSite (test/helpers/site.ts), removed after the test */
+  site(configBody?: string, lists?: ListSpec[]): Promise<Site>;
+  /** a recording SMTP server (test/helpers/smtp-sink.ts), closed after the test */
+  sink(opts?: SinkOptions): Promise<Sink>;
   /** close or clean up `x` after the test; returns it */
   own<T extends Owned>(x: T): T;
   /** `qrunner ARGS`, sent `stopWith` (default SIGTERM) after the test unless it has exited */
@@ -42,6 +48,8 @@ export function testScope(): Scope {
     if (first !== undefined) throw first;
   });
   const scope: Scope = {
+    site: async (configBody, lists) => scope.own(await makeSite(configBody, lists)),
+    sink: async (opts) => scope.own(await startSink(opts)),
     own(x) {
       undo.push(() => ("close" in x ? x.close() : x.cleanup()));
       return x;
