@@ -4,7 +4,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MasterStatus } from "../../src/master/status-file.js";
-import { runCli, spawnNode, waitFor, type Running } from "../helpers/process.js";
+import { killAll, runCli, spawnNode, waitFor, type Running } from "../helpers/process.js";
+import type { Scope } from "../helpers/scope.js";
 import { CONFIG_HEAD, makeSite } from "../helpers/site.js";
 
 export { BIN, REPO, alive, killAll, requireBuild, stop, waitFor, type Running } from "../helpers/process.js";
@@ -44,6 +45,19 @@ export async function makeSetup(yaml: string): Promise<Setup> {
     writeConfig,
     cleanup: site.cleanup,
   };
+}
+
+/**
+ * makeSetup for one test of a scope: after the test (and after the processes started later are
+ * stopped) any worker its status file still names is killed, and the folder removed.
+ */
+export async function scopedSetup(t: Scope, yaml: string): Promise<Setup> {
+  const s = await makeSetup(yaml);
+  t.defer(async () => {
+    killAll((await readStatusFile(s.stateDir))?.workers.map((w) => w.pid) ?? []);
+    await s.cleanup();
+  });
+  return s;
 }
 
 /** The config head every test shares: paths relative to config/. */
