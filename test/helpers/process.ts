@@ -78,8 +78,8 @@ export const runCli = (args: string[], opts: SpawnOptions = {}): Promise<Ran> =>
  * Signal a process a test started unless it has exited, and wait for its exit. It waits for "exit",
  * not for `exited`: workers the process leaves behind may hold its stdout open.
  */
-export async function stop(r: Running, sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
-  const { child } = r;
+export async function stop(p: Running | ChildProcess, sig: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  const child = "child" in p ? p.child : p;
   if (child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((resolve) => child.once("exit", resolve));
   child.kill(sig);

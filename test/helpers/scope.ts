@@ -10,6 +10,7 @@
  *     const master = t.spawn(["start", "-C", site.configFile]);
  *   });
  */
+import type { ChildProcess } from "node:child_process";
 import { afterEach, beforeAll } from "vitest";
 import { requireBuild, spawnCli, stop, type Running, type SpawnOptions } from "./process.js";
 import { makeSite, type ListSpec, type Site } from "./site.js";
@@ -28,13 +29,14 @@ export interface Scope {
   /** `qrunner ARGS`, sent `stopWith` (default SIGTERM) after the test unless it has exited */
   spawn(args: string[], opts?: SpawnOptions & { stopWith?: NodeJS.Signals }): Running;
   /** stop a process started otherwise after the test, as `spawn` does */
-  stopAfter(r: Running, sig?: NodeJS.Signals): Running;
+  stopAfter<P extends Running | ChildProcess>(p: P, sig?: NodeJS.Signals): P;
   /** run `fn` after the test */
   defer(fn: () => unknown): void;
 }
 
-export function testScope(): Scope {
-  beforeAll(() => requireBuild());
+/** `build: false` for a file that runs no part of dist/ */
+export function testScope({ build = true }: { build?: boolean } = {}): Scope {
+  if (build) beforeAll(() => requireBuild());
   const undo: (() => unknown)[] = [];
   afterEach(async () => {
     let first: unknown;
@@ -58,9 +60,9 @@ export function testScope(): Scope {
       const { stopWith, ...rest } = opts;
       return scope.stopAfter(spawnCli(args, rest), stopWith);
     },
-    stopAfter(r, sig = "SIGTERM") {
-      undo.push(() => stop(r, sig));
-      return r;
+    stopAfter(p, sig = "SIGTERM") {
+      undo.push(() => stop(p, sig));
+      return p;
     },
     defer(fn) {
       undo.push(fn);
