@@ -17,14 +17,10 @@ import {
   waitDelivered,
   waitDrained,
   type DeliverySite,
+  WEIGHTED,
 } from "./delivery-harness.js";
 
 const t = testScope();
-
-const HOSTS = [
-  { name: "a", weight: 3 },
-  { name: "b", weight: 1 },
-];
 
 /** Answer `code` to RCPT TO of the addresses `match` picks, on every sink; counts the refusals. */
 function refuse(sinks: Iterable<Sink>, match: (a: string) => boolean, code: number): Map<string, number> {
@@ -49,7 +45,7 @@ async function startAll(d: DeliverySite): Promise<void> {
 
 describe("temporary failures (4xx)", () => {
   it("only the refused recipients are retried, and delivered once the fault is lifted", async () => {
-    const ds = t.own(await deliverySite({ hosts: HOSTS }));
+    const ds = t.own(await deliverySite({ hosts: WEIGHTED }));
     const n = 100;
     const slow = (a: string): boolean => a.startsWith("slow-");
     const refused = refuse(ds.sinks.values(), slow, 451);
@@ -89,7 +85,7 @@ describe("temporary failures (4xx)", () => {
 
 describe("permanent failures (5xx)", () => {
   it("become bounce events for the recipient, with no retry", async () => {
-    const ds = t.own(await deliverySite({ hosts: HOSTS }));
+    const ds = t.own(await deliverySite({ hosts: WEIGHTED }));
     const n = 60;
     const gone = (a: string): boolean => a.startsWith("gone-");
     const refused = refuse(ds.sinks.values(), gone, 550);
@@ -153,16 +149,10 @@ describe("permanent failures (5xx)", () => {
 
 describe("backoff.max_age", () => {
   it("gives up with a bounce event per recipient and one notice to the owners", async () => {
-    const members = [
-      "m1@example.net",
-      "m2@example.net",
-      "m3@example.net",
-      "m4@example.net",
-      "m5@example.net",
-    ];
+    const members = Array.from({ length: 5 }, (_, i) => `m${i + 1}@example.net`);
     const ds = t.own(
       await deliverySite({
-        hosts: HOSTS,
+        hosts: WEIGHTED,
         backoff: "schedule: [200ms], max_age: 2s, jitter: 0",
         lists: [
           {

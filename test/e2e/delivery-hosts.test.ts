@@ -19,6 +19,7 @@ import {
   waitDrained,
   type DeliverySite,
   type Sent,
+  WEIGHTED,
 } from "./delivery-harness.js";
 
 const t = testScope();
@@ -44,10 +45,7 @@ describe("a host down", () => {
   it("its mail goes via backoff to the other host, the outage is logged once; back, it gets its share after its probe", async () => {
     const ds = t.own(
       await deliverySite({
-        hosts: [
-          { name: "a", weight: 3 },
-          { name: "b", weight: 1 },
-        ],
+        hosts: WEIGHTED,
       }),
     );
     const a = ds.sink("a");
@@ -96,10 +94,7 @@ describe("every primary down", () => {
   it("the fallback receives; once a primary is back, the fallback stops receiving", async () => {
     const ds = t.own(
       await deliverySite({
-        hosts: [
-          { name: "a", weight: 3 },
-          { name: "b", weight: 1 },
-        ],
+        hosts: WEIGHTED,
         fallback: [{ name: "f" }],
       }),
     );

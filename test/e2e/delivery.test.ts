@@ -16,6 +16,7 @@ import {
   notExactlyOnce,
   waitDelivered,
   waitDrained,
+  WEIGHTED,
 } from "./delivery-harness.js";
 
 const t = testScope();
@@ -24,10 +25,7 @@ describe("weighted outgoing slices", () => {
   it("weights 3 and 1: 4,000 entries split 3:1 (5 sigma), each delivered once, by its slice's host", async () => {
     const ds = t.own(
       await deliverySite({
-        hosts: [
-          { name: "a", weight: 3 },
-          { name: "b", weight: 1 },
-        ],
+        hosts: WEIGHTED,
       }),
     );
     await ds.start("outgoing", "0/2:3,1");
@@ -65,10 +63,7 @@ describe("posts through incoming", () => {
     const members = Array.from({ length: 60 }, (_, i) => `m${i}@example.net`);
     const ds = t.own(
       await deliverySite({
-        hosts: [
-          { name: "a", weight: 3 },
-          { name: "b", weight: 1 },
-        ],
+        hosts: WEIGHTED,
         smtp: "  max_recipients: 7\n",
         lists: [{ address: "dev@example.org", members, extra: "archive: false\nnonmembers: accept" }],
       }),
@@ -110,10 +105,7 @@ describe("through the master", () => {
     const members = Array.from({ length: 40 }, (_, i) => `m${i}@example.net`);
     const ds = t.own(
       await deliverySite({
-        hosts: [
-          { name: "a", weight: 3 },
-          { name: "b", weight: 1 },
-        ],
+        hosts: WEIGHTED,
         smtp: "  max_recipients: 10\n",
         lists: [{ address: "dev@example.org", members, extra: "archive: false\nnonmembers: accept" }],
       }),

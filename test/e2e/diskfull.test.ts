@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promise
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeEntry } from "../../src/queue/entry.js";
-import { logLines, message, runCli, waitFor } from "../helpers/site.js";
+import { logLines, message, runCli, waitFor, runOnce } from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 
 const asRoot = process.getuid?.() === 0;
@@ -193,7 +193,7 @@ describe.runIf(asRoot)("disk full", () => {
       input: message({ from: "m0@example.net", body: "z".repeat(30_000) }),
     });
     expect(r.code, r.stderr).toBe(0);
-    const once = await runCli(["start", "-C", site.configFile, "--runner=incoming", "--slice=0/1", "--once"]);
+    const once = await runOnce(site, "incoming");
     expect(once.code, once.stderr).toBe(0);
     // the post stays in incoming (nothing lost), and nothing else is left in outgoing
     expect((await entries(path.join(site.qfiles, "incoming"))).qf).toBe(1);

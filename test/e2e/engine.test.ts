@@ -10,7 +10,7 @@ import { Switchboard } from "../../src/queue/switchboard.js";
 import { inSlice, makeSlice } from "../../src/queue/slice.js";
 import { parseName } from "../../src/queue/names.js";
 import { type Sink } from "../helpers/smtp-sink.js";
-import { logLines, message, runCli, spawnCli, waitFor, type Site } from "../helpers/site.js";
+import { logLines, message, runCli, spawnCli, waitFor, type Site, runOnce } from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 
 const t = testScope();
@@ -147,14 +147,7 @@ describe("crash recovery", () => {
     expect(sink.deliveries().size).toBe(0);
 
     sink.clearFaults();
-    const again = await runCli([
-      "start",
-      "-C",
-      site.configFile,
-      "--runner=outgoing",
-      "--slice=0/1",
-      "--once",
-    ]);
+    const again = await runOnce(site, "outgoing");
     expect(again.code, again.stderr).toBe(0);
     const recovered = logLines(again.stdout).find((l) => l["msg"] === "recovered in-progress entries");
     expect(recovered?.["recovered"]).toBe(1);
@@ -184,7 +177,7 @@ describe("crash recovery", () => {
       w.child.kill("SIGKILL");
       await w.exited;
     }
-    const last = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const last = await runOnce(site, "outgoing");
     expect(last.code, last.stderr).toBe(0);
     expect(await site.files("outgoing")).toEqual([]);
     const shunted = await runCli(["queue", "list", "shunt", "--json", "-C", site.configFile]);
@@ -199,14 +192,7 @@ describe("crash recovery", () => {
     // unshunt resets the count: the entry goes back and is delivered
     sink.clearFaults();
     expect((await runCli(["queue", "unshunt", "-C", site.configFile])).code).toBe(0);
-    const after = await runCli([
-      "start",
-      "-C",
-      site.configFile,
-      "--runner=outgoing",
-      "--slice=0/1",
-      "--once",
-    ]);
+    const after = await runOnce(site, "outgoing");
     expect(after.code, after.stderr).toBe(0);
     expect(sink.deliveries().get("<poison@test.example> bob@example.com")).toBe(1);
   });

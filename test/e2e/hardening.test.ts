@@ -11,7 +11,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { injectMessage } from "../../src/intake/inject.js";
-import { BIN, REPO, message, runCli, spawnCli, waitFor, type Site } from "../helpers/site.js";
+import { BIN, REPO, message, runCli, spawnCli, waitFor, type Site, runOnce } from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 
 const t = testScope();
@@ -431,7 +431,7 @@ describe("SMTP passwords, missing", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"], {
+    const r = await runOnce(site, "outgoing", {
       env: { QR_TEST_SMTP_PASS: "" },
     });
     expect(r.stderr + r.stdout).toMatch(/QR_TEST_SMTP_PASS/);
@@ -479,7 +479,7 @@ describe("bounded input and timeouts", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const r = await runOnce(site, "outgoing");
     expect(r.code, r.stderr).toBe(0);
     const retry = await queued(site, "backoff");
     expect(retry).toHaveLength(1);
@@ -497,7 +497,7 @@ describe("bounded input and timeouts", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r2 = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const r2 = await runOnce(site, "outgoing");
     expect(r2.code, r2.stderr).toBe(0);
     expect(await queued(site, "backoff")).toHaveLength(2);
     expect(await site.files("outgoing")).toEqual([]);

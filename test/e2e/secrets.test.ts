@@ -8,7 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { MasterStatus } from "../../src/master/status-file.js";
-import { message, runCli, waitFor, type Site } from "../helpers/site.js";
+import { message, runCli, waitFor, type Site, runOnce } from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -105,7 +105,7 @@ describe.skipIf(process.platform !== "linux")("SMTP secrets reach only the deliv
 
   it("pass_credential without $CREDENTIALS_DIRECTORY stops the outgoing worker with 78, naming the credential", async () => {
     const site = await t.site(hostLine(2525, "{ user: qr, pass_credential: smtp-pass }"), [DEV]);
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"], {
+    const r = await runOnce(site, "outgoing", {
       env: { CREDENTIALS_DIRECTORY: "" },
     });
     expect(r.code).toBe(78);

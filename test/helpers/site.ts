@@ -5,6 +5,7 @@
 import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { runCli, type SpawnOptions } from "./process.js";
 
 export { BIN, REPO, alive, requireBuild, runCli, spawnCli, stop, waitFor, type Running } from "./process.js";
 
@@ -67,6 +68,15 @@ export async function makeSite(
   await site.writeConfig(configBody);
   for (const l of lists) await site.writeList(l);
   return site;
+}
+
+/** `qrunner start --runner=RUNNER --slice=0/1 --once` on a site: one pass over the whole queue. */
+export function runOnce(
+  site: Pick<Site, "configFile">,
+  runner: string,
+  opts: SpawnOptions = {},
+): ReturnType<typeof runCli> {
+  return runCli(["start", "-C", site.configFile, `--runner=${runner}`, "--slice=0/1", "--once"], opts);
 }
 
 /** JSON log lines of a process's stdout. */
