@@ -11,7 +11,7 @@
  *   });
  */
 import type { ChildProcess } from "node:child_process";
-import { afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { requireBuild, spawnCli, stop, type Running, type SpawnOptions } from "./process.js";
 import { makeSite, type ListSpec, type Site } from "./site.js";
 import { startSink, type Sink, type SinkOptions } from "./smtp-sink.js";
@@ -34,11 +34,17 @@ export interface Scope {
   defer(fn: () => unknown): void;
 }
 
-/** `build: false` for a file that runs no part of dist/ */
-export function testScope({ build = true }: { build?: boolean } = {}): Scope {
+/**
+ * `build: false` for a file that runs no part of dist/; `until: "all"` for a file whose tests share
+ * what its beforeAll started: then it is all undone after the last test.
+ */
+export function testScope({
+  build = true,
+  until = "each",
+}: { build?: boolean; until?: "each" | "all" } = {}): Scope {
   if (build) beforeAll(() => requireBuild());
   const undo: (() => unknown)[] = [];
-  afterEach(async () => {
+  (until === "all" ? afterAll : afterEach)(async () => {
     let first: unknown;
     for (const fn of undo.splice(0).reverse()) {
       try {
