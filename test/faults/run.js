@@ -14,6 +14,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   archiveCounts,
+  finish,
   missing,
   mergeDeliveries,
   pendingEntries,
@@ -382,15 +383,5 @@ function report(f) {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const opts = parseArgs(process.argv.slice(2));
-  runFaults(opts).then(
-    (f) => {
-      report(f);
-      if (opts.json) process.stdout.write(JSON.stringify(f) + "\n");
-      process.exit(f.failures.length ? 1 : 0);
-    },
-    (err) => {
-      say(`error: ${err?.stack ?? err}`);
-      process.exit(2);
-    },
-  );
+  finish(runFaults(opts), { report, json: opts.json, say });
 }
