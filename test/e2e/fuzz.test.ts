@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { InjectError, injectMessage } from "../../src/intake/inject.js";
 import { encodeEntry } from "../../src/queue/entry.js";
 import { type Sink } from "../helpers/smtp-sink.js";
-import { logLines, runCli, waitFor, type Site } from "../helpers/site.js";
+import { logLines, runCli, waitFor, type Site, quickRunners } from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 
 const COUNT = Number(process.env["QRUNNER_FUZZ_COUNT"] ?? 2000);
@@ -217,17 +217,8 @@ const t = testScope({ until: "all" });
 beforeAll(async () => {
   sink = await t.sink();
   site = await t.site(
-    [
-      "runners:",
-      "  incoming: { sleep: 300ms }",
-      "  outgoing: { sleep: 300ms, concurrency: 16 }",
-      "  command: { sleep: 300ms }",
-      "  bounce: { sleep: 300ms }",
-      "  archive: { sleep: 300ms, nice: 0 }",
-      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, pool_size: 8 }], max_recipients: 50 }`,
-      "backoff: { schedule: [300ms], max_age: 1h }",
-      "",
-    ].join("\n"),
+    quickRunners(", concurrency: 16") +
+      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, pool_size: 8 }], max_recipients: 50 }\n`,
     [
       {
         address: "dev@example.org",

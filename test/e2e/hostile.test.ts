@@ -16,7 +16,15 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { hostileMessages } from "../fixtures/hostile/generate.js";
 import { type Sink } from "../helpers/smtp-sink.js";
-import { logLines, message, runCli, waitFor, type Running, type Site } from "../helpers/site.js";
+import {
+  logLines,
+  message,
+  runCli,
+  waitFor,
+  type Running,
+  type Site,
+  quickRunners,
+} from "../helpers/site.js";
 import { testScope } from "../helpers/scope.js";
 
 /** QRUNNER_HOSTILE_SKIP=name,name leaves messages out (to look at the others while one is being fixed) */
@@ -53,18 +61,8 @@ const t = testScope({ until: "all" });
 beforeAll(async () => {
   sink = await t.sink();
   site = await t.site(
-    [
-      "runners:",
-      "  incoming: { sleep: 300ms }",
-      "  outgoing: { sleep: 300ms }",
-      "  command: { sleep: 300ms }",
-      "  bounce: { sleep: 300ms }",
-      "  archive: { sleep: 300ms, nice: 0 }",
-      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port} }] }`,
-      "backoff: { schedule: [300ms], max_age: 1h }",
-      "master: { stall_timeout: 90s }",
-      "",
-    ].join("\n"),
+    quickRunners() +
+      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port} }] }\nmaster: { stall_timeout: 90s }\n`,
     [
       {
         address: "dev@example.org",

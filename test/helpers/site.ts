@@ -70,6 +70,23 @@ export async function makeSite(
   return site;
 }
 
+/**
+ * Config lines for a site that drains in seconds: every runner polls every 300 ms, backoff retries
+ * after 300 ms. `outgoing`: more keys for the outgoing runner (", concurrency: 16").
+ */
+export function quickRunners(outgoing = ""): string {
+  return [
+    "runners:",
+    "  incoming: { sleep: 300ms }",
+    `  outgoing: { sleep: 300ms${outgoing} }`,
+    "  command: { sleep: 300ms }",
+    "  bounce: { sleep: 300ms }",
+    "  archive: { sleep: 300ms, nice: 0 }",
+    "backoff: { schedule: [300ms], max_age: 1h }",
+    "",
+  ].join("\n");
+}
+
 /** `qrunner start --runner=RUNNER --slice=0/1 --once` on a site: one pass over the whole queue. */
 export function runOnce(
   site: Pick<Site, "configFile">,
