@@ -7,7 +7,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
-import { BASE, BIN, REPO, scopedSetup, run, waitAllReady, waitFor, type Setup } from "../master/helpers.js";
+import { BASE, scopedSetup, run, waitAllReady, type Setup } from "../master/helpers.js";
+import { BIN, REPO, waitFor } from "../helpers/process.js";
 import { testScope } from "../helpers/scope.js";
 
 const HAVE_TMUX = spawnSync("tmux", ["-V"]).status === 0;

@@ -5,20 +5,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  BASE,
-  BIN,
-  alive,
-  cli,
-  killAll,
-  scopedSetup,
-  readStatusFile,
-  run,
-  waitAllReady,
-  waitFor,
-  type Running,
-  type Setup,
-} from "../master/helpers.js";
+import { BASE, cli, scopedSetup, readStatusFile, run, waitAllReady, type Setup } from "../master/helpers.js";
+import { BIN, alive, killAll, waitFor, type Running } from "../helpers/process.js";
 import { testScope } from "../helpers/scope.js";
 
 const HOSTS = `smtp:

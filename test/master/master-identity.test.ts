@@ -9,17 +9,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { notMasterArgs } from "../../src/master/master-identity.js";
-import {
-  BASE,
-  alive,
-  cli,
-  harnessAsQrunner,
-  scopedSetup,
-  readStatusFile,
-  run,
-  waitAllReady,
-  waitFor,
-} from "./helpers.js";
+import { BASE, cli, harnessAsQrunner, scopedSetup, readStatusFile, run, waitAllReady } from "./helpers.js";
+import { alive, waitFor } from "../helpers/process.js";
 import { testScope } from "../helpers/scope.js";
 
 const t = testScope();

@@ -8,19 +8,16 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   BASE,
-  alive,
   cli,
   harnessAsQrunner,
-  killAll,
   scopedSetup,
   readEvents,
   readStatusFile,
   run,
   waitAllReady,
-  waitFor,
-  type Running,
   type Setup,
 } from "./helpers.js";
+import { alive, killAll, waitFor, type Running } from "../helpers/process.js";
 import { testScope } from "../helpers/scope.js";
 
 const HOSTS = `smtp:
