@@ -17,6 +17,10 @@ const t = testScope();
 
 const DAY = 86_400_000;
 
+/** A list site with dev@example.org (owner@example.org its owner): these members, these extra lines. */
+const devSite = (members: string[], extra: string): Promise<ListSite> =>
+  listSite([{ address: "dev@example.org", owners: ["owner@example.org"], members, extra }]);
+
 /** The signed VERP address of `member` on dev@example.org, with the site's own secret. */
 function verp(site: ListSite, member: string): string {
   const dev = { name: "dev", domain: "example.org", address: "dev@example.org" };
@@ -69,14 +73,10 @@ const disabledOwner = (m: string): string => `dev@example.org: delivery to ${m} 
 describe("bounces disable a member at the threshold", () => {
   it("VERP: the bounce address names the member; disabled at threshold 1, notices sent, no more posts; a confirmed join re-enables", async () => {
     const s = t.own(
-      await listSite([
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: ["alice@example.net", "bob@example.com", "carol@example.net"],
-          extra: "verp: true\nbounce: { threshold: 1 }",
-        },
-      ]),
+      await devSite(
+        ["alice@example.net", "bob@example.com", "carol@example.net"],
+        "verp: true\nbounce: { threshold: 1 }",
+      ),
     );
     await post(s, "<p1@x>");
     // one transaction per member, each from the member's signed VERP address
@@ -214,14 +214,10 @@ describe("bounces disable a member at the threshold", () => {
 
   it("a stale score starts again; a recent one goes on to the threshold; a delay adds nothing", async () => {
     const s = t.own(
-      await listSite([
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: ["olivia@example.com", "peggy@example.com", "rupert@example.net"],
-          extra: "bounce: { threshold: 3, stale_after: 7d }",
-        },
-      ]),
+      await devSite(
+        ["olivia@example.com", "peggy@example.com", "rupert@example.net"],
+        "bounce: { threshold: 3, stale_after: 7d }",
+      ),
     );
     // peggy's last bounce is 30 days old (stale), olivia's 2 days, rupert's 2 days
     await s.writeState(
@@ -248,16 +244,7 @@ describe("bounces disable a member at the threshold", () => {
   });
 
   it("a 5xx answer at delivery is a bounce event scored the same way", async () => {
-    const s = t.own(
-      await listSite([
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: ["alice@example.net", "carol@example.net"],
-          extra: "bounce: { threshold: 1 }",
-        },
-      ]),
-    );
+    const s = t.own(await devSite(["alice@example.net", "carol@example.net"], "bounce: { threshold: 1 }"));
     s.sink.setFaults({ rcpt: (a) => (a === "carol@example.net" ? 550 : undefined) });
     await post(s, "<five@x>");
     expect(s.sink.deliveries().get("<five@x> alice@example.net")).toBe(1);
