@@ -4,10 +4,11 @@
  *
  * Two command lines skip commander and the other command modules altogether: `qrunner inject` (run
  * once per message by an MTA's pipe) and `qrunner start` (the master, and every worker it spawns,
- * which then stay resident). The fast path takes only command lines it reads exactly as commander
- * would (see fastCommand); anything else, help included, goes through the full program, so the
+ * which then stay resident). The fast path reads them with node's util.parseArgs and takes only
+ * command lines it reads exactly as commander would (see fastCommand); anything else, help included, goes through the full program, so the
  * flags, messages and exit codes are the same either way.
  */
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { Exit, warn } from "./context.js";
 
 // Queue entries, state, status, logs and archives hold other people's mail and member lists: whatever
@@ -22,30 +23,27 @@ for (const stream of [process.stdout, process.stderr])
     throw err;
   });
 
-/** The options of a fast-path command: which take a value, which are flags, and the attribute names. */
+/** The options of a fast-path command, as util.parseArgs takes them, and its positional arguments. */
 interface FastGrammar {
-  /** long option name (or `-X` short) → attribute */
-  values: Record<string, string>;
-  flags: Record<string, string>;
+  options: NonNullable<ParseArgsConfig["options"]>;
   /** how many positional arguments the command takes at most */
   maxArgs: number;
 }
 
-const GRAMMARS: Record<string, FastGrammar> = {
+const GRAMMARS: Record<"inject" | "start", FastGrammar> = {
   inject: {
-    values: { "--to": "to", "--from": "from", "--config": "config", "-C": "config" },
-    flags: {},
+    options: { to: { type: "string" }, from: { type: "string" }, config: { type: "string", short: "C" } },
     maxArgs: 1,
   },
   start: {
-    values: {
-      "--runner": "runner",
-      "--slice": "slice",
-      "--instance": "instance",
-      "--config": "config",
-      "-C": "config",
+    options: {
+      runner: { type: "string" },
+      slice: { type: "string" },
+      instance: { type: "string" },
+      config: { type: "string", short: "C" },
+      once: { type: "boolean" },
+      "allow-root": { type: "boolean" },
     },
-    flags: { "--once": "once", "--allow-root": "allowRoot" },
     maxArgs: 0,
   },
 };
@@ -53,58 +51,31 @@ const GRAMMARS: Record<string, FastGrammar> = {
 interface FastCommand {
   command: "inject" | "start";
   args: string[];
-  opts: Record<string, string | true>;
+  /** as parseArgs gives them (no option is `multiple`: never an array) */
+  opts: ReturnType<typeof parseArgs>["values"];
 }
 
 /**
  * `args` (argv after the script) as commander would parse it for `inject` or `start`, or null when
- * it is anything else or anything this parser does not read exactly like commander: help, `--`, an
- * unknown option, a value that looks like an option, too many arguments, `-` as a file. Repeated
- * options keep the last value, as in commander.
+ * it is anything else or anything util.parseArgs (strict) does not read exactly like commander: help,
+ * an unknown option, a missing value or one that starts with a dash, too many arguments. `--`, `-` and
+ * `-C=...` are left to commander too (`--` is how the tests force the commander path). Repeated
+ * options keep the last value, in both.
  */
 function fastCommand(args: readonly string[]): FastCommand | null {
   const command = args[0];
   if (command !== "inject" && command !== "start") return null;
   const g = GRAMMARS[command];
-  if (!g) return null;
-  const opts: Record<string, string | true> = {};
-  const positional: string[] = [];
-  for (let i = 1; i < args.length; i++) {
-    const a = args[i] ?? "";
-    if (!a.startsWith("-")) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf("=");
-    if (a.startsWith("--") && eq > 2) {
-      const key = g.values[a.slice(0, eq)];
-      if (key === undefined) return null;
-      opts[key] = a.slice(eq + 1);
-      continue;
-    }
-    const flag = g.flags[a];
-    if (flag !== undefined) {
-      opts[flag] = true;
-      continue;
-    }
-    const key = g.values[a];
-    if (key !== undefined) {
-      const v = args[i + 1];
-      if (v === undefined || v.startsWith("-")) return null;
-      opts[key] = v;
-      i++;
-      continue;
-    }
-    // -Cfile
-    const short = g.values[a.slice(0, 2)];
-    if (!a.startsWith("--") && a.length > 2 && a[2] !== "=" && short !== undefined) {
-      opts[short] = a.slice(2);
-      continue;
-    }
-    return null; // --help, -h, --, -, an unknown option: commander's business
+  const rest = args.slice(1);
+  if (rest.some((a) => a === "--" || a === "-" || a.startsWith("-C="))) return null;
+  let parsed: { values: FastCommand["opts"]; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: g.options, strict: true, allowPositionals: true });
+  } catch {
+    return null; // commander's business, and its messages
   }
-  if (positional.length > g.maxArgs) return null;
-  return { command, args: positional, opts };
+  if (parsed.positionals.length > g.maxArgs) return null;
+  return { command, args: parsed.positionals, opts: parsed.values };
 }
 
 async function runFast(fast: FastCommand): Promise<number> {
@@ -125,7 +96,7 @@ async function runFast(fast: FastCommand): Promise<number> {
   return start({
     ...given("config", "runner", "slice", "instance"),
     ...(fast.opts["once"] === true ? { once: true } : {}),
-    ...(fast.opts["allowRoot"] === true ? { allowRoot: true } : {}),
+    ...(fast.opts["allow-root"] === true ? { allowRoot: true } : {}),
   });
 }
 
@@ -142,6 +113,8 @@ async function runProgram(argv: string[]): Promise<void> {
     import("./members.js"),
     import("./bounce-scan.js"),
     import("./moderation.js"),
+    import("./list-password.js"),
+    import("./web.js"),
   ]);
   const program = new Command();
   program

@@ -4,7 +4,8 @@
  */
 import type { Command } from "commander";
 import type { MemberReport } from "../lists/members.js";
-import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { listOrExit, settingsOrExit } from "./settings.js";
 import { table } from "./table.js";
 import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
@@ -50,25 +51,14 @@ Examples:
 }
 
 async function members(listArg: string, opts: MembersOptions): Promise<number> {
-  const { loadAll } = await import("../lists/load.js");
-  const { ConfigError } = await import("../util/errors.js");
-  const { findList, normalizeAddress } = await import("../lists/addresses.js");
+  const { normalizeAddress } = await import("../lists/addresses.js");
   const { ListStateStore } = await import("../lists/state.js");
   const m = await import("../lists/members.js");
 
-  let settings;
-  try {
-    settings = await loadAll(configPath(opts));
-  } catch (err) {
-    warn(err instanceof ConfigError ? `invalid config:\n${err.message}` : (err as Error).message);
-    return Exit.CONFIG;
-  }
-  const list = findList(settings.lists, listArg);
-  if (!list) {
-    const known = [...settings.lists.values()].map((l) => l.address).join(", ") || "none";
-    warn(`no such list: ${listArg} (lists: ${known})`);
-    return Exit.NOUSER;
-  }
+  const settings = await settingsOrExit(opts);
+  if (typeof settings === "number") return settings;
+  const list = await listOrExit(settings, listArg);
+  if (typeof list === "number") return list;
   const both = opts.enable.filter((a) =>
     opts.disable.some((d) => normalizeAddress(d) === normalizeAddress(a)),
   );

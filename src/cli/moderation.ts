@@ -1,13 +1,14 @@
 /**
  * Moderation of held posts: `qrunner held [LIST]`, `approve ID`, `reject ID`, `discard ID`.
- * Each action first claims the post (an atomic rename), so two moderators acting on one post at once
- * cannot both post it; an approved post is queued durably in `incoming` before it leaves the held store.
+ * The actions themselves are the lists layer's moderation service (src/lists/moderation.ts), which the
+ * reply-by-mail path and the web console share; this file maps its results to output and exit codes.
  */
 import type { Command } from "commander";
-import type { HeldMeta, HeldPost } from "../lists/held-format.js";
-import type { loadAll } from "../lists/load.js";
-import type { ListConfig } from "../lists/schema.js";
-import { Exit, configPath, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import type { HeldMeta } from "../lists/held-format.js";
+import type { QueueSource } from "../lists/queue-notice.js";
+import type { Switchboard } from "../queue/switchboard.js";
+import { Exit, setExit, warn, withConfigOption, type GlobalOptions } from "./context.js";
+import { listOrExit, settingsOrExit } from "./settings.js";
 import { table } from "./table.js";
 import { RAW_OPTION, terminalText } from "./terminal-text.js";
 
@@ -77,29 +78,14 @@ export function register(program: Command): void {
     });
 }
 
-async function settingsOrExit(opts: GlobalOptions): Promise<Awaited<ReturnType<typeof loadAll>> | number> {
-  const load = await import("../lists/load.js");
-  const { ConfigError } = await import("../util/errors.js");
-  try {
-    return await load.loadAll(configPath(opts));
-  } catch (err) {
-    warn(err instanceof ConfigError ? `invalid config:\n${err.message}` : (err as Error).message);
-    return Exit.CONFIG;
-  }
-}
-
 async function held(listArg: string | undefined, opts: HeldOptions): Promise<number> {
   const settings = await settingsOrExit(opts);
   if (typeof settings === "number") return settings;
-  const { findList } = await import("../lists/addresses.js");
   const { HeldStore } = await import("../lists/held.js");
   let lists = [...settings.lists.values()];
   if (listArg !== undefined) {
-    const list = findList(settings.lists, listArg);
-    if (!list) {
-      warn(`no such list: ${listArg} (lists: ${lists.map((l) => l.address).join(", ") || "none"})`);
-      return Exit.NOUSER;
-    }
+    const list = await listOrExit(settings, listArg);
+    if (typeof list === "number") return list;
     lists = [list];
   }
   const posts: HeldMeta[] = [];
@@ -143,7 +129,8 @@ async function act(action: Action, id: string, opts: GlobalOptions & { reason?: 
   if (typeof settings === "number") return settings;
   const { findHeld } = await import("../lists/held.js");
   const { findList } = await import("../lists/addresses.js");
-  const { describeError, QueueUnavailableError } = await import("../util/errors.js");
+  const { moderate, describeResult } = await import("../lists/moderation.js");
+  const { describeError } = await import("../util/errors.js");
   const { config, lists } = settings;
 
   const found = await findHeld(config.state, id);
@@ -153,86 +140,56 @@ async function act(action: Action, id: string, opts: GlobalOptions & { reason?: 
     );
     return Exit.FAIL;
   }
-  const list = findList(lists, found.meta.list);
-  if (!list && action !== "discard") {
-    warn(`list ${found.meta.list} no longer exists; \`qrunner discard ${found.meta.id}\` drops the post`);
-    return Exit.NOUSER;
-  }
-  const post = await found.store.claim(found.meta.id);
-  if (!post) {
-    warn(`held post ${found.meta.id} is being handled by another command`);
-    return Exit.FAIL;
-  }
+  const queues = commandQueues(config.qfiles);
   try {
-    const done = { approve: "approved", reject: "rejected", discard: "discarded" }[action];
-    let said = `${done} ${post.meta.id} (${post.meta.list})`;
-    if (action === "approve" && list) {
-      const { Switchboard } = await import("../queue/switchboard.js");
-      const sb = await Switchboard.open({ root: config.qfiles, queue: "incoming" });
-      try {
-        const qid = await sb.enqueue(post.raw, {
-          sender: post.meta.sender,
-          recipients: [list.address],
-          list: list.address,
-          to: list.address,
-          kind: "post",
-          ...(post.meta.received !== undefined ? { received: post.meta.received } : {}),
-          extra: { approved: true, heldId: post.meta.id },
-        });
-        said += `: queued ${qid} in incoming`;
-      } finally {
-        sb.close();
-      }
-    } else if (action === "reject" && list) {
-      said += await sendRejection(config.qfiles, list, post, opts.reason);
+    const r = await moderate(
+      { stateDir: config.state, queues },
+      findList(lists, found.meta.list) ?? found.meta.list,
+      found.meta.id,
+      action === "reject" && opts.reason !== undefined
+        ? { kind: action, reason: opts.reason }
+        : { kind: action },
+    );
+    switch (r.status) {
+      case "done":
+        terminalText(false).write(describeResult(r) + "\n");
+        return Exit.OK;
+      case "not-found":
+        warn(`no held post with id ${JSON.stringify(id)} (it has just been handled or expired)`);
+        return Exit.FAIL;
+      case "taken":
+        warn(`held post ${r.id} is being handled by another command`);
+        return Exit.FAIL;
+      case "no-list":
+        warn(`list ${r.list} no longer exists; \`qrunner discard ${r.id}\` drops the post`);
+        return Exit.NOUSER;
+      case "failed":
+        warn(`${action} ${r.id} failed, the post stays held: ${describeError(r.error)}`);
+        return r.temporary ? Exit.TEMPFAIL : Exit.FAIL;
     }
-    await post.done();
-    terminalText(false).write(said + "\n");
-    return Exit.OK;
-  } catch (err) {
-    await post.release();
-    warn(`${action} ${post.meta.id} failed, the post stays held: ${describeError(err)}`);
-    return err instanceof QueueUnavailableError ? Exit.TEMPFAIL : Exit.FAIL;
+  } finally {
+    queues.close();
   }
 }
 
-/** Queue the rejection notice to the poster in `outgoing`; returns what to add to the report line. */
-async function sendRejection(
-  qfiles: string,
-  list: ListConfig,
-  post: HeldPost,
-  reason: string | undefined,
-): Promise<string> {
-  const { isValidAddress, normalizeAddress } = await import("../lists/addresses.js");
-  const { rejectedByModerator } = await import("../lists/notice-texts.js");
-  const { messageId } = await import("../lists/message.js");
-  const { noticeDecision } = await import("../lists/checks.js");
-  // RFC 3834: no automatic mail to the null sender, robots, lists or auto-replies
-  const may = noticeDecision(post.meta.sender, post.raw);
-  if (!may.allowed) return ` (no notice: ${may.reason})`;
-  // the header From is the person; the envelope sender may be a forwarder or a bounce address
-  const poster = [post.meta.from, post.meta.sender].find(
-    (a): a is string => a !== undefined && isValidAddress(a),
-  );
-  if (poster === undefined) return " (no notice: the post has no usable sender address)";
-  const mid = messageId(post.raw);
-  const n = rejectedByModerator(list, {
-    poster: normalizeAddress(poster),
-    ...(post.meta.subject !== undefined ? { subject: post.meta.subject } : {}),
-    ...(mid !== undefined ? { messageId: mid } : {}),
-    ...(reason !== undefined ? { reason } : {}),
-  });
-  const { Switchboard } = await import("../queue/switchboard.js");
-  const sb = await Switchboard.open({ root: qfiles, queue: "outgoing" });
-  try {
-    const qid = await sb.enqueue(n.message, {
-      sender: n.sender,
-      recipients: n.recipients,
-      list: list.address,
-      kind: "notice",
-    });
-    return `: notice to ${n.recipients.join(", ")} queued ${qid} in outgoing`;
-  } finally {
-    sb.close();
-  }
+/** The queues one command writes to, opened on first use and closed when it is done. */
+function commandQueues(root: string): QueueSource & { close(): void } {
+  const open = new Map<string, Promise<Switchboard>>();
+  return {
+    get(queue) {
+      let sb = open.get(queue);
+      if (!sb) {
+        sb = import("../queue/switchboard.js").then(({ Switchboard }) => Switchboard.open({ root, queue }));
+        open.set(queue, sb);
+      }
+      return sb;
+    },
+    close() {
+      for (const sb of open.values())
+        void sb.then(
+          (s) => s.close(),
+          () => undefined,
+        );
+    },
+  };
 }

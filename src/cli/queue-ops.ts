@@ -1,13 +1,13 @@
 /**
  * `qrunner queue requeue|hold|release|delete`: act on single entries (ids or prefixes) or on every
  * entry a filter selects. Entries in progress are never touched; every move writes its successor
- * durably before the original goes (see queue-move.ts); delete asks first.
+ * durably before the original goes (see src/queue/move.ts); delete asks first.
  */
 import type { Command } from "commander";
 import { Exit, setExit, warn, withConfigOption } from "./context.js";
 import { withFilterOptions, type FilterOptions } from "./queue-select.js";
 import type { EntrySummary } from "../queue/inspect.js";
-import type { Op } from "./queue-move.js";
+import type { Op } from "../queue/move.js";
 
 interface OpOptions extends FilterOptions {
   queue?: string;
@@ -179,7 +179,7 @@ async function execute(
   notes: string[],
   outcome: { strict: boolean; failed: boolean },
 ): Promise<number> {
-  const { applyOp, QueueOpError } = await import("./queue-move.js");
+  const { applyOp, QueueOpError } = await import("../queue/move.js");
   const { Progress } = await import("./queue-progress.js");
   const { formatDuration } = await import("../util/units.js");
   const progress = new Progress(op, targets.length);

@@ -80,7 +80,8 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
   const { KNOWN_QUEUES, listNames, eachSummary } = await import("../queue/inspect.js");
   const { entryAge, hasFilter, matchesFilter } = await import("../queue/filter.js");
   const { parseFilter } = await import("./queue-select.js");
-  const { table, age } = await import("./table.js");
+  const { table } = await import("./table.js");
+  const { formatDuration } = await import("../util/units.js");
   if (name !== undefined && !KNOWN_QUEUES.includes(name)) {
     warn(`no such queue: ${name} (one of ${KNOWN_QUEUES.join(", ")})`);
     return Exit.USAGE;
@@ -126,7 +127,9 @@ async function list(name: string | undefined, opts: ListOptions): Promise<number
     e.queue,
     e.state,
     // deferred entries say when they fall due; the others how long ago the message reached qrunner
-    e.time > now ? `due in ${age(e.time - now)}` : age(entryAge(e, now)),
+    e.time > now
+      ? `due in ${formatDuration(e.time - now, "whole")}`
+      : formatDuration(entryAge(e, now), "whole"),
     e.meta?.list ?? "-",
     e.meta?.kind ?? "-",
     String(e.meta?.recipients.length ?? "-"),
@@ -233,7 +236,7 @@ function headerEnd(raw: Buffer): number {
 
 async function unshunt(ids: string[], opts: GlobalOptions): Promise<number> {
   const { listQueue, findEntries } = await import("../queue/inspect.js");
-  const { Switchboard } = await import("../queue/switchboard.js");
+  const { unshuntEntries } = await import("../queue/unshunt.js");
   const root = await qfilesRoot(opts);
   if (root === null) return Exit.CONFIG;
   let targets = [];
@@ -248,23 +251,8 @@ async function unshunt(ids: string[], opts: GlobalOptions): Promise<number> {
       targets.push(f[0]!);
     }
   }
-  const shunt = await Switchboard.open({ root, queue: "shunt" });
-  // no runner serves shunt: take back entries an earlier unshunt left in progress when it crashed
-  await shunt.recoverAbandoned(10 * 60_000);
-  let moved = 0;
-  for (const t of targets) {
-    if (t.state !== "queued") continue;
-    const entry = await shunt.take(t.name);
-    if (!entry) continue;
-    const origin = entry.meta.shuntedFrom ?? "incoming";
-    const target = await Switchboard.open({ root, queue: origin });
-    // a fresh start: Mailman keeps the crash count, so unshunted mail went straight back to bad
-    const { shuntedFrom: _f, shuntReason: _r, ...rest } = entry.meta;
-    await target.enqueueMany([{ message: entry.message, meta: { ...rest, recoveries: 0 }, id: entry.id }]);
-    await shunt.finish(entry);
-    process.stdout.write(`${entry.id} -> ${origin}\n`);
-    moved++;
-  }
+  const done = await unshuntEntries(root, targets, (u) => process.stdout.write(`${u.id} -> ${u.to}\n`));
+  const moved = done.length;
   process.stdout.write(`${moved} entr${moved === 1 ? "y" : "ies"} returned\n`);
   return Exit.OK;
 }

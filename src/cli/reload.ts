@@ -21,7 +21,7 @@ async function reload(opts: GlobalOptions): Promise<number> {
   const { locateMaster, probeMaster } = await import("../master/control.js");
   const { readStatus } = await import("../master/status-file.js");
   const { verifyMaster } = await import("../master/master-identity.js");
-  const { lockPaths } = await import("../master/lock.js");
+  const { lockPaths } = await import("../master/owner-record.js");
   const where = await locateMaster(configPath(opts));
   const probe = await probeMaster(where.stateDir, where.pidFile);
   const owner = probe.owner;

@@ -50,20 +50,11 @@ async function status(opts: StatusOptions): Promise<number> {
 
 /** Everything `status` shows, and its exit code. */
 async function collect(configFile: string): Promise<{ report: Report; code: number }> {
-  const [{ locateMaster, probeMaster }, { QUEUE_NAMES }, { HOLD_QUEUE }] = await Promise.all([
-    import("../master/control.js"),
+  const [{ QUEUE_NAMES }, { HOLD_QUEUE }] = await Promise.all([
     import("../queue/types.js"),
     import("../queue/inspect.js"),
   ]);
-  const where = await locateMaster(configFile);
-  const probe = await probeMaster(where.stateDir, where.pidFile);
-  const s = probe.owner && probe.status?.master.pid === probe.owner.pid ? probe.status : null;
-  const running =
-    probe.alive === true ||
-    (probe.alive === null &&
-      s !== null &&
-      Date.now() - s.updatedAt < FRESH_MS &&
-      s.master.state !== "stopped");
+  const { where, probe, status: s, running } = await masterView(configFile);
   const stale = !running && (probe.owner !== null || probe.locked);
   const now = Date.now();
 
@@ -86,6 +77,24 @@ async function collect(configFile: string): Promise<{ report: Report; code: numb
     hosts: await hosts(configFile, where.stateDir),
   };
   return { report, code: running ? Exit.OK : stale ? STALE : Exit.FAIL };
+}
+
+/**
+ * Where the master of this config keeps its state, what its lock and pid file say, its last status,
+ * and whether it runs (on another host of a cluster: a fresh status). Also the web console's view.
+ */
+export async function masterView(configFile: string) {
+  const { locateMaster, probeMaster } = await import("../master/control.js");
+  const where = await locateMaster(configFile);
+  const probe = await probeMaster(where.stateDir, where.pidFile);
+  const status = probe.owner && probe.status?.master.pid === probe.owner.pid ? probe.status : null;
+  const running =
+    probe.alive === true ||
+    (probe.alive === null &&
+      status !== null &&
+      Date.now() - status.updatedAt < FRESH_MS &&
+      status.master.state !== "stopped");
+  return { where, probe, status, running };
 }
 
 async function queues(root: string, names: readonly string[]): Promise<Report["queues"]> {

@@ -34,7 +34,7 @@ async function stop(opts: StopOptions): Promise<number> {
   }
   const { locateMaster, probeMaster, waitGone, workerPids } = await import("../master/control.js");
   const { verifyMaster } = await import("../master/master-identity.js");
-  const { lockPaths } = await import("../master/lock.js");
+  const { lockPaths } = await import("../master/owner-record.js");
   const where = await locateMaster(configPath(opts));
   const probe = await probeMaster(where.stateDir, where.pidFile);
   const owner = probe.owner;

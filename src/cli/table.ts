@@ -47,12 +47,3 @@ export function table(
 ): string {
   return tableLines(head, rows, o).join("\n") + "\n";
 }
-
-/** "3s", "5m", "2h", "4d" for an age in ms. */
-export function age(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${Math.round(s / 3600)}h`;
-  return `${Math.round(s / 86400)}d`;
-}

@@ -3,7 +3,7 @@
  * unknown key the nearest known one (most unknown keys are typos).
  */
 import { z } from "zod";
-import { duration, size } from "./schema.js";
+import { duration, size } from "./schema-units.js";
 
 export type PathSeg = string | number;
 

@@ -9,11 +9,12 @@ import os from "node:os";
 import path from "node:path";
 import { queueStats, type QueueStats } from "../queue/stats.js";
 import { UsageError, describeError } from "../util/errors.js";
+import { formatDuration } from "../util/units.js";
 import { inject, pairsIn } from "./feed.js";
 import { LogTail, startMaster, type MasterChild } from "./master.js";
 import { HELP, parseOptions, type Options } from "./options.js";
 import { Observer } from "./observer.js";
-import { Progress, fmt, secs, type Snapshot } from "./progress.js";
+import { Progress, fmt, type Snapshot } from "./progress.js";
 import { startReceiver, type Receiver } from "./receivers.js";
 import { memberAddresses, post, writeDemoSite, type DemoSite } from "./site.js";
 import { summaryLines, type Outage } from "./summary.js";
@@ -148,7 +149,7 @@ async function run(opts: Options): Promise<number> {
             ? "the master exited"
             : interrupted
               ? "interrupted"
-              : `timed out after ${secs(opts.timeoutMs)}`;
+              : `timed out after ${formatDuration(opts.timeoutMs, "seconds")}`;
         progress.finish(snapshot());
         break;
       }

@@ -3,6 +3,7 @@
  * otherwise (a pipe, a CI log) one plain line per second.
  */
 import type { QueueStats } from "../queue/stats.js";
+import { formatDuration } from "../util/units.js";
 import type { DemoEvent } from "./observer.js";
 
 export interface HostLine {
@@ -30,7 +31,6 @@ export interface Snapshot {
 }
 
 export const fmt = (n: number): string => Math.round(n).toLocaleString("en-US");
-export const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 const pct = (a: number, b: number): string => (b === 0 ? "0.0%" : `${((100 * a) / b).toFixed(1)}%`);
 
 function queueText(queues: ReadonlyMap<string, QueueStats>): string {
@@ -72,14 +72,14 @@ export class Progress {
   /** Without a terminal, events get a line of their own as they happen. */
   private newEvents(s: Snapshot): void {
     for (const e of s.events.slice(this.eventsShown))
-      this.out.write(`[${secs(e.at).padStart(6)}] ${e.text}\n`);
+      this.out.write(`[${formatDuration(e.at, "seconds").padStart(6)}] ${e.text}\n`);
     this.eventsShown = s.events.length;
   }
 
   private line(s: Snapshot): string {
     const hosts = s.hosts.map((h) => `${h.name}${h.up ? "" : "(DOWN)"} ${fmt(h.recipients)}`).join(" ");
     return (
-      `[${secs(s.elapsedMs).padStart(6)}] ${s.phase} | queues ${queueText(s.queues)} | ` +
+      `[${formatDuration(s.elapsedMs, "seconds").padStart(6)}] ${s.phase} | queues ${queueText(s.queues)} | ` +
       `delivered ${fmt(s.delivered)}/${fmt(s.expected)} ${pct(s.delivered, s.expected)} ${fmt(s.rate)}/s | ${hosts} | ` +
       `backoff entries ${fmt(s.backoffEntries)} dup ${s.duplicates}`
     );
@@ -93,7 +93,7 @@ export class Progress {
     };
     const total = s.hosts.reduce((a, h) => a + h.recipients, 0);
     const lines = [
-      `\x1b[1mqrunner demo\x1b[0m  ${secs(s.elapsedMs)}  ${s.phase}`,
+      `\x1b[1mqrunner demo\x1b[0m  ${formatDuration(s.elapsedMs, "seconds")}  ${s.phase}`,
       `queues     ${queueText(s.queues)}`,
       `delivered  ${bar(s.delivered / Math.max(1, s.expected), 30)} ${fmt(s.delivered)} / ${fmt(s.expected)} (${pct(s.delivered, s.expected)})  ${fmt(s.rate)}/s`,
       `           duplicates ${s.duplicates}   entries through backoff ${fmt(s.backoffEntries)}`,
@@ -105,7 +105,7 @@ export class Progress {
           `${fmt(h.recipients).padStart(9)} rcpt ${fmt(h.transactions).padStart(6)} tx ${fmt(h.rate).padStart(7)}/s`
         );
       }),
-      ...s.events.slice(-4).map((e) => `  ${secs(e.at).padStart(6)}  ${e.text}`),
+      ...s.events.slice(-4).map((e) => `  ${formatDuration(e.at, "seconds").padStart(6)}  ${e.text}`),
     ];
     // never wrap: a wrapped line would break the cursor arithmetic of the redraw
     return lines.map((l) =>

@@ -1,5 +1,6 @@
 /** The demo's closing report: deliveries per host against the weights, backoff and fallback use, losses. */
-import { fmt, secs } from "./progress.js";
+import { formatDuration } from "../util/units.js";
+import { fmt } from "./progress.js";
 
 export interface SummaryHost {
   name: string;
@@ -93,8 +94,8 @@ export function summaryLines(s: SummaryInput): string[] {
   const outages = s.outages.map((o) => {
     const span =
       o.upAt === null
-        ? `down from ${secs(o.downAt)} to the end`
-        : `down ${secs(o.downAt)} .. ${secs(o.upAt)} (${secs(o.upAt - o.downAt)})`;
+        ? `down from ${formatDuration(o.downAt, "seconds")} to the end`
+        : `down ${formatDuration(o.downAt, "seconds")} .. ${formatDuration(o.upAt, "seconds")} (${formatDuration(o.upAt - o.downAt, "seconds")})`;
     return `${o.host} ${span}; qrunner logged "cannot reach host" ${s.cannotReach.get(o.host) ?? 0}x, "reachable again" ${s.reachableAgain.get(o.host) ?? 0}x`;
   });
   const ok = s.lost === 0 && s.pending === 0 && s.shunted === 0;
@@ -109,7 +110,7 @@ export function summaryLines(s: SummaryInput): string[] {
     "qrunner demo: summary",
     `  site         ${s.dir}  (log: ${s.logFile})`,
     `  posts        ${fmt(s.posts)} to ${s.list} (${fmt(s.viaInject)} through \`qrunner inject\`, ${fmt(s.posts - s.viaInject)} by Switchboard.enqueue into incoming), ${fmt(s.members)} members`,
-    `  elapsed      ${secs(s.elapsedMs)}`,
+    `  elapsed      ${formatDuration(s.elapsedMs, "seconds")}`,
     "",
     ...table(rows).map((l) => `  ${l}`),
     "",

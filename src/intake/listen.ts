@@ -1,10 +1,10 @@
 /**
- * The listen addresses of the master's listeners (`intake.lmtp`, `metrics.listen`): parsing HOST:PORT,
+ * The listen addresses of the master's listeners (`intake.lmtp`, `metrics.listen`, `web.listen`): parsing HOST:PORT,
  * telling loopback peers from others, and the error for an address that cannot be taken. Separate from
  * lmtp.ts because the metrics endpoint uses them too, and should not load the LMTP listener (nor
  * smtp-server) to parse its address.
  */
-import { isIP } from "node:net";
+import { isIP, type Server } from "node:net";
 import path from "node:path";
 import { QrunnerError, describeError } from "../util/errors.js";
 
@@ -51,4 +51,28 @@ export function isLoopback(host: string): boolean {
 export function formatListen(a: ListenAddress): string {
   if (a.path !== undefined) return `unix:${a.path}`;
   return a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/**
+ * Make `server` listen on `spec` (HOST:PORT, parseListen); resolves with the address bound (the port
+ * the system chose, for port 0). Rejects with ListenError naming `what` when the address is not one
+ * or cannot be taken. For the HTTP listeners (metrics, the web console).
+ */
+export async function listenOn(server: Server, what: string, spec: string): Promise<ListenAddress> {
+  let where: ListenAddress;
+  try {
+    where = parseListen(spec);
+  } catch (err) {
+    throw new ListenError(what, spec, { cause: err });
+  }
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(new ListenError(what, formatListen(where), { cause: err }));
+    server.once("error", onError);
+    server.listen(where.port, where.host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  return addr && typeof addr === "object" ? { host: where.host, port: addr.port } : where;
 }

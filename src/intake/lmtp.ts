@@ -11,7 +11,8 @@
  *   552        larger than the announced SIZE
  *
  * Storing (one entry per list, ./transaction.ts), routing, checks and the entry's metadata are the
- * same code as `qrunner inject` (./inject.ts). There is no AUTH and no STARTTLS: a TCP listener is
+ * same code as `qrunner inject` (./inject.ts); a recipient is judged in ./lmtp-recipient.ts, DATA read
+ * within the limits in ./lmtp-data.ts, each connection summed up in the log by ./lmtp-tally.ts. There is no AUTH and no STARTTLS: a TCP listener is
  * meant for loopback, and peers that are not on loopback are refused unless the configured address
  * is itself not a loopback address; a Unix socket is guarded by its mode, owner and group.
  */
@@ -23,49 +24,14 @@ import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { GroupCommitter } from "./group-commit.js";
 import { VerpKeys } from "../lists/verp.js";
-import { routeAddress, verpProblem } from "./inject.js";
+import { readData, type DataRead } from "./lmtp-data.js";
 import { ByteBudget, SessionLimits } from "./lmtp-limits.js";
+import { validateRecipient } from "./lmtp-recipient.js";
+import { SessionTally } from "./lmtp-tally.js";
 import { ListenError, formatListen, isLoopback, parseLmtpListen, type ListenAddress } from "./listen.js";
-import {
-  reply,
-  storeTransaction,
-  type LmtpOutcome,
-  type RecipientVerdict,
-  type Reply,
-} from "./transaction.js";
+import { reply, storeTransaction, type LmtpOutcome, type Reply } from "./transaction.js";
 import { listenUnix, removeSocket } from "./unix-socket.js";
-import {
-  LMTP_DEFAULT_MAX_BUFFERED,
-  LMTP_DEFAULT_MAX_SIZE,
-  type IntakeSettings,
-  type LmtpOptions,
-} from "./lmtp-options.js";
-
-export type { LmtpOutcome, RecipientVerdict };
-export { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, lmtpOptions } from "./lmtp-options.js";
-export type { IntakeSettings, LmtpOptions } from "./lmtp-options.js";
-
-/**
- * The one place an LMTP recipient is judged, at RCPT and again after DATA (the lists may have changed
- * in between): a list address that exists, and for a VERP bounce address a tag that verifies (an
- * unsigned, forged or stale one is refused, so a stranger cannot make a member's bounces up).
- */
-export function validateRecipient(
-  address: string,
-  settings: IntakeSettings,
-  verpKeys: VerpKeys,
-): RecipientVerdict {
-  const routed = routeAddress(address, settings.lists);
-  if (!routed) return { accept: false, code: 550, text: `no such list or address: ${address}` };
-  let refusal: string | null;
-  try {
-    refusal = verpProblem(routed, settings.config.state, verpKeys);
-  } catch (err) {
-    return { accept: false, code: 451, text: `cannot check the VERP address now: ${describeError(err)}` };
-  }
-  if (refusal !== null) return { accept: false, code: 550, text: refusal };
-  return { accept: true, routed };
-}
+import { LMTP_DEFAULT_MAX_BUFFERED, LMTP_DEFAULT_MAX_SIZE, type LmtpOptions } from "./lmtp-options.js";
 
 export class LmtpListener {
   private readonly server: SMTPServer;
@@ -76,6 +42,7 @@ export class LmtpListener {
   private readonly limits: SessionLimits;
   private readonly budget: ByteBudget;
   private readonly committer = new GroupCommitter();
+  private readonly tally = new SessionTally();
   private queue: { root: string; recycle: boolean; sb: Promise<Switchboard> } | null = null;
   private inData = 0;
   private drained: (() => void) | null = null;
@@ -114,9 +81,12 @@ export class LmtpListener {
       // past it 452 4.5.3 (RFC 5321 4.5.3.1.10): the MTA sends the rest in another transaction
       maxRecipients: this.maxRecipients,
       onConnect: (session, cb) => cb(this.refusal(session)),
-      onClose: (session) => this.limits.closed(session.id),
+      onClose: (session) => {
+        this.limits.closed(session.id);
+        this.tally.closed(session.id, this.log);
+      },
       onMailFrom: (address, session, cb) => cb(this.checkMail(address, session)),
-      onRcptTo: (address, _session, cb) => cb(this.checkRecipient(address)),
+      onRcptTo: (address, session, cb) => cb(this.checkRecipient(address, session)),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     });
     // smtp-server reports client errors (resets, timeouts) here; they concern one connection only
@@ -180,6 +150,7 @@ export class LmtpListener {
       }
       await new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.limits.close();
+      this.tally.clear();
       if (this.where.path !== undefined) await removeSocket(this.where.path);
       const q = this.queue;
       this.queue = null;
@@ -197,6 +168,7 @@ export class LmtpListener {
       return reply(554, "loopback clients only");
     }
     this.limits.opened(session.id);
+    this.tally.opened(session.id, session.remoteAddress);
     return null;
   }
 
@@ -223,10 +195,11 @@ export class LmtpListener {
     return null;
   }
 
-  private checkRecipient(address: SMTPServerAddress): Error | null {
+  private checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
     const verdict = validateRecipient(address.address, this.opts.settings(), this.verpKeys);
     if (verdict.accept) return null;
     this.opts.onOutcome?.("unknown", 1);
+    this.tally.outcome(session.id, "unknown", 1);
     return reply(verdict.code, verdict.text);
   }
 
@@ -237,74 +210,63 @@ export class LmtpListener {
   ): void {
     this.inData++;
     this.limits.dataStarted(session.id);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let held = 0;
-    let overBudget = false;
-    let answered = false;
-    const done = (err: Error | null, replies?: Reply[]): void => {
-      // a stream error may be followed by its end: answer once
-      if (answered) return;
-      answered = true;
-      this.budget.give(held);
-      held = 0;
-      callback(err, replies);
-      if (this.limits.dataEnded(session.id))
-        setImmediate(() => this.sendAndClose(session.id, "session too long; reconnect"));
-      if (--this.inData === 0) this.drained?.();
+    const data = readData(stream, this.maxSize, this.budget);
+    void data.read
+      .then((read) => this.store(read, session))
+      .catch((err: unknown) => {
+        // never expected (storing answers per recipient); whatever it is, the MTA keeps the message
+        this.log.error({ err: describeError(err) }, "LMTP delivery failed");
+        return { err: reply(451, `cannot queue now: ${describeError(err)}`) };
+      })
+      .then((answer: { err?: Error; replies?: Reply[] }) => {
+        data.release();
+        callback(answer.err ?? null, answer.replies);
+        if (this.limits.dataEnded(session.id))
+          setImmediate(() => this.sendAndClose(session.id, "session too long; reconnect"));
+        if (--this.inData === 0) this.drained?.();
+      });
+  }
+
+  /** The replies to one message's DATA: stored for its recipients, or refused for them all. */
+  private async store(
+    read: DataRead,
+    session: SMTPServerSession,
+  ): Promise<{ err?: Error; replies?: Reply[] }> {
+    if (read.kind === "error")
+      return { err: reply(451, `cannot read the message: ${describeError(read.err)}`) };
+    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    const onOutcome = (outcome: LmtpOutcome, n: number): void => {
+      this.opts.onOutcome?.(outcome, n);
+      this.tally.outcome(session.id, outcome, n);
     };
-    stream.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      // past the limit smtp-server answers 552 for every recipient itself: keep nothing more
-      if (size > this.maxSize || overBudget) return;
-      if (!this.budget.take(chunk.length)) {
-        // the connections together hold all the memory they may: drop this message, the MTA retries
-        overBudget = true;
-        this.budget.give(held);
-        held = 0;
-        chunks.length = 0;
-        return;
-      }
-      held += chunk.length;
-      chunks.push(chunk);
-    });
-    stream.once("error", (err) => done(reply(451, `cannot read the message: ${describeError(err)}`)));
-    stream.once("end", () => {
-      const rcpts = session.envelope.rcptTo.map((r) => r.address);
-      if (stream.sizeExceeded || size > this.maxSize) {
-        this.opts.onOutcome?.("too-big", rcpts.length);
-        done(reply(552, `message larger than ${this.maxSize} bytes`));
-        return;
-      }
-      if (overBudget) {
-        this.opts.onOutcome?.("tempfail", rcpts.length);
-        this.log.warn({ size, budget: this.budget.limit }, "LMTP message refused: too much mail in flight");
-        done(reply(452, "too much mail in flight; try again later"));
-        return;
-      }
-      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      const settings = this.opts.settings();
-      const input = chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks, size);
-      storeTransaction(
-        {
-          validate: (r) => validateRecipient(r, settings, this.verpKeys),
-          queue: () => this.incoming(settings.config.qfiles, settings.config.queue?.recycle ?? true),
-          committer: this.committer,
-          log: this.log,
-          onOutcome: this.opts.onOutcome,
-        },
-        input,
-        from,
-        rcpts,
-      ).then(
-        (replies) => done(null, replies),
-        (err: unknown) => {
-          // never expected (storing answers per recipient); whatever it is, the MTA keeps the message
-          this.log.error({ err: describeError(err) }, "LMTP delivery failed");
-          done(reply(451, `cannot queue now: ${describeError(err)}`));
-        },
+    this.tally.message(session.id, read.size);
+    if (read.kind === "too-big") {
+      onOutcome("too-big", rcpts.length);
+      return { err: reply(552, `message larger than ${this.maxSize} bytes`) };
+    }
+    if (read.kind === "over-budget") {
+      onOutcome("tempfail", rcpts.length);
+      this.log.warn(
+        { size: read.size, budget: this.budget.limit },
+        "LMTP message refused: too much mail in flight",
       );
-    });
+      return { err: reply(452, "too much mail in flight; try again later") };
+    }
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+    const settings = this.opts.settings();
+    const replies = await storeTransaction(
+      {
+        validate: (r) => validateRecipient(r, settings, this.verpKeys),
+        queue: () => this.incoming(settings.config.qfiles, settings.config.queue?.recycle ?? true),
+        committer: this.committer,
+        log: this.log,
+        onOutcome,
+      },
+      read.input,
+      from,
+      rcpts,
+    );
+    return { replies };
   }
 
   /** The `incoming` Switchboard, opened once (and again after a failure, or when qfiles or queue.recycle changed). */

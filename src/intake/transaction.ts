@@ -59,7 +59,7 @@ export function reply(code: number, text: string): Error & { responseCode: numbe
   return Object.assign(new Error(text), { responseCode: code });
 }
 
-/** A recipient as judged by the listener (validateRecipient in lmtp.ts). */
+/** A recipient as judged by the listener (validateRecipient in lmtp-recipient.ts). */
 export type RecipientVerdict =
   { accept: true; routed: RoutedRecipient } | { accept: false; code: number; text: string };
 
@@ -148,6 +148,8 @@ export async function storeTransaction(
       { ...entry, failed: rcpts.length - queued, error: queueError || undefined },
       "LMTP message partly refused",
     );
-  else ctx.log.info(entry, "LMTP message queued");
+  // at debug: relaying at rate, a line per message would be most of the log; each connection is
+  // summed up at info when it closes (lmtp-tally.ts)
+  else ctx.log.debug(entry, "LMTP message queued");
   return replies;
 }

@@ -87,6 +87,8 @@ export interface Route {
   verpTag?: string;
   /** the text after `-bounces+` as written, whenever there is one (decoded or not) */
   verpSuffix?: string;
+  /** `dev-request+confirm-TOKEN@`: the token a reply to a held-post notice carries (case kept) */
+  confirmToken?: string;
 }
 
 /** The parts of a list that its role addresses derive from. */
@@ -101,6 +103,9 @@ const SUFFIX_ROLES: ReadonlyArray<readonly [string, RouteRole]> = [
 ];
 
 const VERP_MARK = "-bounces+";
+/** `<name>-request+confirm-<token>`: where replies to held-post notices go */
+const CONFIRM_MARK = "-request+confirm-";
+const CONFIRM_TOKEN_RE = /^[A-Za-z0-9_-]{20,64}$/;
 
 /**
  * Which list and role an envelope recipient names, or null for none of ours. An exact posting address
@@ -129,6 +134,14 @@ export function routeRecipient(rcpt: string, lists: ReadonlyMap<string, ListConf
       const list = byName.get(lower.slice(0, -suffix.length));
       if (list) return { list, role };
     }
+  }
+
+  // a list name holds no "+", so the first mark is the one
+  const confirm = lower.indexOf(CONFIRM_MARK);
+  if (confirm > 0) {
+    const list = byName.get(lower.slice(0, confirm));
+    const token = local.slice(confirm + CONFIRM_MARK.length);
+    if (list && CONFIRM_TOKEN_RE.test(token)) return { list, role: "request", confirmToken: token };
   }
 
   // VERP: <name>-bounces+<local>=<domain>@<list domain>; the member part may itself hold "-bounces+"
@@ -220,4 +233,22 @@ export function findList(lists: ReadonlyMap<string, ListConfig>, arg: string): L
   if (want.includes("@")) return all.find((l) => l.address.toLowerCase() === want);
   const named = all.filter((l) => l.name.toLowerCase() === want);
   return named.length === 1 ? named[0] : undefined;
+}
+
+/** Who moderates a list: its owners, then its moderators (each address once, as written). */
+export function moderatorsOf(
+  list: Pick<ListConfig, "owners"> & Partial<Pick<ListConfig, "moderators">>,
+): string[] {
+  const out: string[] = [];
+  for (const a of [...list.owners, ...(list.moderators ?? [])])
+    if (!out.some((o) => sameAddress(o, a))) out.push(a);
+  return out;
+}
+
+/** May `address` moderate the list (an owner or a moderator)? */
+export function isModerator(
+  list: Pick<ListConfig, "owners"> & Partial<Pick<ListConfig, "moderators">>,
+  address: string,
+): boolean {
+  return moderatorsOf(list).some((m) => sameAddress(m, address));
 }

@@ -141,6 +141,16 @@ export class HeldStore {
     return true;
   }
 
+  /** Is a moderator action working on this post right now (claimed, not yet done or released)? */
+  async isClaimed(id: string): Promise<boolean> {
+    const n = normalizeHeldId(id);
+    if (n === null) return false;
+    return unlessMissing(
+      fsp.stat(this.file(n, CLAIMED)).then(() => true),
+      false,
+    );
+  }
+
   /** Take a post for one moderator action; null when it is not held (unknown, or another has it). */
   async claim(id: string): Promise<ClaimedPost | null> {
     const n = normalizeHeldId(id);

@@ -5,11 +5,13 @@
 import type { ListConfig } from "./schema.js";
 import { HeaderInjectionError, listAddresses } from "./headers.js";
 import { notice, type Notice } from "./notices.js";
+import { moderatorsOf } from "./addresses.js";
 
 type List = Pick<
   ListConfig,
   "name" | "domain" | "address" | "owners" | "max_size" | "hold_expires" | "confirm_expires"
->;
+> &
+  Partial<Pick<ListConfig, "moderators">>;
 
 /** How a poster's subject is shown in a notice body: one line, bounded. */
 function shown(subject: string | undefined): string {
@@ -78,26 +80,60 @@ export function defaultModerationCommands(id: string): ModerationCommands {
   };
 }
 
+/**
+ * Tells the owners and moderators a post is held. With `token` (a moderation token, tokens.ts) the
+ * notice can be answered: Reply-To is `<list>-request+confirm-TOKEN@` and the Subject `confirm TOKEN`,
+ * so a reply whose first line is approve, reject REASON or discard (or an empty reply keeping the
+ * Subject: approve) acts on the post once (src/lists/moderation-reply.ts).
+ */
 export function heldForModeration(
   list: List,
-  post: PostRef & { id: string; reason: string; size?: number; commands?: ModerationCommands },
+  post: PostRef & {
+    id: string;
+    reason: string;
+    size?: number;
+    commands?: ModerationCommands;
+    token?: string;
+  },
 ): Notice {
   const a = listAddresses(list);
   const c = post.commands ?? defaultModerationCommands(post.id);
+  if (post.token !== undefined && !/^[A-Za-z0-9_-]{20,64}$/.test(post.token))
+    throw new HeaderInjectionError("moderation token", post.token);
+  const byMail =
+    post.token === undefined
+      ? ""
+      : `To act by mail, reply to this message (it goes to ${confirmAddress(list, post.token)})\n` +
+        `with one of these as the first line of your reply:\n` +
+        `  approve          distribute the post (an empty reply does too)\n` +
+        `  reject REASON    refuse it; the poster is told the reason\n` +
+        `  discard          drop it silently\n` +
+        `Only replies from the list's owners and moderators are acted on, once.\n\n` +
+        `Or on the mail server:\n`;
   return notice(list, {
     from: a.owner,
-    to: list.owners,
-    subject: `${list.address}: post from ${post.poster} held for approval (${post.id})`,
+    to: moderatorsOf(list),
+    ...(post.token !== undefined ? { replyTo: confirmAddress(list, post.token) } : {}),
+    subject:
+      post.token !== undefined
+        ? `confirm ${post.token}`
+        : `${list.address}: post from ${post.poster} held for approval (${post.id})`,
     autoSubmitted: "auto-generated",
     text:
       `A post to ${list.address} is held for your approval.\n\n` +
       `  held id: ${post.id}\n  from:    ${post.poster}\n  subject: ${shown(post.subject)}\n` +
       (post.size !== undefined ? `  size:    ${post.size} bytes\n` : "") +
       `  reason:  ${post.reason}\n\n` +
+      byMail +
       `To distribute it:\n  ${c.approve}\nTo reject it (the poster is told):\n  ${c.reject}\n` +
       `To drop it silently:\n  ${c.discard}\n\n` +
       `Held posts are discarded after ${days(list.hold_expires)}.\n`,
   });
+}
+
+/** The address a held-post notice's reply goes to. */
+export function confirmAddress(list: Pick<ListConfig, "name" | "domain">, token: string): string {
+  return `${list.name}-request+confirm-${token}@${list.domain}`;
 }
 
 export function heldNoticeToPoster(list: List, post: PostRef): Notice {

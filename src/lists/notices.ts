@@ -22,6 +22,8 @@ export interface NoticeInput {
   /** display name for From */
   fromName?: string;
   to: string | readonly string[];
+  /** where replies go, when not to From (a held-post notice: the list's -request+confirm address) */
+  replyTo?: string;
   subject: string;
   text: string;
   /** Message-ID of the message this answers (with or without angle brackets) */
@@ -116,6 +118,7 @@ export function composeNotice(input: NoticeInput): Buffer {
   const headers = [
     `From: ${fromField}`,
     fold("To", to.join(", ")),
+    ...(input.replyTo !== undefined ? [`Reply-To: ${checkAddress("Reply-To", input.replyTo)}`] : []),
     fold("Subject", subject),
     `Date: ${rfc5322Date(input.date ?? new Date())}`,
     `Message-ID: ${messageIdFor(domain)}`,

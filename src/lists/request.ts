@@ -128,6 +128,20 @@ export async function parseRequest(
   role: "request" | "join" | "leave",
   opts: RequestOptions = {},
 ): Promise<ParsedRequest> {
+  const { subject, text } = await requestText(raw);
+  const parsed = parseCommandText(subject, text, opts);
+  if (role === "request") return parsed;
+  const confirms = parsed.commands.filter((c) => c.verb === "confirm");
+  if (confirms.length > 0) return { commands: confirms, ignored: parsed.ignored };
+  const line = role === "join" ? "join (mail to the -join address)" : "leave (mail to the -leave address)";
+  return { commands: [{ verb: role, args: [], line }], ignored: 0 };
+}
+
+/**
+ * The decoded Subject and plain text of a request (a reply to a held-post notice too), read from at
+ * most MAX_REQUEST_BYTES of it.
+ */
+export async function requestText(raw: Buffer): Promise<{ subject: string | undefined; text: string }> {
   const input = raw.length > MAX_REQUEST_BYTES ? raw.subarray(0, MAX_REQUEST_BYTES) : raw;
   let subject: string | undefined;
   let text = "";
@@ -151,10 +165,12 @@ export async function parseRequest(
     const v = fields.find((f) => f.name.toLowerCase() === "subject")?.value;
     subject = v === undefined ? undefined : decodeHeaderText(v);
   }
-  const parsed = parseCommandText(subject, text, opts);
-  if (role === "request") return parsed;
-  const confirms = parsed.commands.filter((c) => c.verb === "confirm");
-  if (confirms.length > 0) return { commands: confirms, ignored: parsed.ignored };
-  const line = role === "join" ? "join (mail to the -join address)" : "leave (mail to the -leave address)";
-  return { commands: [{ verb: role, args: [], line }], ignored: 0 };
+  return { subject, text };
+}
+
+/** The token of a Subject `confirm TOKEN` (after any `Re:`), or undefined. */
+export function subjectConfirmToken(subject: string | undefined): string | undefined {
+  if (subject === undefined) return undefined;
+  const c = command(subject.replace(REPLY_PREFIX, "").trim());
+  return c.verb === "confirm" ? c.args[0] : undefined;
 }

@@ -1,8 +1,9 @@
 /** The schema of one list file, `lists/<list-address>.yaml`. */
 import { z } from "zod";
-import { duration, size } from "../config/schema.js";
+import { duration, size } from "../config/schema-units.js";
 import { ADDRESS_RE, LIST_ADDRESS_RE } from "./address-syntax.js";
 import { addressProblem } from "./addresses.js";
+import { PASSWORD_HASH_RE } from "./passwords.js";
 
 export { ADDRESS_RE, LIST_ADDRESS_RE };
 
@@ -35,6 +36,16 @@ export const listSchema = z
       .regex(/^[^\r\n]*$/, "one line")
       .optional(),
     owners: z.array(address).min(1).describe("who gets owner mail, held-post and bounce notices"),
+    moderators: z
+      .array(address)
+      .default([])
+      .describe("who may moderate held posts besides the owners (by mail, and in the web console)"),
+    moderator_password: z
+      .string()
+      .max(256)
+      .regex(PASSWORD_HASH_RE, "an scrypt hash as `qrunner list password` writes it (scrypt$N$r$p$salt$hash)")
+      .optional()
+      .describe("set with `qrunner list password LIST`; for `Approved:` and moderator logins"),
     members: z.array(address).default([]),
     members_file: z.string().optional().describe("one address a line, relative to the list file"),
     subject_prefix: z

@@ -13,7 +13,7 @@ import type { MemberBounceState } from "./bounces/score.js";
 export type MemberState = MemberBounceState;
 
 /** A join or leave waiting for its confirmation reply. */
-export interface PendingAction {
+export interface MembershipToken {
   action: "join" | "leave";
   address: string;
   /** ms epoch */
@@ -21,6 +21,18 @@ export interface PendingAction {
   /** ms epoch after which the token is refused */
   expires: number;
 }
+
+/** A held post a moderator may act on by replying to its notice (src/lists/moderation-reply.ts). */
+export interface ModerationToken {
+  action: "moderate";
+  /** the held post's id */
+  held: string;
+  created: number;
+  expires: number;
+}
+
+/** What a confirmation token stands for. */
+export type PendingAction = MembershipToken | ModerationToken;
 
 export interface ListState {
   version: 1;
@@ -156,23 +168,30 @@ function member(v: unknown, where: string): JsonObject {
   });
 }
 
-/** A pending confirmation: exactly its four fields (others are dropped). */
-function token(v: unknown, where: string): PendingAction {
-  const t = object(v, where);
-  const action = t["action"];
-  if (action !== "join" && action !== "leave")
-    throw typeof action === "string"
-      ? new StateShapeError(
-          at(where, "action"),
-          `Invalid enum value. Expected 'join' | 'leave', received '${action}'`,
-        )
-      : expected("'join' | 'leave'", action, at(where, "action"));
+function times(t: JsonObject, where: string): { created: number; expires: number } {
   return {
-    action,
-    address: str(t["address"], at(where, "address")),
     created: num(t["created"], at(where, "created")),
     expires: num(t["expires"], at(where, "expires")),
   };
+}
+
+/** A pending confirmation: exactly the fields of its kind (others are dropped). */
+function token(v: unknown, where: string): PendingAction {
+  const t = object(v, where);
+  const action = t["action"];
+  if (action !== "join" && action !== "leave" && action !== "moderate")
+    throw typeof action === "string"
+      ? new StateShapeError(
+          at(where, "action"),
+          `Invalid enum value. Expected 'join' | 'leave' | 'moderate', received '${action}'`,
+        )
+      : expected("'join' | 'leave' | 'moderate'", action, at(where, "action"));
+  if (action === "moderate") {
+    const held = str(t["held"], at(where, "held"));
+    return { action, held, ...times(t, where) };
+  }
+  const address = str(t["address"], at(where, "address"));
+  return { action, address, ...times(t, where) };
 }
 
 /**

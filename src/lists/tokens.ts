@@ -1,6 +1,7 @@
 /**
  * Confirmation tokens for join and leave by mail: the command runner mails a token to the address,
- * and only a reply carrying it performs the action (so nobody can subscribe someone else). Tokens live
+ * and only a reply carrying it performs the action (so nobody can subscribe someone else). A held
+ * post's notice carries a moderation token the same way (its reply acts on the post once). Tokens live
  * in the list's state file; consuming one happens under the state lock, so a token works exactly once
  * even when two replies reach two workers at the same moment.
  */
@@ -8,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { normalizeAddress } from "./addresses.js";
 import type { ListConfig } from "./schema.js";
 import type { ListStateStore } from "./state.js";
-import type { ListState, PendingAction } from "./state-shape.js";
+import type { ListState, MembershipToken, PendingAction } from "./state-shape.js";
 
 /** 18 random bytes: 24 URL-safe characters, 144 bits. */
 const TOKEN_BYTES = 18;
@@ -18,7 +19,7 @@ const MAX_PENDING_PER_ADDRESS = 3;
 /** pending requests kept per list: a flood of joins from forged senders stores no more (oldest dropped) */
 export const MAX_TOKENS = 500;
 
-export type TokenAction = PendingAction["action"];
+export type TokenAction = MembershipToken["action"];
 
 export type ConsumeResult =
   | { ok: true; pending: PendingAction }
@@ -26,6 +27,14 @@ export type ConsumeResult =
 
 export function newToken(): string {
   return randomBytes(TOKEN_BYTES).toString("base64url");
+}
+
+/**
+ * A moderation token: lowercase hex (20 bytes, 160 bits), because it travels in an address
+ * (`dev-request+confirm-TOKEN@`) whose local part a mail system might fold to one case.
+ */
+export function newModerationToken(): string {
+  return randomBytes(20).toString("hex");
 }
 
 /** Does this look like one of our tokens (before any lookup)? */
@@ -45,7 +54,26 @@ export function pruneTokens(state: ListState, now: number): number {
   return n;
 }
 
-/** Store a new pending action in `state` and return its token. */
+/**
+ * Keep at most MAX_TOKENS - 1 tokens of one family (membership, moderation) before one is added, the
+ * oldest dropped: a flood of forged joins cannot push out the held posts' tokens, nor the reverse.
+ */
+function capFamily(
+  state: ListState,
+  moderation: boolean,
+  log: { warn(obj: object, msg: string): void } | undefined,
+): void {
+  const all = Object.entries(state.tokens).filter(([, p]) => (p.action === "moderate") === moderation);
+  if (all.length < MAX_TOKENS) return;
+  const oldest = all.sort(([, a], [, b]) => a.created - b.created).slice(0, all.length - MAX_TOKENS + 1);
+  for (const [t] of oldest) delete state.tokens[t];
+  log?.warn(
+    { dropped: oldest.length, kept: MAX_TOKENS, moderation },
+    "confirmation tokens over the cap; the oldest were dropped",
+  );
+}
+
+/** Store a new pending join or leave in `state` and return its token. */
 export function addToken(
   state: ListState,
   action: TokenAction,
@@ -61,18 +89,26 @@ export function addToken(
     .sort(([, a], [, b]) => a.created - b.created);
   for (const [t] of same.slice(0, Math.max(0, same.length - MAX_PENDING_PER_ADDRESS + 1)))
     delete state.tokens[t];
-  const all = Object.entries(state.tokens);
-  if (all.length >= MAX_TOKENS) {
-    const oldest = all.sort(([, a], [, b]) => a.created - b.created).slice(0, all.length - MAX_TOKENS + 1);
-    for (const [t] of oldest) delete state.tokens[t];
-    log?.warn(
-      { dropped: oldest.length, kept: MAX_TOKENS },
-      "confirmation tokens over the cap; the oldest were dropped",
-    );
-  }
+  capFamily(state, false, log);
   let token = newToken();
   while (Object.hasOwn(state.tokens, token)) token = newToken();
   state.tokens[token] = { action, address: addr, created: now, expires: now + expiresMs };
+  return token;
+}
+
+/** Store a token for acting on held post `held` by mail and return it. */
+export function addModerationToken(
+  state: ListState,
+  held: string,
+  now: number,
+  expiresMs: number,
+  log?: { warn(obj: object, msg: string): void },
+): string {
+  pruneTokens(state, now);
+  capFamily(state, true, log);
+  let token = newModerationToken();
+  while (Object.hasOwn(state.tokens, token)) token = newModerationToken();
+  state.tokens[token] = { action: "moderate", held, created: now, expires: now + expiresMs };
   return token;
 }
 

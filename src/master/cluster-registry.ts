@@ -11,7 +11,7 @@ import { describeError } from "../util/errors.js";
 import { ClusterEtcdError, ClusterSettingsError, NodeInUseError } from "./cluster-errors.js";
 import { NODES, SETTINGS_KEY, nodeKey, sliceKey, sliceOfKey, type EtcdHandle } from "./cluster-etcd.js";
 import type { EtcdSession } from "./cluster-session.js";
-import { pidAlive } from "./lock.js";
+import { pidAlive } from "./proc.js";
 
 export interface NodeRecord {
   format: 1;

@@ -6,8 +6,21 @@
 import { parseSlice, sliceIndices } from "../queue/slice.js";
 import type { LeaseMessage } from "../protocol/worker.js";
 import { monotonicMs } from "../util/clock.js";
-import type { ClusterHooks } from "./cluster.js";
 import type { Supervisor } from "./supervisor.js";
+
+/** What the cluster node does to the master's workers. */
+export interface ClusterHooks {
+  /** re-plan the workers for `active()` now; resolves once workers of dropped slices have exited */
+  replan(): Promise<void>;
+  /** SIGKILL at once every worker serving one of these slices */
+  kill(slices: readonly number[]): void;
+  /** is a worker process serving one of these slices still running? */
+  busy(slices: readonly number[]): boolean;
+  /** is a worker of the plan stopped because its slices were not trusted when it was due to start? */
+  heldBack(): boolean;
+  /** send every worker the monotonic ms until which its slices stay trustworthy (null: no cluster slice) */
+  notify(until: (sliceSpec: string) => number | null): void;
+}
 
 /** Why a worker of this node's plan is not started: its slices are not (or no longer) trusted. */
 export const HELD_BACK = "this node holds no lease on its slices";

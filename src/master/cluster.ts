@@ -1,7 +1,8 @@
 /**
- * Cluster mode in the master: this node's etcd session, its record and slices in etcd, and the
- * balancing loop that moves it towards its share of the slices. The master runs workers only on the
- * slices `active()` returns; it is told when to re-plan and when workers must die at once.
+ * Cluster mode in the master: this node's etcd session and its record in etcd, and the loop that
+ * drives the balancing of its slices (cluster-slices.ts) towards its share and the fence
+ * (cluster-fence.ts). The master runs workers only on the slices `active()` returns; it is told when to
+ * re-plan and when workers must die at once.
  *
  *   every lease/8     a keep-alive of the session (cluster-session.ts); the fence is counted from the
  *                     send of the last one that succeeded, on the monotonic clock
@@ -9,9 +10,7 @@
  *                     extras gracefully (re-plan without them, wait for their workers to exit, then
  *                     delete their keys), or claim free slices up to the share (a transaction that
  *                     succeeds only on a slice nobody holds); a lost session is replaced
- *   every 250 ms      watchdog: past the fence (half the TTL without a successful keep-alive) every
- *                     worker is SIGKILLed; each worker is sent the monotonic deadline until which its
- *                     slices stay trustworthy, so it exits by itself should the master hang
+ *   every 250 ms      the fence's watchdog (cluster-fence.ts)
  */
 import os from "node:os";
 import type { Watcher } from "etcd3";
@@ -19,38 +18,22 @@ import type { ClusterConfig } from "../config/schema.js";
 import { monotonicMs } from "../util/clock.js";
 import { describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { balance, type NodeView } from "./cluster-balance.js";
 import { ClusterEtcdError } from "./cluster-errors.js";
 import { openEtcd, type EtcdHandle } from "./cluster-etcd.js";
 import { EtcdRegistry } from "./cluster-registry.js";
-import { EtcdSession, FENCE_FRACTION } from "./cluster-session.js";
-import { HELD_BACK, specSlices } from "./cluster-workers.js";
+import { Fence } from "./cluster-fence.js";
+import { EtcdSession } from "./cluster-session.js";
+import { SliceAssignment, sorted } from "./cluster-slices.js";
+import { HELD_BACK, specSlices, type ClusterHooks } from "./cluster-workers.js";
 
-/** A worker's own deadline runs this far into the TTL, a little past the master's fence. */
-export const WORKER_FENCE_FRACTION = FENCE_FRACTION + 0.1;
 const WATCHDOG_MS = 250;
 /** How long `join` keeps trying to reach etcd before the start fails (exit 75: try again). */
 const JOIN_PATIENCE_MS = 30_000;
-
-export interface ClusterHooks {
-  /** re-plan the workers for `active()` now; resolves once workers of dropped slices have exited */
-  replan(): Promise<void>;
-  /** SIGKILL at once every worker serving one of these slices */
-  kill(slices: readonly number[]): void;
-  /** is a worker process serving one of these slices still running? */
-  busy(slices: readonly number[]): boolean;
-  /** is a worker of the plan stopped because its slices were not trusted when it was due to start? */
-  heldBack(): boolean;
-  /** send every worker the monotonic ms until which its slices stay trustworthy (null: no cluster slice) */
-  notify(until: (sliceSpec: string) => number | null): void;
-}
 
 export interface ClusterOptions {
   config: ClusterConfig;
   logger: Logger;
 }
-
-const sorted = (ks: Iterable<number>): number[] => [...ks].sort((a, b) => a - b);
 
 export class ClusterNode {
   readonly name: string;
@@ -62,10 +45,8 @@ export class ClusterNode {
   private readonly log: Logger;
   private readonly registry: EtcdRegistry;
   private session: EtcdSession | null = null;
-  /** slices held in etcd under the session; true: workers may run on it (not being given up) */
-  private readonly held = new Map<number, boolean>();
-  /** the fence has passed: the workers were killed; re-activated once the session is trusted again */
-  private fenced = false;
+  private readonly slices: SliceAssignment;
+  private readonly fence: Fence;
   private hooks: ClusterHooks | null = null;
   private watcher: Watcher | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -87,6 +68,14 @@ export class ClusterNode {
     this.etcdConfig = config.etcd;
     this.log = logger.child({ node: this.name });
     this.registry = new EtcdRegistry(etcd, this.name);
+    this.slices = new SliceAssignment(this.registry, this.name, this.count);
+    this.fence = new Fence({
+      leaseMs: this.leaseMs,
+      slices: this.slices,
+      session: () => this.session,
+      hooks: () => this.hooks,
+      killWorkers: (ks, why) => this.killWorkers(ks, why),
+    });
   }
 
   /**
@@ -154,7 +143,7 @@ export class ClusterNode {
       throw err;
     }
     this.session = session;
-    this.fenced = false;
+    this.fence.lift();
   }
 
   /** Start balancing; the hooks act on the master's workers. */
@@ -166,7 +155,7 @@ export class ClusterNode {
       this.timers.push(t);
     };
     every(Math.floor(this.leaseMs / 8), () => this.kick());
-    every(Math.min(WATCHDOG_MS, Math.floor(this.leaseMs / 16)), () => this.watchdog());
+    every(Math.min(WATCHDOG_MS, Math.floor(this.leaseMs / 16)), () => this.fence.watch());
     void this.registry
       .watch(
         // any change may move the shares; a slice of ours deleted by someone else is dropped by the step
@@ -182,18 +171,14 @@ export class ClusterNode {
 
   /** The slices workers may run on now. */
   active(): number[] {
-    if (!this.trusted()) return [];
-    return sorted([...this.held].filter(([, on]) => on).map(([k]) => k));
-  }
-
-  private trusted(now: number = monotonicMs()): boolean {
-    return !this.fenced && this.session !== null && this.session.trusted(now);
+    if (!this.fence.trusted()) return [];
+    return this.slices.working();
   }
 
   /** May a worker with this slice spec run (every slice of it held, active and trusted)? */
   allows(sliceSpec: string): boolean {
     const ks = specSlices(sliceSpec);
-    return ks.length > 0 && this.trusted() && ks.every((k) => this.held.get(k) === true);
+    return ks.length > 0 && this.fence.trusted() && this.slices.allWorking(ks);
   }
 
   /** Why a worker with this slice spec may not start now (HELD_BACK), or null. */
@@ -244,8 +229,7 @@ export class ClusterNode {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.watcher?.cancel().catch(() => undefined);
-    const held = sorted(this.held.keys());
-    this.held.clear();
+    const held = this.slices.clear();
     // the workers are stopped already: logged before the keys go, as another node may take them then
     if (held.length) this.log.info({ slices: held }, "slices released");
     await this.session?.revoke();
@@ -291,63 +275,25 @@ export class ClusterNode {
     if (!session || !session.trusted()) return;
     const view = await this.registry.view();
     if (this.paused || this.session !== session || !session.trusted()) return;
-    // what etcd says we hold is what we hold: adopt a claim whose answer was lost, drop a slice whose
-    // key is gone (deleted by an operator)
-    const ours = new Set<number>();
-    for (const [k, h] of view.holders) if (h.lease === session.id) ours.add(k);
-    const gone = [...this.held.keys()].filter((k) => !ours.has(k));
+    const { gone, adopted } = this.slices.reconcile(view, session);
     if (gone.length) this.lose(gone, "their keys are gone from etcd");
-    const adopted = [...ours].filter((k) => !this.held.has(k));
-    for (const k of adopted) this.held.set(k, true);
-    if (this.fenced || adopted.length) {
+    if (this.fence.up || adopted.length) {
       // trusted again (a keep-alive got through in time), or a claim we did not hear back from
-      this.fenced = false;
-      if (this.held.size) this.announce("slices claimed", sorted(this.held.keys()));
+      this.fence.lift();
+      if (this.slices.size) this.announce("slices claimed", this.slices.all());
       await this.replan(hooks);
       return;
     }
-    const others: NodeView[] = view.nodes
-      .filter((n) => n.node !== this.name)
-      .map((n) => ({
-        name: n.node,
-        weight: n.weight,
-        slices: [...view.holders].filter(([, h]) => h.node === n.node).map(([k]) => k),
-      }));
-    const plan = balance({
-      me: this.name,
-      nodes: [...others, { name: this.name, weight: this.weight, slices: sorted(this.held.keys()) }],
-      count: this.count,
+    await this.slices.balance(view, {
+      session,
+      weight: this.weight,
+      stale: () => this.paused || !session.trusted(),
+      paused: () => this.paused,
+      replan: () => this.replan(hooks),
+      busy: (ks) => hooks.busy(ks),
+      heldBack: () => hooks.heldBack(),
+      announce: (msg, ks) => this.announce(msg, ks),
     });
-    if (plan.release.length) {
-      await this.releaseGracefully(plan.release, session, hooks);
-      return;
-    }
-    // held slices not being released may run (again): a release undone, or one postponed
-    const idle = [...this.held].filter(([, on]) => !on).map(([k]) => k);
-    if (idle.length) {
-      for (const k of idle) this.held.set(k, true);
-      this.announce("slices claimed", idle);
-      await this.replan(hooks);
-      return;
-    }
-    // a worker due to start in a moment the session was not trusted (a keep-alive late) was held
-    // back; trusted again, start it
-    if (plan.claim.length === 0 && hooks.heldBack()) {
-      await this.replan(hooks);
-      return;
-    }
-    const took: number[] = [];
-    for (const k of plan.claim) {
-      if (took.length >= plan.want || this.paused || !session.trusted()) break;
-      if (await this.registry.claim(session, k)) {
-        this.held.set(k, true);
-        took.push(k);
-      }
-    }
-    if (took.length) {
-      this.announce("slices claimed", took);
-      await this.replan(hooks);
-    }
   }
 
   /**
@@ -364,30 +310,9 @@ export class ClusterNode {
     this.log.info({ slices: sorted(slices), active: this.active(), session: this.session?.id }, msg);
   }
 
-  /** Stop the workers of these slices (they finish the entries in hand), then give the slices up. */
-  private async releaseGracefully(
-    slices: readonly number[],
-    session: EtcdSession,
-    hooks: ClusterHooks,
-  ): Promise<void> {
-    for (const k of slices) if (this.held.has(k)) this.held.set(k, false);
-    await this.replan(hooks);
-    // stopping: the master stops every worker and close() revokes the session afterwards
-    if (this.paused) return;
-    // a worker that could not be stopped keeps its slice until the next step
-    const done = slices.filter((k) => !hooks.busy([k]) && this.held.get(k) === false);
-    if (done.length === 0) return;
-    // no worker runs on them any more: that is when this node stops working them
-    this.announce("slices released", done);
-    for (const k of done) {
-      await this.registry.release(session, k);
-      this.held.delete(k);
-    }
-  }
-
   /** These slices may no longer be worked: kill their workers at once and re-plan without them. */
   private lose(slices: number[], why: string): void {
-    for (const k of slices) this.held.delete(k);
+    this.slices.drop(slices);
     this.killWorkers(slices, why);
   }
 
@@ -405,48 +330,9 @@ export class ClusterNode {
   /** etcd says the session's lease is gone, and every slice with it. */
   private sessionEnded(session: EtcdSession, why: string): void {
     if (this.session !== session || this.closed) return;
-    const slices = sorted(this.held.keys());
-    this.held.clear();
+    const slices = this.slices.clear();
     if (slices.length) this.killWorkers(slices, why);
     else this.log.warn({ why }, "etcd session lost");
     this.kick();
-  }
-
-  private watchdog(): void {
-    if (!this.fenced && this.held.size > 0 && !this.trusted()) {
-      // after a blocked event loop, the answer to a keep-alive may be waiting unread: read what has
-      // arrived (the I/O phase runs before setImmediate's), then judge
-      setImmediate(() => this.fence());
-      return;
-    }
-    this.notifyWorkers();
-  }
-
-  /** The watchdog's verdict: past the fence, the workers are killed at once. */
-  private fence(): void {
-    const now = monotonicMs();
-    if (!this.fenced && this.held.size > 0 && !this.trusted(now)) {
-      this.fenced = true;
-      const session = this.session;
-      const since = session ? Math.round(now - (session.fenceAt() - this.leaseMs * FENCE_FRACTION)) : 0;
-      this.killWorkers(
-        sorted(this.held.keys()),
-        `no successful etcd keep-alive sent in the last ${since} ms`,
-      );
-    }
-    this.notifyWorkers();
-  }
-
-  /** Tell every worker until when its slices stay trustworthy (now, when they are not). */
-  private notifyWorkers(): void {
-    const hooks = this.hooks;
-    if (!hooks) return;
-    const now = monotonicMs();
-    const until = this.trusted(now) && this.session ? this.session.fenceAt(WORKER_FENCE_FRACTION) : now;
-    hooks.notify((spec) => {
-      const ks = specSlices(spec);
-      if (ks.length === 0) return null;
-      return this.trusted(now) && ks.every((k) => this.held.get(k) === true) ? until : now;
-    });
   }
 }

@@ -7,7 +7,8 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "yaml";
 import { parseDuration } from "../util/units.js";
-import { lockPaths, ownerAlive, pidAlive, readOwner, type LockOwner } from "./lock.js";
+import { lockPaths, ownerAlive, readOwner, type LockOwner } from "./owner-record.js";
+import { pidAlive } from "./proc.js";
 import { readStatus, type MasterStatus } from "./status-file.js";
 
 export interface MasterPaths {

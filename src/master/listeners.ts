@@ -1,6 +1,7 @@
 /**
- * The listeners the master runs beside its workers: the LMTP intake (`intake.lmtp`) and the metrics
- * endpoint (`metrics.listen`). `apply` follows the config: a listener whose address changed is closed
+ * The listeners the master runs beside its workers: the LMTP intake (`intake.lmtp`), the metrics
+ * endpoint (`metrics.listen`) and the web console (`web.listen`, src/web/; it runs in the master's
+ * event loop: its requests are short, and the scrypt of a login runs on libuv's thread pool). `apply` follows the config: a listener whose address changed is closed
  * and opened on the new one, a removed one is closed.
  *
  * Each is loaded only when configured: a master without `intake.lmtp` never loads smtp-server nor the
@@ -20,6 +21,8 @@ import type { Logger } from "../util/log.js";
 import type { HeartbeatOrigin, QrunnerMetrics } from "../metrics/metrics.js";
 import type { MetricsServer } from "../metrics/server.js";
 import type { WorkerView } from "../metrics/sources.js";
+import type { WebConsole } from "../web/server.js";
+import { readStatus } from "./status-file.js";
 
 export interface ListenersOptions {
   settings: () => { config: Config; lists: ReadonlyMap<string, ListConfig> };
@@ -32,6 +35,7 @@ export class MasterListeners {
   private metricsObj: QrunnerMetrics | null = null;
   private lmtp: { spec: string; listener: LmtpListener } | null = null;
   private http: { spec: string; server: MetricsServer } | null = null;
+  private web: { spec: string; server: WebConsole } | null = null;
   private closed = false;
   private readonly log: Logger;
 
@@ -57,8 +61,12 @@ export class MasterListeners {
   }
 
   /** Where the listeners are bound right now (for logs and tests). */
-  addresses(): { lmtp: ListenAddress | null; metrics: ListenAddress | null } {
-    return { lmtp: this.lmtp?.listener.address ?? null, metrics: this.http?.server.address ?? null };
+  addresses(): { lmtp: ListenAddress | null; metrics: ListenAddress | null; web: ListenAddress | null } {
+    return {
+      lmtp: this.lmtp?.listener.address ?? null,
+      metrics: this.http?.server.address ?? null,
+      web: this.web?.server.address ?? null,
+    };
   }
 
   /** A worker's heartbeat, for the metrics; never throws (it runs in the IPC message handler). */
@@ -88,7 +96,10 @@ export class MasterListeners {
     }
     if (lmtpConfig && lmtpSpec !== undefined && !this.lmtp) {
       try {
-        const { LmtpListener, lmtpOptions } = await import("../intake/lmtp.js");
+        const [{ LmtpListener }, { lmtpOptions }] = await Promise.all([
+          import("../intake/lmtp.js"),
+          import("../intake/lmtp-options.js"),
+        ]);
         const listener = await LmtpListener.start({
           ...lmtpOptions(lmtpConfig),
           settings: this.opts.settings,
@@ -119,6 +130,37 @@ export class MasterListeners {
         this.log.error({ err: describeError(err) }, "metrics endpoint not running");
       }
     }
+    await this.applyWeb(config, strict);
+  }
+
+  /** The web console follows `web.listen` as the others follow theirs; it reads the settings in force. */
+  private async applyWeb(config: Config, strict: boolean): Promise<void> {
+    const spec = config.web.listen;
+    if (this.web && this.web.spec !== spec) {
+      await this.web.server.close();
+      this.web = null;
+    }
+    if (spec === undefined || this.web) return;
+    try {
+      const { WebConsole } = await import("../web/server.js");
+      const server = await WebConsole.start({
+        listen: spec,
+        deps: {
+          settings: this.opts.settings,
+          // this process is the master: it runs, and its last status write is at most seconds old
+          daemon: async () => ({
+            running: true,
+            status: await readStatus(this.opts.settings().config.state),
+          }),
+          logger: this.log.child({ listener: "web" }),
+        },
+      });
+      if (this.closed) await server.close();
+      else this.web = { spec, server };
+    } catch (err) {
+      if (strict) throw err;
+      this.log.error({ err: describeError(err) }, "web console not running");
+    }
   }
 
   /** Stop taking mail (LMTP transactions in DATA finish first). Safe to call twice. */
@@ -128,12 +170,15 @@ export class MasterListeners {
     await l?.listener.close();
   }
 
-  /** Close both listeners; no listener is opened afterwards. Safe to call twice. */
+  /** Close every listener; no listener is opened afterwards. Safe to call twice. */
   async close(): Promise<void> {
     this.closed = true;
     await this.closeIntake();
     const h = this.http;
     this.http = null;
     await h?.server.close();
+    const w = this.web;
+    this.web = null;
+    await w?.server.close();
   }
 }

@@ -12,7 +12,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { QrunnerError } from "../util/errors.js";
-import type { LockOwner } from "./lock.js";
+import type { LockOwner } from "./owner-record.js";
 
 /** The pid a pid file names is not a qrunner master that file describes: it is not signalled. */
 export class NotAMasterError extends QrunnerError {

@@ -12,23 +12,18 @@ import { performance } from "node:perf_hooks";
 import type { Config } from "../config/schema.js";
 import type { ListConfig } from "../lists/schema.js";
 import { MasterListeners } from "./listeners.js";
-import { ConfigError, describeError, formatIssue, type ConfigIssue } from "../util/errors.js";
+import { describeError, formatIssue } from "../util/errors.js";
 import { releaseInOrder } from "../util/release.js";
 import { createLogger, type Logger, type LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
 import type { MasterLock } from "./lock.js";
+import { issuesOf, warnNextStartOnly } from "./config-edit.js";
 import { acceptedNodeFlags } from "./node-flags.js";
 import { planWorkers, type WorkerSpec } from "./plan.js";
 import { prepareMaster, type ClusterParts } from "./startup.js";
-import {
-  Supervisor,
-  WORKER_EXEC_ARGV,
-  workerCommand,
-  type SupervisorOptions,
-  type SupervisorTimings,
-  type WorkerCommandFactory,
-} from "./supervisor.js";
+import { WORKER_EXEC_ARGV, workerCommand, type WorkerCommandFactory } from "./slot.js";
+import { Supervisor, type SupervisorOptions, type SupervisorTimings } from "./supervisor.js";
 import { StatusWriter } from "./status-writer.js";
 import { workerEnv } from "./worker-env.js";
 import { ConfigWatcher } from "./watch.js";
@@ -55,11 +50,6 @@ function timingsOf(config: Config): SupervisorTimings {
   };
 }
 
-function issuesOf(err: unknown, file: string): ConfigIssue[] {
-  if (err instanceof ConfigError) return [...err.issues];
-  return [{ file, line: 0, col: 0, message: describeError(err) }];
-}
-
 /**
  * Run the master until SIGTERM/SIGINT; resolves with the exit code. Throws ConfigError when the
  * config is invalid at start, MasterRunningError when another master holds the lock.
@@ -67,7 +57,6 @@ function issuesOf(err: unknown, file: string): ConfigIssue[] {
 export async function runMaster(opts: MasterOptions): Promise<number> {
   const { config, lists } = await opts.load(opts.configFile);
   const logHandle = createLogger(config.log, { role: "master" });
-  warnPlaintextAuth(config, logHandle.logger);
   const { lock, cluster } = await prepareMaster(config, opts.configFile, logHandle);
   // the workers' tuning options this node accepts (a refused one would stop every worker at start)
   const nodeOptions = await acceptedNodeFlags(WORKER_EXEC_ARGV, {
@@ -75,16 +64,6 @@ export async function runMaster(opts: MasterOptions): Promise<number> {
     logger: logHandle.logger,
   });
   return new Master(opts, config, lists ?? new Map(), logHandle, lock, nodeOptions, cluster).run();
-}
-
-/** `allow_plaintext_auth` is for tests: say so at every start, once per host that has it. */
-function warnPlaintextAuth(config: Config, log: Logger): void {
-  for (const h of [...config.smtp.hosts, ...config.smtp.fallback])
-    if (h.auth && h.allow_plaintext_auth && !h.secure && h.starttls !== "require")
-      log.warn(
-        { host: h.name ?? `${h.host}:${h.port}` },
-        "allow_plaintext_auth: the SMTP password may cross the network in clear text; set secure: true or starttls: require",
-      );
 }
 
 class Master {
@@ -264,14 +243,14 @@ class Master {
       return;
     }
     if (this.stopping) return;
-    if (next.state !== this.stateDir)
-      this.log.warn({ state: next.state }, "`state` changes take effect at the next start");
-    if (next.log.file !== this.config.log.file)
-      this.log.warn("`log.file` changes take effect at the next start");
+    warnNextStartOnly(
+      { stateDir: this.stateDir, config: this.config, clustered: this.cluster !== null },
+      next,
+      this.log,
+    );
     this.log.level = next.log.level;
     this.watcher?.setListsDir(next.lists);
     if (this.cluster) this.cluster.edited(next.cluster);
-    else if (next.cluster) this.log.warn("`cluster` takes effect at the next start");
     this.config = next;
     if (loaded.lists) this.lists = loaded.lists;
     this.status.reloaded(why);

@@ -2,12 +2,13 @@
  * What must hold before a master starts its workers: it holds the lock on the state directory, the
  * workers a dead master left running are gone, and in cluster mode this node has joined the cluster.
  * Each step undoes the earlier ones when it fails. Kept apart from the running master (master.ts),
- * which only ever sees the outcome: the lock and the cluster node.
+ * which only ever sees the outcome: the lock and the cluster node. A start also warns of each SMTP
+ * host allowed to send its password in clear text.
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Config } from "../config/schema.js";
-import type { LoggerHandle } from "../util/log.js";
+import type { Logger, LoggerHandle } from "../util/log.js";
 // cluster mode's code is loaded only when the config has a `cluster:` section
 import type { ClusterNode } from "./cluster.js";
 import type { supervisorHooks } from "./cluster-workers.js";
@@ -32,6 +33,7 @@ export async function prepareMaster(
   configFile: string,
   logHandle: LoggerHandle,
 ): Promise<{ lock: MasterLock; cluster: ClusterParts | null }> {
+  warnPlaintextAuth(config, logHandle.logger);
   let lock: MasterLock;
   const t0 = performance.now();
   try {
@@ -76,4 +78,14 @@ export async function prepareMaster(
     }
   }
   return { lock, cluster };
+}
+
+/** `allow_plaintext_auth` is for tests: say so at every start, once per host that has it. */
+function warnPlaintextAuth(config: Config, log: Logger): void {
+  for (const h of [...config.smtp.hosts, ...config.smtp.fallback])
+    if (h.auth && h.allow_plaintext_auth && !h.secure && h.starttls !== "require")
+      log.warn(
+        { host: h.name ?? `${h.host}:${h.port}` },
+        "allow_plaintext_auth: the SMTP password may cross the network in clear text; set secure: true or starttls: require",
+      );
 }

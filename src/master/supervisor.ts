@@ -2,7 +2,8 @@
  * Runs the worker processes of a plan: spawns each one with an IPC channel, restarts those that die
  * (exponential backoff, up to max_restarts within the restart window), kills and restarts stalled
  * ones, replaces the ones a config edit changed, and stops them all gracefully. The rules for
- * restarting are in restart.ts, the spawning and IPC mechanics in worker-process.ts.
+ * restarting are in restart.ts, the spawning and IPC mechanics in worker-process.ts, the order of a
+ * cold start in start-waves.ts.
  */
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "../util/log.js";
@@ -20,20 +21,8 @@ import {
   type Slot,
   type WorkerCommand,
 } from "./slot.js";
+import { StartWaves } from "./start-waves.js";
 import { reloadWorker, sendMessage, sendSettings, spawnWorker } from "./worker-process.js";
-
-export { workerCommand, WORKER_EXEC_ARGV, type WorkerCommand, type WorkerCommandFactory } from "./slot.js";
-
-/**
- * The runners on the mail path: at start they are spawned first, and the others once these are ready
- * and idle (their heartbeat shows nothing due and nothing in hand), or gone, or after
- * FIRST_WAVE_MAX_MS; so that on a small machine the mail queued while the daemon was stopped is
- * delivered without waiting for every other worker to load (a cold start spawns 6 or more node
- * processes at once; on 2 cores each of them then takes several times as long to be ready).
- */
-const FIRST_WAVE = new Set(["incoming", "outgoing"]);
-/** the longest the other workers wait for the mail path's workers at start, ms */
-const FIRST_WAVE_MAX_MS = 1000;
 
 export interface SupervisorTimings {
   /** a worker with due entries and no progress (or no heartbeat) this long is killed and restarted */
@@ -70,8 +59,11 @@ export class Supervisor {
   private stopping = false;
   private announced = false;
   private checkTimer: NodeJS.Timeout | null = null;
-  /** at start: the workers spawned once the mail path's are ready and idle (see FIRST_WAVE); null after */
-  private secondWave: { slots: Slot[]; timer: NodeJS.Timeout } | null = null;
+  private readonly waves = new StartWaves({
+    slots: () => this.slots,
+    spawn: (slot) => this.spawn(slot),
+    stopping: () => this.stopping,
+  });
   private timings: SupervisorTimings;
   private readonly log: Logger;
 
@@ -80,42 +72,12 @@ export class Supervisor {
     this.log = opts.logger;
   }
 
-  /**
-   * Spawn every worker of the plan, the mail path's first (FIRST_WAVE), and start watching for stalls.
-   */
+  /** Spawn every worker of the plan, the mail path's first (start-waves.ts), and start watching for stalls. */
   start(specs: readonly WorkerSpec[]): void {
     this.slots = specs.map((spec) => newSlot(spec));
-    const first = this.slots.filter((s) => FIRST_WAVE.has(s.spec.runner));
-    const later = this.slots.filter((s) => !first.includes(s));
-    for (const slot of first) this.spawn(slot);
-    if (first.length && later.length) {
-      const timer = setTimeout(() => this.startSecondWave(), FIRST_WAVE_MAX_MS);
-      this.secondWave = { slots: later, timer };
-    } else for (const slot of later) this.spawn(slot);
+    this.waves.start(this.slots);
     this.checkTimer = setInterval(() => this.checkStalls(), 1000);
     this.checkTimer.unref();
-  }
-
-  /** The workers held back at start, once the mail path's are idle or gone (or the wait is over). */
-  private startSecondWave(): void {
-    const wave = this.secondWave;
-    if (!wave) return;
-    this.secondWave = null;
-    clearTimeout(wave.timer);
-    if (this.stopping) return;
-    // a worker a config edit, a kill or a stop dealt with meanwhile is left as it is
-    for (const slot of wave.slots)
-      if (this.slots.includes(slot) && !slot.child && slot.timer === null && slot.intent === "run")
-        this.spawn(slot);
-  }
-
-  /** Whether the workers spawned first at start are all done with the mail at hand (or gone). */
-  private firstWaveDone(): boolean {
-    return this.slots.every((s) => {
-      if (!FIRST_WAVE.has(s.spec.runner) || s.child === null) return true;
-      if (s.state === "ready") return s.hb !== null && s.hb.due === 0 && s.hb.inHand === 0;
-      return s.state !== "starting";
-    });
   }
 
   /**
@@ -179,8 +141,7 @@ export class Supervisor {
   /** SIGTERM to every worker, SIGKILL to those still running after stop_timeout. Safe to call twice. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.secondWave) clearTimeout(this.secondWave.timer);
-    this.secondWave = null;
+    this.waves.cancel();
     if (this.checkTimer) clearInterval(this.checkTimer);
     this.checkTimer = null;
     await Promise.all(this.slots.map((s) => this.stopSlot(s)));
@@ -281,7 +242,7 @@ export class Supervisor {
       // the stall clock runs only while entries are due and the worker does not say why it waits
       if (m.due === 0 || m.waiting !== undefined) slot.dueSince = null;
       else slot.dueSince ??= now;
-      if (this.secondWave && this.firstWaveDone()) this.startSecondWave();
+      this.waves.progress();
     }
   }
 
@@ -293,7 +254,7 @@ export class Supervisor {
     for (const f of slot.onReady.splice(0)) f(false);
     if (judgeExit(slot, child, code, signal, ranMs, this.stopping, this.log))
       this.scheduleRestart(slot, ranMs);
-    if (this.secondWave && this.firstWaveDone()) this.startSecondWave();
+    this.waves.progress();
     this.changed();
   }
 

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DeliveryCounts, WorkerMessage } from "../protocol/worker.js";
-import type { LmtpOutcome } from "../intake/lmtp.js";
+import type { LmtpOutcome } from "../intake/transaction.js";
 import { Sources, type SourceOptions } from "./sources.js";
 
 type Heartbeat = Extract<WorkerMessage, { type: "heartbeat" }>;

@@ -6,7 +6,14 @@
 import http from "node:http";
 import type { Logger } from "../util/log.js";
 import { describeError } from "../util/errors.js";
-import { ListenError, formatListen, isLoopback, parseListen, type ListenAddress } from "../intake/listen.js";
+import {
+  ListenError,
+  formatListen,
+  isLoopback,
+  listenOn,
+  parseListen,
+  type ListenAddress,
+} from "../intake/listen.js";
 import type { QrunnerMetrics } from "./metrics.js";
 
 export interface MetricsServerOptions {
@@ -63,17 +70,7 @@ export class MetricsServer {
       throw new ListenError("metrics", opts.listen, { cause: err });
     }
     const s = new MetricsServer(opts, where);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void =>
-        reject(new ListenError("metrics", formatListen(where), { cause: err }));
-      s.server.once("error", onError);
-      s.server.listen(where.port, where.host, () => {
-        s.server.off("error", onError);
-        resolve();
-      });
-    });
-    const addr = s.server.address();
-    if (addr && typeof addr === "object") s.bound = { host: where.host, port: addr.port };
+    s.bound = await listenOn(s.server, "metrics", opts.listen);
     if (allowsRemote(where))
       opts.logger.warn({ address: formatListen(s.bound) }, "metrics listen on a non-loopback address");
     opts.logger.info({ address: formatListen(s.bound) }, "metrics listening");

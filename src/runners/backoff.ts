@@ -15,7 +15,7 @@ import { DeliveryStep, Transports, healthStore, type AnyHost } from "./delivery-
 import { deliveryGaveUp } from "../lists/notice-texts.js";
 import { decodeHeaderText } from "../lists/header-text.js";
 import { getHeader, messageId } from "../lists/message.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 import { ownerAddress } from "../lists/addresses.js";
 import { takeReplySlot } from "../lists/replies.js";
 import { ListStateStore } from "../lists/state.js";

@@ -23,7 +23,7 @@ import {
 } from "../lists/unrecognised.js";
 import type { Entry } from "../queue/types.js";
 import type { Queues } from "./context.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 /** Count, then forward, list in the digest, or drop one unrecognised bounce (inside one state update). */
 export async function handleUnrecognised(

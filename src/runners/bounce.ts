@@ -14,12 +14,10 @@
  */
 import os from "node:os";
 import type { Logger } from "pino";
-import { normalizeAddress, routeRecipient, sameAddress } from "../lists/addresses.js";
-import { scanBounce, type BounceReason, type BounceScan } from "../lists/bounces/detect.js";
+import { normalizeAddress } from "../lists/addresses.js";
 import {
   applyBounce,
   policyFromList,
-  type BounceKind,
   type BouncePolicy,
   type MemberBounceState,
 } from "../lists/bounces/score.js";
@@ -31,27 +29,17 @@ import { endProbe, expireProbes, pendingProbe, probesExpired, startProbe } from 
 import type { ListConfig } from "../lists/schema.js";
 import type { ListState } from "../lists/state-shape.js";
 import { ListStateStore } from "../lists/state.js";
-import { signedVerpAddress, verifyVerpTag, VerpKeys } from "../lists/verp.js";
+import { signedVerpAddress, VerpKeys } from "../lists/verp.js";
 import { hasEntries } from "../queue/inspect.js";
 import type { Entry } from "../queue/types.js";
 import type { Handler, HandleResult } from "./base.js";
-import { flushDigest, handleUnrecognised } from "./bounce-unrecognised.js";
+import { readFindings, type Finding } from "./bounce-findings.js";
+import { flushDigest } from "./bounce-unrecognised.js";
 import type { RunnerContext } from "./context.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 /** How often slice 0 sends due digests and expires probes when no bounce comes to do it. */
 const CHORES_EVERY_MS = 60_000;
-
-interface Finding {
-  address: string;
-  kind: BounceKind;
-  /** words for the log and the notices (the diagnostic) */
-  diagnostic: string;
-  /** the detector's classification (user unknown, mailbox full, ...), for scoring */
-  reason?: BounceReason;
-  /** the bounce of a bounce probe (verp_probes) */
-  probe?: boolean;
-}
 
 export class BounceRunner implements Handler {
   private readonly verpKeys = new VerpKeys();
@@ -94,109 +82,8 @@ export class BounceRunner implements Handler {
     const list = entry.meta.list ? lists.get(entry.meta.list.toLowerCase()) : undefined;
     if (!list)
       throw new Error(`bounce for a list that does not exist (any more): ${entry.meta.list ?? "none"}`);
-    const findings = await this.findings(entry, list, log);
+    const findings = await readFindings(this.ctx, this.verpKeys, entry, list, log);
     if (findings.length > 0) await this.score(entry, list, findings, log);
-  }
-
-  private count(list: ListConfig, fn: (s: ListState) => void): Promise<void> {
-    return new ListStateStore(this.ctx.settings().config.state, list.address).update(fn);
-  }
-
-  private async findings(entry: Entry, list: ListConfig, log: Logger): Promise<Finding[]> {
-    const extra = entry.meta.extra ?? {};
-    const event = extra["event"];
-    if (entry.meta.kind === "bounce-event" && event && typeof event === "object" && !Array.isArray(event)) {
-      const recipient = typeof event["recipient"] === "string" ? event["recipient"] : "";
-      const kind: BounceKind = event["kind"] === "temporary" ? "temporary" : "permanent";
-      const diagnostic = String(event["message"] ?? "rejected by the SMTP server");
-      const probe =
-        typeof event["sender"] === "string" && this.isProbeSender(list, event["sender"], recipient);
-      return [{ address: recipient, kind, diagnostic, ...(probe ? { probe: true } : {}) }];
-    }
-    const scan = await scanBounce(entry.message);
-    const verp = typeof extra["verpMember"] === "string" ? extra["verpMember"] : undefined;
-    if (scan.notBounce === "complaint") {
-      // a complaint says the member did not want the mail, not that the address is dead
-      await this.count(list, (s) => {
-        s.complaints = (typeof s.complaints === "number" ? s.complaints : 0) + 1;
-      });
-      log.warn(
-        {
-          about: scan.complaint?.address ?? verp ?? null,
-          feedbackType: scan.complaint?.feedbackType ?? null,
-        },
-        "complaint (feedback report) counted; not a bounce",
-      );
-      return [];
-    }
-    if (scan.notBounce !== undefined) {
-      // an out-of-office reply or a success report sent to the bounce address (often the VERP one:
-      // autoresponders answer the envelope sender) says nothing about the member's mailbox
-      log.info({ reason: scan.reason ?? scan.notBounce, verpMember: verp ?? null }, "not a bounce; dropped");
-      return [];
-    }
-    if (verp) return this.verpFinding(entry, list, verp, scan, log);
-    if (!scan.recognized) {
-      const reason = scan.reason ?? "no delivery-status part and no known text pattern";
-      await handleUnrecognised(this.ctx.queues, this.ctx.settings().config, list, entry, reason, log);
-      return [];
-    }
-    return scan.details.map((d) => ({
-      address: d.address,
-      kind: d.kind,
-      diagnostic: d.diagnostic ?? d.status ?? scan.format,
-      ...(d.reason !== undefined ? { reason: d.reason } : {}),
-    }));
-  }
-
-  /** Whether `sender` is the signed probe VERP address of `list` for `recipient` (a probe refused at delivery). */
-  private isProbeSender(list: ListConfig, sender: string, recipient: string): boolean {
-    const route = routeRecipient(sender, this.ctx.settings().lists);
-    if (route?.list !== list || route.verpMember === undefined || route.verpTag === undefined) return false;
-    if (!sameAddress(route.verpMember, recipient)) return false;
-    const key = this.verpKeys.get(this.ctx.settings().config.state);
-    const v = verifyVerpTag(key, list.address, route.verpMember, route.verpTag, Date.now());
-    return v.ok && v.kind === "probe";
-  }
-
-  /** A bounce to a VERP address: scored only when its tag verifies, as of when it was received. */
-  private async verpFinding(
-    entry: Entry,
-    list: ListConfig,
-    member: string,
-    scan: BounceScan,
-    log: Logger,
-  ): Promise<Finding[]> {
-    const tag = entry.meta.extra?.["verpTag"];
-    const key = this.verpKeys.get(this.ctx.settings().config.state);
-    const v = verifyVerpTag(
-      key,
-      list.address,
-      member,
-      typeof tag === "string" ? tag : undefined,
-      entry.meta.received,
-    );
-    if (!v.ok) {
-      await this.count(list, (s) => {
-        s.forgedBounces = (typeof s.forgedBounces === "number" ? s.forgedBounces : 0) + 1;
-      });
-      log.warn({ verpMember: member, problem: v.problem, reason: v.reason }, "VERP bounce not scored");
-      return [];
-    }
-    // VERP names the member; the DSN, when readable, says whether it was only a delay
-    // (a readable DSN also says hard or soft; an unreadable one counts as hard, as it always did)
-    const failures = scan.details.filter((d) => d.reason !== "delayed");
-    const onlyDelay = scan.recognized && failures.length === 0 && scan.details.length > 0;
-    const first = failures[0] ?? scan.details[0];
-    return [
-      {
-        address: member,
-        kind: onlyDelay ? "temporary" : (first?.kind ?? "permanent"),
-        diagnostic: first?.diagnostic ?? "VERP bounce",
-        ...(first?.reason !== undefined ? { reason: first.reason } : {}),
-        ...(v.kind === "probe" ? { probe: true } : {}),
-      },
-    ];
   }
 
   private async score(
@@ -259,7 +146,7 @@ export class BounceRunner implements Handler {
     });
   }
 
-  /** Score one bounce; a delay (or a temporary one the detector gave no reason for) never reaches the threshold. */
+  /** Score one bounce; a delay never reaches the threshold. */
   private apply(
     before: MemberBounceState,
     f: Finding,
@@ -269,8 +156,7 @@ export class BounceRunner implements Handler {
     addr: string,
   ): { state: MemberBounceState; counted: boolean; disabledNow: boolean } {
     const r = applyBounce(before, { kind: f.kind, at: now }, policy, f.reason);
-    const delay = f.reason === "delayed" || (f.reason === undefined && f.kind === "temporary");
-    if (delay && r.counted && r.state.score >= policy.threshold) {
+    if (f.reason === "delayed" && r.counted && r.state.score >= policy.threshold) {
       log.info({ member: addr, score: before.score }, "a delay does not take a member to the threshold");
       return { state: { ...before }, counted: false, disabledNow: false };
     }

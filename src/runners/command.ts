@@ -4,7 +4,8 @@
  * token mailed to the address concerned. The member set changes under the list state lock, so the
  * next post and `qrunner members` see it. Robots get no reply (null sender, auto-submitted, bulk,
  * list traffic), and no address gets more than `max_replies_per_hour` messages an hour (replies and
- * confirmation requests alike); a request beyond its sender's budget is ignored.
+ * confirmation requests alike); a request beyond its sender's budget is ignored. A reply to a
+ * held-post notice goes to src/lists/moderation-reply.ts.
  */
 import type { Logger } from "pino";
 import { noticeDecision } from "../lists/checks.js";
@@ -22,7 +23,8 @@ import { addressProblem, normalizeAddress, routeRecipient } from "../lists/addre
 import type { Entry } from "../queue/types.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
+import { handleModerationReply } from "../lists/moderation-reply.js";
 
 export class CommandRunner implements Handler {
   constructor(private readonly ctx: RunnerContext) {}
@@ -41,6 +43,19 @@ export class CommandRunner implements Handler {
     }
     const role = entry.meta.kind === "join" || entry.meta.kind === "leave" ? entry.meta.kind : "request";
     const parsed = await parseRequest(entry.message, role);
+    // a reply to a held-post notice: its token in the address (-request+confirm-TOKEN) or the Subject
+    const addressToken = routeRecipient(entry.meta.to ?? "", this.ctx.settings().lists)?.confirmToken;
+    const token = addressToken ?? parsed.commands.find((c) => c.verb === "confirm")?.args[0];
+    if (token !== undefined) {
+      const handled = await handleModerationReply(
+        { stateDir: config.state, queues: this.ctx.queues, logger: log },
+        { list, token, sender, raw: entry.message, origin: entry },
+      );
+      if (handled !== "other") return;
+      // a join/leave token in the address confirms like `confirm TOKEN` in the text
+      if (addressToken !== undefined && !parsed.commands.some((c) => c.verb === "confirm"))
+        parsed.commands.unshift({ verb: "confirm", args: [addressToken], line: `confirm ${addressToken}` });
+    }
     const inReplyTo = messageId(entry.message);
     const store = new ListStateStore(config.state, list.address);
     const now = Date.now();
@@ -122,11 +137,15 @@ export class CommandRunner implements Handler {
       }
       case "confirm": {
         const token = c.args[0] ?? "";
+        // a held post's token among other commands: acted on only as a reply of its own
+        if (Object.hasOwn(state.tokens, token) && state.tokens[token]?.action === "moderate")
+          return `Token ${token} is for a held post: reply to the held-post notice, with approve, reject REASON or discard.`;
         const r = takeToken(state, token, now);
         if (!r.ok)
           return r.reason === "expired"
             ? `Token ${token} has expired; nothing was changed. Send the ${r.pending?.action ?? "join"} request again.`
             : `Token ${JSON.stringify(token)} is unknown (mistyped, or already used); nothing was changed.`;
+        if (r.pending.action === "moderate") return `Token ${token} is for a held post; nothing was changed.`;
         const { action, address } = r.pending;
         if (action === "join") {
           if (addMember(list, state, address)) return `${address} is now a member of ${list.address}.`;

@@ -9,6 +9,8 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { bouncesAddress, routeRecipient, type Route } from "../lists/addresses.js";
 import { screenPost } from "../lists/checks.js";
+import { findApproval, stripApprovedHeaders } from "../lists/approved.js";
+import { verifyListPassword } from "../lists/passwords.js";
 import { decorate, SUBJECT_SCAN_CHARS } from "../lists/headers.js";
 import { HeldStore } from "../lists/held.js";
 import { heldIdFor } from "../lists/held-ids.js";
@@ -19,13 +21,14 @@ import type { ListConfig } from "../lists/schema.js";
 import { ListStateCache } from "../lists/state-cache.js";
 import { ListStateStore } from "../lists/state.js";
 import { takeRejectionSlot } from "../lists/replies.js";
+import { addModerationToken } from "../lists/tokens.js";
 import { signedVerpAddress, VerpKeys } from "../lists/verp.js";
 import type { Entry, NewEntryMeta } from "../queue/types.js";
 import { UnknownAddressError } from "../util/errors.js";
 import type { Handler, HandleResult } from "./base.js";
 import type { RunnerContext } from "./context.js";
 import { heldForModeration, rejectedForSize, rejectedNonmember } from "../lists/notice-texts.js";
-import { queueNotice } from "./notify.js";
+import { queueNotice } from "../lists/queue-notice.js";
 
 /** One role of an entry's recipients, with the entry as that role sees it (see partsOf). */
 interface Part {
@@ -182,8 +185,13 @@ export class IncomingRunner implements Handler {
     const { config } = this.ctx.settings();
     const state = await this.states(config.state).read(list.address);
     const approved = entry.meta.extra?.["approved"] === true;
+    // `Approved: PASSWORD` (src/lists/approved.ts): the header field never goes out, and the list's
+    // moderator password skips the poster check (a wrong one is held as usual, the poster not told)
+    const approval = approved ? null : findApproval(entry.message);
+    const byPassword = approval !== null && (await verifyListPassword(list, approval.password));
+    const message = byPassword ? approval.stripped : stripApprovedHeaders(entry.message);
     const sender = entry.meta.sender;
-    const verdict = approved
+    const screened = approved
       ? ({
           action: "accept",
           reason: "approved by a moderator",
@@ -191,19 +199,28 @@ export class IncomingRunner implements Handler {
           notify: false,
           poster: sender,
         } as const)
-      : screenPost(entry.message, sender, list, (a) => isMember(list, state, a));
+      : screenPost(message, sender, list, (a) => isMember(list, state, a));
+    const verdict =
+      byPassword && screened.check === "poster" && sender !== ""
+        ? ({
+            ...screened,
+            action: "accept",
+            reason: "Approved: with the moderator password",
+            notify: false,
+          } as const)
+        : screened;
     log.info(
       { action: verdict.action, check: verdict.check, reason: verdict.reason, sender },
       "post checked",
     );
-    const rawSubject = getHeader(entry.message, "subject");
+    const rawSubject = getHeader(message, "subject");
     const post = {
       poster: verdict.poster || sender,
       // the Subject only goes into notices and the held record: its start is enough (caps before cleaning)
       ...(rawSubject !== undefined
         ? { subject: decodeHeaderText(rawSubject.slice(0, SUBJECT_SCAN_CHARS)) }
         : {}),
-      ...withMessageId(messageId(entry.message)),
+      ...withMessageId(messageId(message)),
     };
     switch (verdict.action) {
       case "discard":
@@ -212,7 +229,7 @@ export class IncomingRunner implements Handler {
         if (verdict.notify) {
           const n =
             verdict.check === "size"
-              ? rejectedForSize(list, { ...post, size: entry.message.length })
+              ? rejectedForSize(list, { ...post, size: message.length })
               : rejectedNonmember(list, post);
           // backscatter: senders of rejected posts are often forged, so rejection notices share the
           // poster's reply budget and a cap per list and hour; the notice is queued inside the update
@@ -228,7 +245,7 @@ export class IncomingRunner implements Handler {
       case "hold": {
         const held = new HeldStore(config.state, list.address);
         const id = await held.hold(
-          entry.message,
+          message,
           {
             sender,
             reason: verdict.reason,
@@ -239,10 +256,14 @@ export class IncomingRunner implements Handler {
           Date.now(),
           heldIdFor(entry.id),
         );
+        // the notice can be answered by mail: a token bound to this post (src/lists/moderation-reply.ts)
+        const token = await new ListStateStore(config.state, list.address).update((s) =>
+          addModerationToken(s, id, Date.now(), list.confirm_expires, log),
+        );
         await queueNotice(
           this.ctx.queues,
           list.address,
-          heldForModeration(list, { ...post, id, reason: verdict.reason, size: entry.message.length }),
+          heldForModeration(list, { ...post, id, reason: verdict.reason, size: message.length, token }),
           { entry, index: 0 },
         );
         log.info({ held: id }, "post held for moderation");
@@ -252,7 +273,7 @@ export class IncomingRunner implements Handler {
         break;
     }
     const decorated = decorate(
-      entry.message,
+      message,
       list,
       list.archive_url !== undefined ? { archiveUrl: list.archive_url } : {},
     );

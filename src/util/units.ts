@@ -1,4 +1,7 @@
-/** Durations (`500ms`, `10s`, `5m`, `1h`, `5d`, `2w`) and sizes (`512`, `10KB`, `1MB`, `1GiB`) as used in config files. */
+/**
+ * Durations (`500ms`, `10s`, `5m`, `1h`, `5d`, `2w`) and sizes (`512`, `10KB`, `1MB`, `1GiB`) as used in config
+ * files, and the one way durations are written back for people (formatDuration).
+ */
 
 const DURATION_UNITS: Record<string, number> = {
   ms: 1,
@@ -20,13 +23,32 @@ export function parseDuration(value: string | number): number | undefined {
   return Math.round(n * (DURATION_UNITS[m[2] ?? "s"] ?? 1000));
 }
 
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${+s.toFixed(1)}s`;
-  if (s < 3600) return `${+(s / 60).toFixed(1)}m`;
-  if (s < 86400) return `${+(s / 3600).toFixed(1)}h`;
-  return `${+(s / 86400).toFixed(1)}d`;
+/**
+ * How a duration is written for people; each style is the documented output of some command:
+ * - `short` (status, logs, errors): `0ms`, `12.4s`, `5.2m`, `2.1h`, `3d`, one decimal, the largest unit
+ *   reached;
+ * - `whole` (`queue list`'s AGE): whole units only, a unit taken once two of it have passed (`119s`,
+ *   `77m`, `2h`, `4d`) so that a value never rounds away half its size; below 0 is `0s`;
+ * - `seconds` (the demo's timeline and summary): always seconds with one decimal (`15.0s`, `93.4s`),
+ *   so the stamps of one run line up and compare.
+ */
+export type DurationStyle = "short" | "whole" | "seconds";
+
+const SPOKEN_UNITS = [
+  ["d", 86_400],
+  ["h", 3600],
+  ["m", 60],
+  ["s", 1],
+] as const;
+
+/** `ms` as text in the given style (see DurationStyle). */
+export function formatDuration(ms: number, style: DurationStyle = "short"): string {
+  if (style === "seconds") return `${(ms / 1000).toFixed(1)}s`;
+  if (style === "short" && ms < 1000) return `${Math.round(ms)}ms`;
+  const s = style === "whole" ? Math.max(0, Math.round(ms / 1000)) : ms / 1000;
+  const reached = style === "whole" ? 2 : 1;
+  const [unit, size] = SPOKEN_UNITS.find(([, n]) => s >= n * reached) ?? ["s", 1];
+  return style === "whole" ? `${Math.round(s / size)}${unit}` : `${+(s / size).toFixed(1)}${unit}`;
 }
 
 const SIZE_UNITS: Record<string, number> = {

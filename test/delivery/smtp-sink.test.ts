@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import net from "node:net";
 import { startSink, messageIdOf } from "../helpers/smtp-sink.js";
 import type { Sink } from "../helpers/smtp-sink.js";
-import { hostSchema } from "../../src/config/schema.js";
+import { hostSchema } from "../../src/config/schema-smtp.js";
 import { HostTransport } from "../../src/delivery/transport.js";
 
 const open: Array<{ close(): unknown }> = [];

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { hostSchema } from "../../src/config/schema.js";
+import { hostSchema } from "../../src/config/schema-smtp.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { HostTransport, deliverBatched } from "../../src/delivery/transport.js";
 import { MissingSecretError, CaFileError } from "../../src/delivery/errors.js";

@@ -11,7 +11,8 @@ import type { ListState } from "../../src/lists/state-shape.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import type { EntryMeta } from "../../src/queue/types.js";
 import { startSink, type Sink, type SinkMessage } from "../helpers/smtp-sink.js";
-import { logLines, makeSite, runCli, type ListSpec, type Site } from "../helpers/site.js";
+import { logLines, makeSite, runCli, spawnCli, waitFor } from "../helpers/site.js";
+import type { ListSpec, Running, Site } from "../helpers/site.js";
 
 export const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), "..", "fixtures");
 
@@ -56,6 +57,11 @@ export interface ListSite {
   entries(queue: string): Promise<string[]>;
   /** the entries of a queue, read without taking them */
   peek(queue: string): Promise<{ meta: EntryMeta; message: Buffer }[]>;
+  /**
+   * `qrunner start` (the master and its workers) on the site, once every worker is ready; the LMTP
+   * port when the config listens for LMTP. `close()` stops it (SIGTERM) before removing the site.
+   */
+  startMaster(): Promise<{ master: Running; lmtpPort: number | undefined }>;
   close(): Promise<void>;
 }
 
@@ -76,6 +82,7 @@ export async function listSite(
   for (const [name, text] of Object.entries(opts.files ?? {}))
     await writeFile(path.join(site.listsDir, name), text);
   const logs: LogLine[] = [];
+  const masters: Running[] = [];
   const cli = (args: string[]): ReturnType<typeof runCli> => runCli([...args, "-C", site.configFile]);
 
   const entries = async (queue: string): Promise<string[]> =>
@@ -144,7 +151,23 @@ export async function listSite(
       }
       return out;
     },
+    async startMaster() {
+      const running = spawnCli(["start", "-C", site.configFile]);
+      masters.push(running);
+      let port: number | undefined;
+      await waitFor("all workers ready", () => {
+        const lines = logLines(running.stdout());
+        for (const l of lines)
+          if (l["msg"] === "LMTP listening") port = Number(String(l["address"]).split(":").pop());
+        return lines.some((l) => l["msg"] === "all workers ready");
+      });
+      return { master: running, lmtpPort: port };
+    },
     async close() {
+      for (const m of masters.splice(0)) {
+        if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill("SIGTERM");
+        await m.exited;
+      }
       await sink.close();
       await site.cleanup();
     },

@@ -43,6 +43,10 @@ describe("layering (npm run lint)", () => {
     ],
     ["src/delivery/hosts.ts", 'import "../runners/base.js";', "src/delivery may not import from src/runners"],
     ["src/master/plan.ts", 'import "../runners/worker.js";', "src/master may not import from src/runners"],
+    ["src/web/routes.ts", 'import "../master/status-file.js";', "src/web may not import from src/master"],
+    ["src/web/routes.ts", 'import "../cli/main.js";', "src/web may not import from src/cli"],
+    ["src/queue/move.ts", 'import "../web/escape.js";', "src/queue may not import from src/web"],
+    ["src/lists/held.ts", 'import "../web/escape.js";', "src/lists may not import from src/web"],
     [
       "src/master/plan.ts",
       'export const w = () => import("../runners/worker.js");',
@@ -56,5 +60,8 @@ describe("layering (npm run lint)", () => {
   it("the same modules as they are pass, and importing downwards passes", async () => {
     expect(await layeringErrors("src/master/plan.ts", 'import "../protocol/worker.js";')).toEqual([]);
     expect(await layeringErrors("src/runners/backoff.ts", 'import "../queue/names.js";')).toEqual([]);
+    expect(await layeringErrors("src/web/routes.ts", 'import "../delivery/hosts.js";')).toEqual([]);
+    expect(await layeringErrors("src/master/listeners.ts", 'import "../web/server.js";')).toEqual([]);
+    expect(await layeringErrors("src/cli/web.ts", 'import "../web/server.js";')).toEqual([]);
   });
 });

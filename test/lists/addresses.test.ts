@@ -175,6 +175,25 @@ describe("routeRecipient", () => {
     }
   });
 
+  it("routes -request+confirm-TOKEN to the command runner with the token, as written", () => {
+    const lists = listsOf("dev@example.org");
+    const token = "0123456789abcdefABCDEF0123456789abcdef01";
+    expect(routeRecipient(`dev-request+confirm-${token}@example.org`, lists)).toMatchObject({
+      role: "request",
+      list: { address: "dev@example.org" },
+      confirmToken: token,
+    });
+    expect(routeRecipient("dev-request@example.org", lists)?.confirmToken).toBeUndefined();
+    // not a token (too short, bad characters), another tag, another list: no address of ours
+    for (const rcpt of [
+      "dev-request+confirm-short@example.org",
+      `dev-request+confirm-${token}!@example.org`,
+      `dev-request+other-${token}@example.org`,
+      `devx-request+confirm-${token}@example.org`,
+    ])
+      expect(routeRecipient(rcpt, lists), rcpt).toBeNull();
+  });
+
   it("prefers a list's own posting address over another list's role address", () => {
     const l = listsOf("dev@example.org", "dev-request@example.org");
     expect(routeRecipient("dev-request@example.org", l)).toMatchObject({

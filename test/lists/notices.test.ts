@@ -162,6 +162,26 @@ describe("ready-made notices", () => {
       commands: { approve: "ok id1", reject: "no id1", discard: "drop id1" },
     });
     await check(custom, ["owner@example.org", "second@example.org"], /held/, [/ok id1/, /drop id1/]);
+    // with a moderation token: answerable by mail, to the owners and the moderators (each once)
+    const token = "0123456789abcdef0123456789abcdef01234567";
+    const byMail = heldForModeration(
+      { ...list, moderators: ["mod@example.org", "Owner@example.org", "owner@example.org"] },
+      { ...post, id: "7k2m9qx4ab", reason: "post from a non-member", token },
+    );
+    await check(
+      byMail,
+      ["owner@example.org", "second@example.org", "mod@example.org", "Owner@example.org"],
+      new RegExp(`^confirm ${token}$`),
+      [
+        /reply to this message \(it goes to dev-request\+confirm-0123456789abcdef0123456789abcdef01234567@example\.org\)/,
+        /reject REASON/,
+        /qrunner approve 7k2m9qx4ab/,
+      ],
+    );
+    expect(getHeader(byMail.message, "reply-to")).toBe(`dev-request+confirm-${token}@example.org`);
+    expect(() =>
+      heldForModeration(list, { ...post, id: "x", reason: "r", token: "abc\r\nBcc: evil@example.com" }),
+    ).toThrow(HeaderInjectionError);
     const toPoster = heldNoticeToPoster(list, post);
     await check(toPoster, ["x@example.com"], /awaits approval/, [/held until a list owner/]);
     expect(getHeader(toPoster.message, "in-reply-to")).toBe("<m1@example.com>");

@@ -160,7 +160,7 @@ describe("ListStateStore", () => {
     ],
     [
       '{"version": 1, "tokens": {"t": {"action": "stay", "address": "a@b.example", "created": 1, "expires": 2}}}',
-      "tokens.t.action: Invalid enum value. Expected 'join' | 'leave', received 'stay'",
+      "tokens.t.action: Invalid enum value. Expected 'join' | 'leave' | 'moderate', received 'stay'",
     ],
     [
       '{"version": 1, "tokens": {"t": {"action": "join", "created": 1, "expires": 2}}}',

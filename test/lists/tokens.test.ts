@@ -4,7 +4,15 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ListStateStore } from "../../src/lists/state.js";
 import { emptyState } from "../../src/lists/state-shape.js";
-import { ConfirmTokens, addToken, isTokenSyntax, pruneTokens, takeToken } from "../../src/lists/tokens.js";
+import {
+  ConfirmTokens,
+  MAX_TOKENS,
+  addModerationToken,
+  addToken,
+  isTokenSyntax,
+  pruneTokens,
+  takeToken,
+} from "../../src/lists/tokens.js";
 
 let tmp: string;
 beforeEach(async () => {
@@ -66,6 +74,41 @@ describe("tokens on a state", () => {
     expect(Object.keys(s.tokens)).toHaveLength(4);
     expect(takeToken(s, ts[0]!, 7).ok).toBe(false);
     expect(takeToken(s, ts[4]!, 7).ok).toBe(true);
+  });
+});
+
+describe("moderation tokens", () => {
+  it("are 40 lowercase hex digits bound to a held id, taken once, and survive a state file round trip", async () => {
+    const store = new ListStateStore(tmp, "dev@example.org");
+    const t = await store.update((s) => addModerationToken(s, "7k2m9qx4ab", 1000, DAY));
+    expect(t).toMatch(/^[0-9a-f]{40}$/);
+    expect(isTokenSyntax(t)).toBe(true);
+    const s = await store.read();
+    expect(s.tokens[t]).toEqual({
+      action: "moderate",
+      held: "7k2m9qx4ab",
+      created: 1000,
+      expires: 1000 + DAY,
+    });
+    expect(takeToken(s, t, 2000)).toMatchObject({
+      ok: true,
+      pending: { action: "moderate", held: "7k2m9qx4ab" },
+    });
+    expect(takeToken(s, t, 2000)).toEqual({ ok: false, reason: "unknown" });
+  });
+
+  it("are capped apart from join/leave tokens: a flood of one kind never pushes out the other", () => {
+    const s = emptyState();
+    const join = addToken(s, "join", "a@example.net", 0, DAY);
+    const first = addModerationToken(s, "0000000000", 1, DAY);
+    for (let i = 0; i < MAX_TOKENS + 10; i++) addModerationToken(s, "1111111111", 2 + i, DAY);
+    expect(Object.hasOwn(s.tokens, join)).toBe(true);
+    expect(Object.hasOwn(s.tokens, first)).toBe(false);
+    expect(Object.values(s.tokens).filter((p) => p.action === "moderate")).toHaveLength(MAX_TOKENS);
+    const mod = Object.keys(s.tokens).find((t) => t !== join)!;
+    for (let i = 0; i < MAX_TOKENS + 10; i++) addToken(s, "join", `u${i}@example.net`, 10_000 + i, DAY);
+    expect(Object.hasOwn(s.tokens, mod)).toBe(true);
+    expect(Object.values(s.tokens).filter((p) => p.action === "join")).toHaveLength(MAX_TOKENS);
   });
 });
 

@@ -41,25 +41,42 @@ async function handledOn(port: number): Promise<number | undefined> {
   });
 }
 
+/**
+ * Listeners over a fresh site whose config is SMTP plus `yaml(site dir)`, applied as at start;
+ * `edit` rewrites the config and applies it as a reload does.
+ */
+async function listenersOn(
+  yaml: (dir: string) => string = () => "",
+): Promise<{ s: Site; l: MasterListeners; edit(more: string): Promise<void> }> {
+  const s = (site = await makeSite(SMTP));
+  await s.writeConfig(SMTP + yaml(s.dir));
+  let settings = await loadAll(s.configFile);
+  const l = (listeners = new MasterListeners({
+    settings: () => settings,
+    workers: () => [],
+    logger: silentLogger(),
+  }));
+  await l.apply(settings.config, true);
+  return {
+    s,
+    l,
+    async edit(more) {
+      await s.writeConfig(SMTP + more);
+      settings = await loadAll(s.configFile);
+      await l.apply(settings.config, false);
+    },
+  };
+}
+
 describe("MasterListeners", () => {
   it("makes no metrics object until the endpoint is configured, then keeps it across edits", async () => {
-    site = await makeSite(SMTP);
-    const s = site;
-    let settings = await loadAll(s.configFile);
-    const l = (listeners = new MasterListeners({
-      settings: () => settings,
-      workers: () => [],
-      logger: silentLogger(),
-    }));
-    await l.apply(settings.config, true);
+    const { l, edit } = await listenersOn();
     expect(l.metrics).toBeNull();
-    expect(l.addresses()).toEqual({ lmtp: null, metrics: null });
+    expect(l.addresses()).toEqual({ lmtp: null, metrics: null, web: null });
     l.heartbeat(WORKER, beat(3)); // nothing to count it in: not an error
 
     // an edit turns the endpoint on: counting starts there
-    await s.writeConfig(SMTP + "metrics: { listen: 127.0.0.1:0 }\n");
-    settings = await loadAll(s.configFile);
-    await l.apply(settings.config, false);
+    await edit("metrics: { listen: 127.0.0.1:0 }\n");
     const metrics = l.metrics;
     expect(metrics).not.toBeNull();
     const first = l.addresses().metrics;
@@ -68,40 +85,52 @@ describe("MasterListeners", () => {
     expect(await handledOn(first!.port)).toBe(5);
 
     // off: the endpoint closes, the counters keep counting
-    await s.writeConfig(SMTP);
-    settings = await loadAll(s.configFile);
-    await l.apply(settings.config, false);
+    await edit("");
     expect(l.addresses().metrics).toBeNull();
     l.heartbeat(WORKER, beat(7));
     await expect(fetch(`http://127.0.0.1:${first!.port}/metrics`)).rejects.toThrow();
 
     // on again: the same metrics object, with what it counted meanwhile
-    await s.writeConfig(SMTP + "metrics: { listen: 127.0.0.1:0 }\n");
-    settings = await loadAll(s.configFile);
-    await l.apply(settings.config, false);
+    await edit("metrics: { listen: 127.0.0.1:0 }\n");
     expect(l.metrics).toBe(metrics);
     expect(await handledOn(l.addresses().metrics!.port)).toBe(7);
   });
 
   it("opens LMTP on a Unix socket from the map form, and moves it when the socket's mode changes", async () => {
-    site = await makeSite(SMTP);
-    const s = site;
-    const sock = path.join(s.dir, "lmtp.sock");
-    await s.writeConfig(SMTP + `intake: { lmtp: { listen: "unix:${sock}", mode: "0600" } }\n`);
-    let settings = await loadAll(s.configFile);
-    const l = (listeners = new MasterListeners({
-      settings: () => settings,
-      workers: () => [],
-      logger: silentLogger(),
-    }));
-    await l.apply(settings.config, true);
+    const sockIn = (dir: string): string => path.join(dir, "lmtp.sock");
+    const { s, l, edit } = await listenersOn(
+      (dir) => `intake: { lmtp: { listen: "unix:${sockIn(dir)}", mode: "0600" } }\n`,
+    );
+    const sock = sockIn(s.dir);
     expect(l.addresses().lmtp?.path).toBe(sock);
     expect((await stat(sock)).mode & 0o777).toBe(0o600);
-    await s.writeConfig(SMTP + `intake: { lmtp: { listen: "unix:${sock}", mode: "0660" } }\n`);
-    settings = await loadAll(s.configFile);
-    await l.apply(settings.config, false);
+    await edit(`intake: { lmtp: { listen: "unix:${sock}", mode: "0660" } }\n`);
     expect((await stat(sock)).mode & 0o777).toBe(0o660);
     await l.close();
     await expect(stat(sock)).rejects.toThrow(/ENOENT/);
+  });
+
+  it("serves the web console while web.listen is set: opened, moved and closed by edits, and on close", async () => {
+    const { l, edit } = await listenersOn();
+    expect(l.addresses().web).toBeNull();
+    await edit('web: { listen: "127.0.0.1:0" }\n');
+    const first = l.addresses().web;
+    expect(first).not.toBeNull();
+    const login = await fetch(`http://127.0.0.1:${first!.port}/login`);
+    expect(login.status).toBe(200);
+    expect(login.headers.get("x-frame-options")).toBe("DENY");
+    // another address: the old port closes, the new one serves
+    await edit('web: { listen: "localhost:0" }\n');
+    const second = l.addresses().web;
+    expect(second?.host).toBe("localhost");
+    await expect(fetch(`http://127.0.0.1:${first!.port}/login`)).rejects.toThrow();
+    await edit("");
+    expect(l.addresses().web).toBeNull();
+    await edit('web: { listen: "127.0.0.1:0" }\n');
+    const third = l.addresses().web;
+    expect((await fetch(`http://127.0.0.1:${third!.port}/login`)).status).toBe(200);
+    await l.close();
+    await l.close();
+    await expect(fetch(`http://127.0.0.1:${third!.port}/login`)).rejects.toThrow();
   });
 });

@@ -25,7 +25,9 @@ const HOSTS = `smtp:
     - { host: 127.0.0.1, port: 2525, weight: 1 }
     - { host: 127.0.0.1, port: 2526, weight: 3, name: mx2 }
 `;
-const MASTER = "master: { stop_timeout: 5s, stall_timeout: 2s }\n";
+// stall_timeout 5 s: long enough that a stand-in worker on a loaded machine is ready and heartbeating
+// in time (at 2 s, a slow start read as "not ready" and restarted workers the tests count on)
+const MASTER = "master: { stop_timeout: 5s, stall_timeout: 5s }\n";
 const CONFIG =
   BASE + "runners:\n  incoming: { instances: 2 }\n  outgoing: { instances: auto }\n" + HOSTS + MASTER;
 
@@ -344,7 +346,7 @@ describe("master with stand-in workers", () => {
     const st = await readStatusFile(setup.stateDir);
     expect(st?.workers.map((w) => w.pid)).toEqual(first.workers.map((w) => w.pid));
     // an invalid edit: reload says so with exit 78
-    await setup.writeConfig(CONFIG.replace("stall_timeout: 2s", "stall_timeout: soon"));
+    await setup.writeConfig(CONFIG.replace("stall_timeout: 5s", "stall_timeout: soon"));
     await waitFor("rejected", async () => (await readStatusFile(setup.stateDir))?.rejectedEdit);
     const bad = await cli(["reload", "-C", setup.configFile]);
     expect(bad.code).toBe(78);
@@ -352,9 +354,9 @@ describe("master with stand-in workers", () => {
   });
 
   it("restarts the workers one by one on SIGUSR1", async () => {
-    // no stall detection here: on a loaded CI machine a 2 s stall_timeout can restart a stand-in
+    // no stall detection here: on a loaded CI machine a stall_timeout can restart a stand-in
     // worker for a late heartbeat, and this test counts restarts that are not the rolling ones
-    const setup = await scopedSetup(t, CONFIG.replace("stall_timeout: 2s", "stall_timeout: 60s"));
+    const setup = await scopedSetup(t, CONFIG.replace("stall_timeout: 5s", "stall_timeout: 60s"));
     master = startMaster(setup);
     const first = await waitAllReady(setup.stateDir, 8);
     master.child.kill("SIGUSR1");

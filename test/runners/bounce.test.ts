@@ -54,4 +54,42 @@ describe("BounceRunner", () => {
     ]);
     expect(notices.every((e) => e.meta.kind === "notice")).toBe(true);
   });
+
+  /** A refusal outgoing got at delivery, as it queues it (delivery-step.ts bounceEvents). */
+  async function refusedOnce(r: Rig, recipient: string, message: string): Promise<void> {
+    await (
+      await r.queue("bounce")
+    ).enqueue(Buffer.alloc(0), {
+      sender: "",
+      recipients: [recipient],
+      list: LIST,
+      kind: "bounce-event",
+      extra: {
+        event: { recipient, kind: "permanent", message, code: 550, sender: "dev-bounces@example.org" },
+      },
+    });
+    expect(await new BounceRunner(r.ctx).handle(await r.take("bounce"), r.ctx.logger)).toBeUndefined();
+  }
+
+  it("scores a refusal at delivery by its words: a spam refusal is soft, an unknown user or unspecific 5xx hard", async () => {
+    rig = await makeRig("bounce", "", [
+      {
+        address: LIST,
+        members: ["alice@example.net", "bob@example.net", "carol@example.net"],
+        extra: "bounce: { threshold: 1 }",
+      },
+    ]);
+    await refusedOnce(rig, "alice@example.net", "550 5.7.1 Message rejected as spam by Content Filtering");
+    await refusedOnce(
+      rig,
+      "bob@example.net",
+      "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown",
+    );
+    await refusedOnce(rig, "carol@example.net", "550 permanent failure for carol@example.net");
+    const members = (await new ListStateStore(rig.settings.config.state, LIST).read()).members;
+    expect(members["alice@example.net"]?.score).toBe(0.5);
+    expect(members["alice@example.net"]?.disabled).toBeUndefined();
+    expect(members["bob@example.net"]?.disabled).toBeDefined();
+    expect(members["carol@example.net"]?.disabled).toBeDefined();
+  });
 });

@@ -3,7 +3,7 @@
  * reason and its hard/soft kind (./reason.ts), and the scan's result.
  */
 import { findStatus } from "./address.js";
-import type { BounceDetail, BounceFormat, BounceScan } from "./detect.js";
+import type { BounceDetail, BounceFinding, BounceFormat, BounceScan } from "./detect.js";
 import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./reason.js";
 
 /**
@@ -13,53 +13,87 @@ import { classifyReason, isHardReason, smtpCommand, type BounceReason } from "./
  * (a temporary finding, Action: delayed) stays temporary with reason "delayed".
  */
 export class Collector {
-  private readonly byAddress = new Map<string, BounceDetail>();
+  private readonly byAddress = new Map<string, BounceFinding>();
 
-  constructor(private readonly notice: string) {}
+  private innerScan: BounceScan | undefined;
+
+  /**
+   * `notice`: the notice's own text, for reasons a recipient's words do not give; `inner`: reads the
+   * returned message as a notice, for reasons neither gives (called at most once, only then).
+   */
+  constructor(
+    private readonly notice: string,
+    private readonly inner?: () => BounceScan,
+  ) {}
+
+  /** What the returned message, read as a notice, says of this address (a reason other than undefined). */
+  private innerDetail(address: string): BounceDetail | undefined {
+    if (this.inner === undefined) return undefined;
+    this.innerScan ??= this.inner();
+    const key = address.toLowerCase();
+    const d = this.innerScan.details.find((x) => x.address.toLowerCase() === key);
+    return d === undefined || d.reason === "undefined" || d.reason === "delayed" ? undefined : d;
+  }
 
   get size(): number {
     return this.byAddress.size;
   }
 
-  add(f: BounceDetail): void {
-    const d: BounceDetail = { address: f.address, kind: f.kind, source: f.source };
+  add(f: BounceFinding): void {
+    const d: BounceFinding = { address: f.address, kind: f.kind, source: f.source };
     if (f.status !== undefined) d.status = f.status;
     if (f.action !== undefined) d.action = f.action;
     if (f.diagnostic !== undefined) d.diagnostic = f.diagnostic;
+    if (f.diagnosticType !== undefined) d.diagnosticType = f.diagnosticType;
     const existing = this.byAddress.get(d.address);
     if (existing === undefined || (existing.kind === "temporary" && d.kind === "permanent"))
       this.byAddress.set(d.address, d);
   }
 
-  private classify(d: BounceDetail): void {
-    if (d.kind === "temporary" || (d.action ?? "").startsWith("delay")) {
-      d.kind = "temporary";
-      d.reason = "delayed";
-      return;
-    }
-    const command = smtpCommand(d.diagnostic) ?? smtpCommand(this.notice);
+  /** A finding with its reason, and its kind from the reason: every detail has both. */
+  private classify(d: BounceFinding): BounceDetail {
+    if (d.kind === "temporary" || (d.action ?? "").startsWith("delay"))
+      return { ...d, kind: "temporary", reason: "delayed" };
+    // a DSN block without a Diagnostic-Code: the notice's line about this address is its words
+    // (OpenSMTPD writes "addr: 550 5.7.25 ... rejected" in the text and only "Status: 5.0.0" in the DSN)
+    const words = d.diagnostic ?? this.lineNaming(d.address);
+    const command = smtpCommand(words) ?? smtpCommand(this.notice);
     // a generic X.0.0 Status says less than the code in the server's words ("550 #5.1.0 Address rejected")
-    const spoken = findStatus(d.diagnostic ?? "");
+    const spoken = findStatus(words ?? "");
     const status =
       d.status !== undefined && d.status.endsWith(".0.0") && spoken !== undefined && !spoken.endsWith(".0.0")
         ? spoken
         : d.status;
-    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was
+    // "Action: expired" (SendGrid): the MTA gave up retrying, whatever the last error was;
+    // "Diagnostic-Code: X-Unix; ..." is a local delivery program's failure (procmail, a pipe)
     let reason: BounceReason = (d.action ?? "").startsWith("expire")
       ? "expired"
-      : classifyReason({ text: d.diagnostic, status, command });
-    if (reason === "undefined" || (d.diagnostic === undefined && d.status === undefined)) {
+      : d.diagnosticType === "x-unix"
+        ? "mailererror"
+        : classifyReason({ text: words, status, command });
+    if (reason === "undefined" || (words === undefined && d.status === undefined)) {
       // the notice is the reporting MTA's own summary: a generic X.0.0 beside it says nothing more
       const own = status?.endsWith(".0.0") === true ? undefined : status;
       reason = classifyReason({ text: this.notice, status: own, command });
     }
-    d.reason = reason;
-    d.kind = isHardReason(reason, status, d.diagnostic ?? this.notice) ? "permanent" : "temporary";
+    const wrapped = reason === "undefined" ? this.innerDetail(d.address) : undefined;
+    if (wrapped !== undefined) return { ...d, kind: wrapped.kind, reason: wrapped.reason };
+    const kind = isHardReason(reason, status, words ?? this.notice) ? "permanent" : "temporary";
+    return { ...d, kind, reason };
+  }
+
+  /** The first line of the notice that names the address, if any. */
+  private lineNaming(address: string): string | undefined {
+    const lower = this.notice.toLowerCase();
+    const at = lower.indexOf(address.toLowerCase());
+    if (at < 0) return undefined;
+    const start = lower.lastIndexOf("\n", at) + 1;
+    const end = lower.indexOf("\n", at);
+    return this.notice.slice(start, end < 0 ? undefined : end).trim();
   }
 
   result(format: BounceFormat): BounceScan {
-    const details = [...this.byAddress.values()];
-    for (const d of details) this.classify(d);
+    const details = [...this.byAddress.values()].map((f) => this.classify(f));
     return {
       recognized: details.length > 0,
       format,

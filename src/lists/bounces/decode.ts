@@ -1,9 +1,10 @@
 /**
- * Turning a MIME leaf into text: transfer encoding (base64, quoted-printable), charset (whatever
- * TextDecoder knows, latin1 otherwise), RFC 2047 words in headers, and HTML for notices that come
- * only as HTML. Lenient and bounded like the walk in ./mime.ts: malformed input decodes to something,
- * never to an exception.
+ * Turning a MIME leaf into text: transfer encoding (base64, quoted-printable), charset, and HTML for
+ * notices that come only as HTML. The decoding itself (quoted-printable, charsets, RFC 2047 words) is
+ * ../header-text.ts, the one decoder the lists share. Lenient and bounded like the walk in ./mime.ts:
+ * malformed input decodes to something, never to an exception.
  */
+import { decodeCharset, decodeQuotedPrintable } from "../header-text.js";
 import { header, type MimePart } from "./mime.js";
 
 /** Decoded characters kept per text part. */
@@ -16,43 +17,6 @@ export function decodeTransfer(part: MimePart): Buffer {
   if (cte === "base64") return Buffer.from(body.replace(/[^A-Za-z0-9+/]/g, ""), "base64");
   if (cte === "quoted-printable") return decodeQuotedPrintable(body);
   return Buffer.from(body, "latin1");
-}
-
-export function decodeQuotedPrintable(s: string): Buffer {
-  const out = Buffer.alloc(s.length);
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x3d /* = */) {
-      const a = s[i + 1];
-      const b = s[i + 2];
-      if (a === "\n") {
-        i += 1;
-        continue;
-      }
-      if (a === "\r" && b === "\n") {
-        i += 2;
-        continue;
-      }
-      if (a !== undefined && b !== undefined && /^[0-9A-Fa-f]{2}$/.test(a + b)) {
-        out[n++] = parseInt(a + b, 16);
-        i += 2;
-        continue;
-      }
-    }
-    out[n++] = c & 0xff;
-  }
-  return out.subarray(0, n);
-}
-
-/** Bytes to text in the given charset; unknown charsets fall back to latin1 (ASCII survives either way). */
-export function decodeCharset(bytes: Buffer, charset: string | undefined): string {
-  const label = (charset ?? "utf-8").trim().toLowerCase() || "utf-8";
-  try {
-    return new TextDecoder(label, { fatal: false }).decode(bytes);
-  } catch {
-    return bytes.toString("latin1");
-  }
 }
 
 /** A leaf's text: transfer-decoded, charset-decoded, line ends normalized, capped at MAX_PART_TEXT. */
@@ -99,24 +63,4 @@ export function htmlToText(html: string): string {
 
 function safeCodePoint(n: number): string {
   return n > 0 && n <= 0x10ffff ? String.fromCodePoint(n) : " ";
-}
-
-/** Decode RFC 2047 encoded words (for showing and matching subjects); malformed words stay as written. */
-export function decodeWords(value: string): string {
-  return value
-    .replace(/\?=\s+=\?/g, "?==?")
-    .replace(
-      /=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]{0,2000})\?=/g,
-      (all, cs: string, enc: string, data: string) => {
-        try {
-          const bytes =
-            enc.toLowerCase() === "b"
-              ? Buffer.from(data, "base64")
-              : decodeQuotedPrintable(data.replace(/_/g, " "));
-          return decodeCharset(bytes, cs.split("*")[0]);
-        } catch {
-          return all;
-        }
-      },
-    );
 }

@@ -18,16 +18,10 @@
 import { cleanAddress } from "./address.js";
 import { findComplaint, type Complaint } from "./arf.js";
 import { parseDeliveryStatus, type BounceKind } from "./dsn.js";
-import { htmlToText, partText } from "./decode.js";
-import {
-  headerAll,
-  leaves,
-  parseHeaderBlock,
-  parseMessage,
-  type HeaderField,
-  type MimePart,
-} from "./mime.js";
+import { partText } from "./decode.js";
+import { headerAll, leaves, parseHeaderBlock, parseMessage, type HeaderField } from "./mime.js";
 import { Collector } from "./collect.js";
+import { headerAddresses, headText, noticeLines, ownAddresses, returnedFields } from "./notice.js";
 import type { BounceReason } from "./reason.js";
 import { parseSesNotification, type SesEvent } from "./ses.js";
 import { autoReplySign, machineMade, subjectOf } from "./signs.js";
@@ -51,17 +45,22 @@ export interface BounceDetail {
    * soft one that may pass another day (full mailbox, refusal of our content or host, delay)
    */
   kind: BounceKind;
-  /** why, in Sisimai's vocabulary (./reason.ts); "delayed" for a delay warning. Always set by scanBounce. */
-  reason?: BounceReason;
+  /** why, in Sisimai's vocabulary (./reason.ts); "delayed" for a delay warning, "undefined" when nothing says */
+  reason: BounceReason;
   /** RFC 3463 status, e.g. "5.1.1" */
   status?: string;
   /** RFC 3464 Action, lowercased (DSN only) */
   action?: string;
   /** the remote server's words, one printable line */
   diagnostic?: string;
+  /** the DSN's Diagnostic-Code type, lowercased ("smtp", "x-unix"), when given */
+  diagnosticType?: string;
   /** where the address was read: "Original-Recipient", "Final-Recipient", "qmail recipient paragraph", ... */
   source: string;
 }
+
+/** What a reader (DSN, MTA text) finds, before ./collect.ts gives it its reason and final kind. */
+export type BounceFinding = Omit<BounceDetail, "reason">;
 
 export interface BounceScan {
   /** true when at least one bounced address was found */
@@ -83,8 +82,6 @@ export interface BounceScan {
 
 /** Only this much of a message is examined: the notice comes first, the returned message last. */
 export const MAX_SCAN_BYTES = 1024 * 1024;
-const MAX_LINES = 20_000;
-const MAX_LINE = 1000;
 /** Notice text kept for classifying reasons when a recipient's own words say nothing. */
 const MAX_NOTICE_TEXT = 8 * 1024;
 
@@ -108,7 +105,12 @@ export async function scanBounce(raw: Buffer): Promise<BounceScan> {
   }
 }
 
-function scan(raw: Buffer, depth = 0): BounceScan {
+/**
+ * `wrapped`: the message is the returned part of a notice being read for its reasons (a gateway
+ * such as InterScan wraps the bounce it got): read its text as a mail system's even though its
+ * headers are the original sender's.
+ */
+function scan(raw: Buffer, depth = 0, wrapped = false): BounceScan {
   if (!Buffer.isBuffer(raw) || raw.length === 0) return notRecognized("none", "empty input");
   const root = parseMessage(raw.subarray(0, MAX_SCAN_BYTES).toString("latin1"));
   if (root === null) return notRecognized("none", "not a mail message: no header block");
@@ -138,7 +140,13 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   const context = headText([subjectOf(h), ...region], MAX_NOTICE_TEXT);
 
   // 1. RFC 3464
-  const found = new Collector(context);
+  // when neither a recipient's words nor the notice say why, a returned message that is itself a
+  // bounce (a gateway passing on the notice it got) may: read it once, only then
+  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
+  const found = new Collector(
+    context,
+    inner === undefined ? undefined : () => scan(Buffer.from(inner.body, "latin1"), depth + 1, true),
+  );
   let blocks = 0;
   let unreadable = 0;
   for (const p of parts) {
@@ -166,7 +174,7 @@ function scan(raw: Buffer, depth = 0): BounceScan {
       ...notRecognized("none", `an automatic reply (${auto}), not a delivery failure`),
       notBounce: "auto-reply",
     };
-  const automated = machineMade(h);
+  const automated = wrapped || machineMade(h);
   let empty: TextMatch | undefined;
   for (const detect of TEXT_DETECTORS) {
     const m = detect(lines);
@@ -206,7 +214,6 @@ function scan(raw: Buffer, depth = 0): BounceScan {
   if (found.size > 0) return found.result(empty?.format ?? "plain");
 
   // 5. a notice that returns another notice (a relay forwarding the bounce it got): read the inner one
-  const inner = depth === 0 ? parts.find((p) => p.type === "message/rfc822") : undefined;
   if (inner !== undefined && machineMade(parseHeaderBlock(inner.body.slice(0, 64 * 1024)).fields)) {
     const nested = scan(Buffer.from(inner.body, "latin1"), depth + 1);
     if (nested.recognized) return nested;
@@ -258,75 +265,6 @@ function sesResult(ses: SesEvent, h: readonly HeaderField[]): BounceScan {
     : notRecognized("ses", "an Amazon SES bounce notification that names no readable recipient");
 }
 
-/** The first `max` characters of the lines joined by newlines, without joining the rest. */
-function headText(lines: readonly string[], max: number): string {
-  const out: string[] = [];
-  let n = 0;
-  for (const l of lines) {
-    if (n >= max) break;
-    out.push(l.length > max - n ? l.slice(0, max - n) : l);
-    n += l.length + 1;
-  }
-  return out.join("\n");
-}
-
 function notRecognized(format: BounceFormat, reason: string): BounceScan {
   return { recognized: false, format, permanent: [], temporary: [], details: [], reason };
-}
-
-/** Addresses in header fields, each field's value split on commas, canonical. */
-function headerAddresses(fields: readonly HeaderField[], names: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const name of names) {
-    for (const value of headerAll(fields, name)) {
-      for (const piece of value.slice(0, 4096).split(",")) {
-        const lt = piece.indexOf("<");
-        const gt = piece.indexOf(">", lt + 1);
-        const a = cleanAddress(lt >= 0 && gt > lt ? piece.slice(lt + 1, gt) : piece);
-        if (a !== undefined) out.push(a);
-      }
-    }
-  }
-  return out;
-}
-
-/** The headers of the returned message: a message/rfc822 or text/rfc822-headers part, else inline after the notice. */
-function returnedFields(
-  parts: readonly MimePart[],
-  lines: readonly string[],
-  regionEnd: number,
-): HeaderField[] {
-  const part = parts.find((p) => p.type === "message/rfc822" || p.type === "text/rfc822-headers");
-  if (part !== undefined) return parseHeaderBlock(partText(part).slice(0, 64 * 1024)).fields;
-  let i = regionEnd;
-  // skip the marker line and blank lines up to the header block
-  while (i < lines.length && i < regionEnd + 5 && !/^[A-Za-z][\w-]*:/.test(lines[i] as string)) i++;
-  return parseHeaderBlock(lines.slice(i, i + 200).join("\n")).fields;
-}
-
-/** The notice's own addresses and the sender's: never a failed recipient. */
-function ownAddresses(h: readonly HeaderField[], returned: readonly HeaderField[]): Set<string> {
-  const own = [
-    ...headerAddresses(h, ["from", "to", "cc", "reply-to", "sender", "return-path", "errors-to"]),
-    ...headerAddresses(returned, ["from", "sender", "reply-to", "return-path"]),
-  ];
-  return new Set(own.map((a) => a.toLowerCase()));
-}
-
-/** The notice's text: its text/plain parts (HTML only when there is no plain text), never the returned message. */
-function noticeLines(parts: readonly MimePart[]): string[] {
-  const plain = parts.filter((p) => p.type === "text/plain");
-  const texts =
-    plain.length > 0
-      ? plain.map(partText)
-      : parts.filter((p) => p.type === "text/html").map((p) => htmlToText(partText(p)));
-  const lines: string[] = [];
-  for (const t of texts) {
-    for (const line of t.split("\n")) {
-      if (lines.length >= MAX_LINES) return lines;
-      lines.push(line.length > MAX_LINE ? line.slice(0, MAX_LINE) : line);
-    }
-    lines.push("");
-  }
-  return lines;
 }

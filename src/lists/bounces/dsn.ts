@@ -24,6 +24,8 @@ export interface DsnRecipient {
   action?: string;
   status?: string;
   diagnostic?: string;
+  /** the Diagnostic-Code's type, lowercased: "smtp", or "x-unix" for a local delivery program */
+  diagnosticType?: string;
 }
 
 export interface DsnReport {
@@ -162,6 +164,8 @@ export function parseDeliveryStatus(text: string): DsnReport {
     const statusComment = (rawStatus ?? "").replace(/^\s*[245]\.\d{1,3}\.\d{1,3}/, "").trim();
     const words = rawDiagnostic?.trim() || statusComment;
     if (words !== "") r.diagnostic = cleanDiagnostic(words);
+    const type = /^\s*([A-Za-z][A-Za-z0-9-]{0,30})\s*;/.exec(rawDiagnostic ?? "")?.[1];
+    if (type !== undefined) r.diagnosticType = type.toLowerCase();
     report.bounces.push(r);
   }
   return report;

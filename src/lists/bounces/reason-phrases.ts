@@ -380,7 +380,12 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
   [
     "rejected",
     [
+      // Google Groups' refusal of a post (in the sender's language; its help link is the constant):
+      // the group may not exist or the sender may not post to it
+      "groups.google.com/support",
       "sender rejected",
+      "sender was rejected",
+      "is not a registered gateway user",
       "sender reject",
       "sender address rejected",
       "sender verify failed",
@@ -392,18 +397,11 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "sender not allowed",
       "domain of sender",
       "sender domain",
-      "mail from",
       "envelope sender",
       "return path",
       "from address",
       "sender address",
       "your address",
-      "rejected by",
-      "message rejected",
-      "refused",
-      "not accepted",
-      "you are not allowed",
-      "denied",
     ],
   ],
   [
@@ -465,6 +463,12 @@ export const PHRASES: ReadonlyArray<readonly [BounceReason, readonly string[]]> 
       "must be secured",
       "not secure",
     ],
+  ],
+  [
+    // a refusal that names no cause: only when no more specific words (a block list, a policy,
+    // authentication) say why
+    "rejected",
+    ["rejected by", "message rejected", "refused", "not accepted", "you are not allowed", "denied"],
   ],
   [
     "toomanyconn",

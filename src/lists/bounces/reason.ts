@@ -12,7 +12,9 @@
  * lib/sisimai/smtp/status.rb. Substring search over a capped text: linear, no regex backtracking.
  */
 
+import { findStatus } from "./address.js";
 import { DECISIVE, PHRASES, STATUS_REASON } from "./reason-phrases.js";
+import { reasonFromVendorCode } from "./vendor-codes.js";
 
 export type BounceReason =
   | "userunknown"
@@ -90,18 +92,26 @@ export function smtpCommand(text: string | undefined): SmtpCommand {
     .toLowerCase()
     .replace(/\s+/g, " ");
   if (
-    t.includes("rcpt to") ||
+    t.includes("rcpt to command") ||
+    t.includes("in reply to rcpt") ||
+    t.includes("rcpt to:<") ||
+    t.includes("rcpt to: <") ||
     t.includes("after rcpt") ||
     t.includes(">>> rcpt") ||
     t.includes("rcpt command") ||
-    t.includes("rcpt_to")
+    t.includes("rcpt_to") ||
+    // Sun/Oracle Messaging Server's words for a refusal of RCPT
+    t.includes("server has rejected address") ||
+    // m-FILTER writes the command on a line of its own under "-------SMTP command"
+    t.includes("-smtp command rcpt")
   )
     return "RCPT";
   if (
     t.includes("end of data") ||
     t.includes("after data") ||
     t.includes("data command") ||
-    t.includes(">>> data")
+    t.includes(">>> data") ||
+    t.includes("-smtp command data")
   )
     return "DATA";
   if (t.includes("mail from") || t.includes("after mail")) return "MAIL";
@@ -135,14 +145,28 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
   const soften = (r: BounceReason): BounceReason =>
     temporary && (r === "hostunknown" || r === "hasmoved") ? "networkerror" : r;
   if (detail !== undefined && DECISIVE.has(detail) && byStatus !== undefined) return soften(byStatus);
+  // a provider's documented code (Orange's "LPN007_416") names the cause more precisely than its status
+  const byVendor = reasonFromVendorCode(input.text);
+  if (byVendor !== undefined) return soften(byVendor);
   const byText = reasonFromText(input.text);
   const command = input.command ?? smtpCommand(input.text);
-  // a refusal of MAIL FROM is about us, the sender, whatever status it carries
-  if (command === "MAIL") return "rejected";
+  // a refusal of MAIL FROM is about us, the sender: our address ("rejected") unless the words say
+  // what else (our host blocked, a policy, spam); never the recipient's mailbox
+  if (command === "MAIL") {
+    return byText === undefined ||
+      byText === "userunknown" ||
+      byText === "filtered" ||
+      byText === "hostunknown"
+      ? "rejected"
+      : byText;
+  }
   if (byStatus === "userunknown") {
     return byText !== undefined && OVER_USERUNKNOWN.has(byText) ? byText : "userunknown";
   }
+  if (byText === "userunknown" && domainDoesNotExist(input.text)) return soften("hostunknown");
   if (byText === "userunknown") {
+    // a security or policy status (X.7.x) says what the refusal was, whatever the words pretend
+    if (detail?.startsWith("7.") === true) return "filtered";
     if (command === "RCPT" || detail?.startsWith("1.") === true || detail === "2.1") return "userunknown";
     // after DATA the address was accepted: the refusal is about the message, whatever it says
     // a DSN that only says 5.0.0 does not vouch for the address either (Sisimai reads it the same way)
@@ -150,6 +174,17 @@ export function classifyReason(input: ReasonInput & { command?: SmtpCommand }): 
     return "userunknown";
   }
   return soften(byText ?? byStatus ?? "undefined");
+}
+
+/** Whether the words say a domain name, not an address, "does not exist" ("553 example.com does not exist"). */
+function domainDoesNotExist(text: string | undefined): boolean {
+  if (text === undefined) return false;
+  const t = (text.length > MAX_REASON_TEXT ? text.slice(0, MAX_REASON_TEXT) : text).toLowerCase();
+  const at = t.indexOf(" does not exist");
+  if (at < 0) return false;
+  const before = t.slice(Math.max(0, at - 255), at);
+  const token = before.slice(before.lastIndexOf(" ") + 1).replace(/^["'<[(]|["'>\])]$/g, "");
+  return !token.includes("@") && /^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(token);
 }
 
 /** Hard (the address is gone) or soft (it may pass another day), as Sisimai and Mailman tell them apart. */
@@ -161,4 +196,14 @@ export function isHardReason(reason: BounceReason, status?: string, text?: strin
     return cls !== "4";
   }
   return false;
+}
+
+/**
+ * One SMTP reply our own delivery got ("550 5.1.1 <a@b>: Recipient address rejected"): its reason,
+ * and whether that makes the bounce hard, by the same rules as a notice's words.
+ */
+export function classifyReply(text: string): { reason: BounceReason; hard: boolean } {
+  const status = findStatus(text);
+  const reason = classifyReason({ text, status });
+  return { reason, hard: isHardReason(reason, status, text) };
 }

@@ -4,7 +4,7 @@
  * auto-replied from a person's address, X-Autoreply, Precedence: auto_reply, vacation subjects).
  */
 import { sanitize } from "./address.js";
-import { decodeWords } from "./decode.js";
+import { decodeHeaderText } from "../header-text.js";
 import { header, type HeaderField } from "./mime.js";
 
 const SYSTEM_SENDER =
@@ -16,12 +16,12 @@ const AUTO_REPLY_SUBJECT =
   /^\s*(?:out of (?:the )?office|auto(?:matic)?[- ]?(?:reply|response)|auto:|on vacation|vacation|away from (?:the )?office|abwesenheit|r[ée]ponse automatique|respuesta autom[áa]tica)/i;
 
 export function subjectOf(h: readonly HeaderField[]): string {
-  return sanitize(decodeWords(header(h, "subject") ?? ""), 300);
+  return sanitize(decodeHeaderText(header(h, "subject") ?? ""), 300);
 }
 
 function systemSender(h: readonly HeaderField[]): boolean {
   return (
-    SYSTEM_SENDER.test(decodeWords(header(h, "from") ?? "")) ||
+    SYSTEM_SENDER.test(decodeHeaderText(header(h, "from") ?? "")) ||
     /^<\s*(?:MAILER-DAEMON[^>]*)?>$/i.test((header(h, "return-path") ?? "").trim())
   );
 }

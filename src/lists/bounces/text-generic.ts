@@ -172,6 +172,9 @@ function isDelayNotice(region: readonly string[], subject: string): boolean {
   return DELAY_WORDS.some((w) => text.includes(w)) && !FINAL_WORDS.some((w) => text.includes(w));
 }
 
+/** A line that is one whole SMTP reply: a code and a space at the margin (not "550-", a continued one). */
+const REPLY_LINE = /^[245]\d\d /;
+
 export function detectGeneric(lines: readonly string[], ctx: GenericContext): TextMatch | null {
   const region = noticeRegion(lines);
   const kind = isDelayNotice(region, ctx.subject ?? "") ? "temporary" : "permanent";
@@ -188,9 +191,13 @@ export function detectGeneric(lines: readonly string[], ctx: GenericContext): Te
       if (!alone && !failureSign(line) && !failureSign(region[i - 1]) && !failureSign(region[i + 1]))
         continue;
       const diag: string[] = [line.trim()];
+      // a Sendmail transcript writes one reply per line ("554 <a@b>... Remote protocol error", then
+      // "550 b (smtp)... 550 Host unknown" about another host): a reply line ends the one before
+      const oneReplyPerLine = REPLY_LINE.test(line);
       for (let k = i + 1; k < region.length && diag.length < 4; k++) {
         const next = region[k] as string;
         if (isBlank(next) || findAddressesAt(next).some((a) => a.address.toLowerCase() !== key)) break;
+        if (oneReplyPerLine && REPLY_LINE.test(next)) break;
         diag.push(next.trim());
       }
       // a line that is the address alone: the reason is often the line above ("User not listed ...")

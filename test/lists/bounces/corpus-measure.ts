@@ -8,6 +8,8 @@
  * - Every address the scan lists that is no expected bounce recipient of that file is a false positive;
  *   precision is true / reported.
  * - Hard/soft agreement: over found entries, `permanent` must match a hard bounce, `temporary` a soft one.
+ * - Reason agreement: our reason equals the reference's; our "delayed" (a delay report) counts as
+ *   Sisimai's "expired", its name for the same report.
  * - Complaints (reason feedback) are scored apart: the scan must say notBounce "complaint".
  */
 import { readFileSync, readdirSync } from "node:fs";
@@ -107,7 +109,10 @@ export async function scoreCorpus(dir: string, expectedFile: string): Promise<Co
         f.kindMismatches.push(
           `${file}: ${e.address} ${e.reason}/${e.soft ? "soft" : "hard"} got ${d.kind}/${d.reason ?? "-"} [${d.status ?? ""}] ${d.diagnostic?.slice(0, 100) ?? ""}`,
         );
-      if (d.reason === e.reason) for (const t of [f, total]) t.reasonAgree++;
+      // Sisimai names a delay report (Action: delayed) "expired"; we keep "delayed" apart, since a
+      // delay must never disable a member: the same answer under another name
+      const sameReason = d.reason === e.reason || (d.reason === "delayed" && e.reason === "expired");
+      if (sameReason) for (const t of [f, total]) t.reasonAgree++;
     }
     const wanted = new Set(bounces.flatMap(names));
     for (const d of scan.details) {
@@ -154,12 +159,16 @@ export function formatScore(score: CorpusScore, withMisses = true): string {
     if (withMisses) {
       for (const m of f.misses) lines.push(`    miss ${m}`);
       for (const m of f.falsePositives) lines.push(`    false positive ${m}`);
+      for (const m of f.kindMismatches) lines.push(`    hard/soft differs ${m}`);
     }
   }
   lines.push(row("TOTAL", score.total));
   const t = score.total;
   lines.push(
     `precision where the reference names a recipient: ${pct(t.correct, t.reportedAnswered)} (${t.correct}/${t.reportedAnswered}); over every file: ${pct(t.correct, t.reported)} (${t.correct}/${t.reported})`,
+  );
+  lines.push(
+    `hard/soft agreement: ${pct(t.kindAgree, t.found)} (${t.kindAgree}/${t.found}); reason agreement: ${pct(t.reasonAgree, t.found)} (${t.reasonAgree}/${t.found})`,
   );
   lines.push(`complaints recognized ${score.complaints.found}/${score.complaints.expected}`);
   for (const m of score.complaints.misses) lines.push(`    miss ${m}`);

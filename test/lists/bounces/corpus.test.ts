@@ -23,17 +23,20 @@ if (!present) {
 }
 
 describe.skipIf(!present)("bounce detection over the real-bounce corpus", () => {
-  it("finds at least 95% of the bounced addresses, with at least 98% precision and 90% hard/soft agreement", async () => {
+  it("finds at least 98% of the bounced addresses, with at least 99% precision, 95% hard/soft and 70% reason agreement", async () => {
     const score = await scoreCorpus(REAL, EXPECTED);
     process.stdout.write(formatScore(score) + "\n");
     const t = score.total;
     expect(t.expected).toBeGreaterThan(300);
-    expect(t.found / t.expected).toBeGreaterThanOrEqual(0.95);
+    expect(t.found / t.expected).toBeGreaterThanOrEqual(0.98);
     // precision over the files the reference answers: on 16 real bounces (DragonFly Mail Agent,
-    // Mimecast) the reference names nobody, and what we find there is listed, not counted
-    expect(t.correct / t.reportedAnswered).toBeGreaterThanOrEqual(0.98);
-    expect(t.correct / t.reported).toBeGreaterThanOrEqual(0.93);
-    expect(t.kindAgree / t.found).toBeGreaterThanOrEqual(0.9);
+    // Mimecast) the reference names nobody, and what we find there (the failed recipient each one
+    // names) is listed, not counted
+    expect(t.correct / t.reportedAnswered).toBeGreaterThanOrEqual(0.99);
+    expect(t.correct / t.reported).toBeGreaterThanOrEqual(0.94);
+    // hard/soft as the reference decides it (from the reason, as Sisimai does)
+    expect(t.kindAgree / t.found).toBeGreaterThanOrEqual(0.95);
+    expect(t.reasonAgree / t.found).toBeGreaterThanOrEqual(0.7);
     // complaints and not-bounces are told apart from bounces
     expect(score.complaints.found).toBe(score.complaints.expected);
     expect(score.notBounces.found).toBe(score.notBounces.expected);

@@ -8,10 +8,10 @@
  */
 import { rename } from "node:fs/promises";
 import path from "node:path";
-import { HOLD_QUEUE, type EntrySummary } from "../queue/inspect.js";
-import { parseName } from "../queue/names.js";
-import { Switchboard } from "../queue/switchboard.js";
-import type { Entry, EntryMeta, JsonValue } from "../queue/types.js";
+import { HOLD_QUEUE, type EntrySummary } from "./inspect.js";
+import { parseName } from "./names.js";
+import { Switchboard } from "./switchboard.js";
+import type { Entry, EntryMeta, JsonValue } from "./types.js";
 import { QrunnerError, describeError } from "../util/errors.js";
 
 /** A `.wip` in hold or shunt older than this was left by a crashed command. */

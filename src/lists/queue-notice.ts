@@ -1,8 +1,22 @@
-/** Queue a notice composed by src/lists/notices.ts in `outgoing`; durable when it resolves. */
+/**
+ * Queue a notice composed by notices.ts / notice-texts.ts in `outgoing`; durable when it resolves.
+ * Shared by the runners and the moderation service (src/lists/moderation.ts), so every notice qrunner
+ * writes is queued one way.
+ */
 import { createHash } from "node:crypto";
-import type { Notice } from "../lists/notices.js";
-import type { Entry } from "../queue/types.js";
-import type { Queues } from "./context.js";
+import type { EnqueueOptions } from "../queue/switchboard.js";
+import type { Entry, NewEntryMeta } from "../queue/types.js";
+import type { Notice } from "./notices.js";
+
+/** Where an entry can be queued: a Switchboard, as far as this layer needs one. */
+export interface Enqueuer {
+  enqueue(message: Buffer, meta: NewEntryMeta, opts?: EnqueueOptions): Promise<string>;
+}
+
+/** Queues opened by name (the runners' `Queues`, or a command's own). */
+export interface QueueSource {
+  get(queue: string): Promise<Enqueuer>;
+}
 
 /**
  * The entry whose handling sends the notice, and which of its notices this is. The notice then gets
@@ -15,7 +29,7 @@ export interface NoticeOrigin {
 }
 
 export async function queueNotice(
-  queues: Queues,
+  queues: QueueSource,
   list: string,
   n: Notice,
   origin?: NoticeOrigin,
