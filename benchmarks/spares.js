@@ -25,13 +25,10 @@ import {
   spread,
   table,
   waitQuiet,
-  benchMessage,
-  benchMeta,
+  benchMessage as message,
+  benchMeta as meta,
   rate,
 } from "./lib.js";
-
-const message = benchMessage;
-const meta = benchMeta;
 
 /** One mode's run in a fresh root: returns entries/s for seq enqueue, 16-producer enqueue, drain. */
 async function runMode(base, recycle, n, cycle) {

@@ -50,13 +50,11 @@ import {
   waitQuiet,
   QUICK,
   FULL,
-  benchMessage,
-  benchMeta,
+  benchMessage as message,
+  benchMeta as meta,
   rate,
 } from "./lib.js";
 
-const message = benchMessage;
-const meta = benchMeta;
 const sync = () => execFileSync("sync");
 
 // Each method is a generator of steps: run(k) does its next k operations and returns. The driver
