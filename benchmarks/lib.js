@@ -506,3 +506,18 @@ export function havePeer(which) {
 export function isMain(url) {
   return process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(url);
 }
+
+// ---- the entry the queue benchmarks (switchboard.js, spares.js) write
+/** A 3 KB post to dev@example.org, and its entry meta. */
+export const benchMessage = Buffer.concat([
+  Buffer.from("From: a@example.net\nTo: dev@example.org\nSubject: bench\nMessage-ID: <x@example.net>\n\n"),
+  Buffer.alloc(2940, "x"),
+]);
+export const benchMeta = {
+  sender: "a@example.net",
+  recipients: ["dev@example.org"],
+  list: "dev@example.org",
+  kind: "post",
+};
+/** Operations per second. */
+export const rate = (n, ms) => (n / ms) * 1000;

@@ -7,26 +7,28 @@
 //
 //   node benchmarks/spares.js [--dirs=/tmp,/mnt/ext4,/mnt/tmpfs] [--n=3000] [--cycle=500]
 //        [--rounds=5] [--json] [--quiet-wait=S]
-import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Switchboard } from "../dist/queue/switchboard.js";
 import { SparePool } from "../dist/queue/spares.js";
-import { arg, emit, fmt, isMain, log, median, now, num, spread, table, waitQuiet } from "./lib.js";
-
-const message = Buffer.concat([
-  Buffer.from("From: a@example.net\nTo: dev@example.org\nSubject: bench\nMessage-ID: <x@example.net>\n\n"),
-  Buffer.alloc(2940, "x"),
-]);
-const meta = {
-  sender: "a@example.net",
-  recipients: ["dev@example.org"],
-  list: "dev@example.org",
-  kind: "post",
-};
-const rate = (n, ms) => (n / ms) * 1000;
+import {
+  arg,
+  emit,
+  fmt,
+  isMain,
+  log,
+  median,
+  now,
+  num,
+  spread,
+  table,
+  waitQuiet,
+  benchMessage as message,
+  benchMeta as meta,
+  rate,
+} from "./lib.js";
 
 /** One mode's run in a fresh root: returns entries/s for seq enqueue, 16-producer enqueue, drain. */
 async function runMode(base, recycle, n, cycle) {

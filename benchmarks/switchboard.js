@@ -50,19 +50,11 @@ import {
   waitQuiet,
   QUICK,
   FULL,
+  benchMessage as message,
+  benchMeta as meta,
+  rate,
 } from "./lib.js";
 
-const message = Buffer.concat([
-  Buffer.from("From: a@example.net\nTo: dev@example.org\nSubject: bench\nMessage-ID: <x@example.net>\n\n"),
-  Buffer.alloc(2940, "x"),
-]);
-const meta = {
-  sender: "a@example.net",
-  recipients: ["dev@example.org"],
-  list: "dev@example.org",
-  kind: "post",
-};
-const rate = (n, ms) => (n / ms) * 1000;
 const sync = () => execFileSync("sync");
 
 // Each method is a generator of steps: run(k) does its next k operations and returns. The driver

@@ -3,9 +3,8 @@ import { execFile, execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { lines, tempDir } from "../config/helpers.js";
-import type { TempDir } from "../config/helpers.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { lines, tempDirEach } from "../config/helpers.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = path.join(root, "bin/qrunner");
@@ -60,13 +59,7 @@ function run(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {
   });
 }
 
-let t: TempDir;
-beforeEach(async () => {
-  t = await tempDir();
-});
-afterEach(async () => {
-  await t.remove();
-});
+const t = tempDirEach("qrunner-config-");
 
 describe("qrunner config check", () => {
   it("exits 0 with a one-line summary for a valid config and lists", async () => {

@@ -1,63 +1,34 @@
-/** `qrunner members` as a real process (build first: npx tsc -p tsconfig.build.json). */
-import { spawn } from "node:child_process";
-import { existsSync, promises as fsp } from "node:fs";
-import os from "node:os";
+/** `qrunner members` as a real process (build first: npm run build). */
+import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { ListStateStore } from "../../src/lists/state.js";
+import { runCli } from "../helpers/process.js";
+import { testScope } from "../helpers/scope.js";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/qrunner");
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function qrunner(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
+const t = testScope();
 let tmp: string;
 let cfg: string;
 let state: string;
 
 beforeEach(async () => {
-  expect(existsSync(path.join(ROOT, "dist/cli/main.js")), "build first: npx tsc -p tsconfig.build.json").toBe(
-    true,
-  );
-  tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "qrunner-members-cli-"));
-  await fsp.mkdir(path.join(tmp, "config"));
-  await fsp.mkdir(path.join(tmp, "lists"));
-  cfg = path.join(tmp, "config", "qrunner.yaml");
-  state = path.join(tmp, "var");
-  await fsp.writeFile(cfg, "qfiles: ../qfiles\nstate: ../var\nlists: ../lists\n");
-  await fsp.writeFile(
-    path.join(tmp, "lists", "dev@example.org.yaml"),
-    "address: dev@example.org\nowners: [owner@example.org]\nmembers: [alice@example.net, Bob@example.com, carol@example.net]\n",
-  );
+  const site = await t.site("", [
+    { address: "dev@example.org", members: ["alice@example.net", "Bob@example.com", "carol@example.net"] },
+  ]);
+  tmp = site.dir;
+  cfg = site.configFile;
+  state = site.state;
 });
 
-afterEach(async () => {
-  await fsp.rm(tmp, { recursive: true, force: true });
-});
+const qrunner = (args: string[], env: Record<string, string> = {}): ReturnType<typeof runCli> =>
+  runCli(args, { env });
+/** `qrunner members dev@example.org -C CONFIG ARGS` */
+const members = (...args: string[]): ReturnType<typeof runCli> =>
+  qrunner(["members", "dev@example.org", "-C", cfg, ...args]);
 
 describe("qrunner members", () => {
   it("prints the file members, all enabled, in a table", async () => {
-    const r = await qrunner(["members", "dev@example.org", "-C", cfg]);
+    const r = await members();
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
@@ -106,31 +77,14 @@ describe("qrunner members", () => {
   it("--disable and --enable change a member's state in the state file, never the list file", async () => {
     const listFile = path.join(tmp, "lists", "dev@example.org.yaml");
     const before = await fsp.readFile(listFile, "utf8");
-    const d = await qrunner([
-      "members",
-      "dev@example.org",
-      "-C",
-      cfg,
-      "--disable",
-      "alice@example.net",
-      "--disable",
-      "Bob@example.com",
-    ]);
+    const d = await members("--disable", "alice@example.net", "--disable", "Bob@example.com");
     expect(d.code).toBe(0);
     expect(d.stdout).toContain("disabled alice@example.net");
     expect(d.stdout).toMatch(/^alice@example\.net\s+disabled: admin since \d{4}-\d\d-\d\d\s+0\s+file$/m);
     let s = await new ListStateStore(state, "dev@example.org").read();
     expect(s.members["Bob@example.com"]?.disabled?.reason).toBe("admin");
 
-    const e = await qrunner([
-      "members",
-      "dev@example.org",
-      "-C",
-      cfg,
-      "--enable",
-      "alice@example.net",
-      "--json",
-    ]);
+    const e = await members("--enable", "alice@example.net", "--json");
     expect(e.code).toBe(0);
     expect(JSON.parse(e.stdout)).toMatchObject({ counts: { enabled: 2, disabled: 1 } });
     s = await new ListStateStore(state, "dev@example.org").read();
@@ -142,16 +96,7 @@ describe("qrunner members", () => {
   });
 
   it("exits 1 and changes nothing when an address is no member (hinting at a case mismatch)", async () => {
-    const r = await qrunner([
-      "members",
-      "dev@example.org",
-      "-C",
-      cfg,
-      "--disable",
-      "alice@example.net",
-      "--disable",
-      "bob@example.com",
-    ]);
+    const r = await members("--disable", "alice@example.net", "--disable", "bob@example.com");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("not a member of dev@example.org: bob@example.com");
     expect(r.stderr).toContain("did you mean Bob@example.com?");
@@ -159,16 +104,7 @@ describe("qrunner members", () => {
   });
 
   it("exits 64 for --enable and --disable of one address", async () => {
-    const r = await qrunner([
-      "members",
-      "dev@example.org",
-      "-C",
-      cfg,
-      "--disable",
-      "alice@example.net",
-      "--enable",
-      "alice@EXAMPLE.net",
-    ]);
+    const r = await members("--disable", "alice@example.net", "--enable", "alice@EXAMPLE.net");
     expect(r.code).toBe(64);
   });
 
@@ -181,7 +117,7 @@ describe("qrunner members", () => {
 
   it("exits 78 with file:line:col when the config does not validate", async () => {
     await fsp.writeFile(cfg, "state: ../var\nbogus: 1\n");
-    const r = await qrunner(["members", "dev@example.org", "-C", cfg]);
+    const r = await members();
     expect(r.code).toBe(78);
     expect(r.stderr).toMatch(/qrunner\.yaml:\d+:\d+: /);
   });

@@ -5,51 +5,22 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
-import {
-  BASE,
-  BIN,
-  REPO,
-  killAll,
-  makeSetup,
-  readStatusFile,
-  requireBuild,
-  run,
-  waitAllReady,
-  waitFor,
-  type Running,
-  type Setup,
-} from "../master/helpers.js";
+import { BASE, scopedSetup, run, waitAllReady, type Setup } from "../master/helpers.js";
+import { BIN, REPO, waitFor } from "../helpers/process.js";
+import { testScope } from "../helpers/scope.js";
 
 const HAVE_TMUX = spawnSync("tmux", ["-V"]).status === 0;
 const CONFIG =
   BASE + "smtp:\n  hosts:\n    - { host: 127.0.0.1, port: 2599, weight: 1 }\nmaster: { stop_timeout: 10s }\n";
 
-let setup: Setup | null = null;
-const started: Running[] = [];
-let socket: string | null = null;
-
-beforeAll(() => requireBuild());
-
-afterEach(async () => {
-  if (socket) spawnSync("tmux", ["-L", socket, "kill-server"]);
-  socket = null;
-  for (const r of started.splice(0)) {
-    if (r.child.exitCode === null && r.child.signalCode === null) {
-      r.child.kill("SIGTERM");
-      await r.exited;
-    }
-  }
-  if (setup) killAll((await readStatusFile(setup.stateDir))?.workers.map((w) => w.pid) ?? []);
-  await setup?.cleanup();
-  setup = null;
-});
+const t = testScope();
 
 /** Entries in queues no runner drains (hold, shunt), and deferred ones in backoff: stable depths. */
 async function fill(s: Setup): Promise<void> {
   const root = path.join(s.dir, "qfiles");
-  const t = Date.now();
+  const now = Date.now();
   for (const [queue, n] of [
     ["hold", 40],
     ["shunt", 10],
@@ -59,8 +30,8 @@ async function fill(s: Setup): Promise<void> {
     await sb.enqueueMany(
       Array.from({ length: n }, (_, i) => ({
         message: Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`),
-        meta: { sender: "", recipients: [`u${i}@example.net`], received: t - i * 60_000 },
-        notBefore: queue === "backoff" ? t + 3_600_000 : t - i * 60_000,
+        meta: { sender: "", recipients: [`u${i}@example.net`], received: now - i * 60_000 },
+        notBefore: queue === "backoff" ? now + 3_600_000 : now - i * 60_000,
       })),
     );
   }
@@ -68,10 +39,9 @@ async function fill(s: Setup): Promise<void> {
 
 describe("qrunner status --watch", () => {
   it("writes plain frames of at most 80 columns when stdout is no terminal, and exits 0 on SIGTERM", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     await fill(setup);
-    const w = run(BIN, ["status", "--watch", "--interval=0.2", "-C", setup.configFile]);
-    started.push(w);
+    const w = t.stopAfter(run(BIN, ["status", "--watch", "--interval=0.2", "-C", setup.configFile]));
     await waitFor("two frames", () => (w.stdout().match(/^QUEUE /gm) ?? []).length >= 2);
     w.child.kill("SIGTERM");
     const { code } = await w.exited;
@@ -86,7 +56,7 @@ describe("qrunner status --watch", () => {
   });
 
   it("rejects a nonsense interval", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     const r = run(BIN, ["status", "--watch", "--interval=often", "-C", setup.configFile]);
     expect((await r.exited).code).toBe(64);
     expect(r.stderr()).toMatch(/--interval/);
@@ -95,15 +65,14 @@ describe("qrunner status --watch", () => {
   it.skipIf(!HAVE_TMUX)(
     "redraws in place in an 80x30 terminal against a running master and quits on Ctrl-C",
     async () => {
-      setup = await makeSetup(CONFIG);
+      const setup = await scopedSetup(t, CONFIG);
       await fill(setup);
-      const master = run(BIN, ["start", "-C", setup.configFile]);
-      started.push(master);
+      const master = t.stopAfter(run(BIN, ["start", "-C", setup.configFile]));
       await waitAllReady(setup.stateDir, undefined, 30_000);
 
-      socket = `qrunner-test-${process.pid}`;
-      const tmux = (...args: string[]) =>
-        execFileSync("tmux", ["-L", socket!, ...args], { encoding: "utf8" });
+      const socket = `qrunner-test-${process.pid}`;
+      t.defer(() => spawnSync("tmux", ["-L", socket, "kill-server"]));
+      const tmux = (...args: string[]) => execFileSync("tmux", ["-L", socket, ...args], { encoding: "utf8" });
       const cmd = `node ${BIN} status --watch --interval=0.3 -C ${setup.configFile}; echo "EXITED $?"; sleep 60`;
       tmux("new-session", "-d", "-x", "80", "-y", "30", "-c", REPO, "-e", "LANG=C.UTF-8", cmd);
       const screen = () => tmux("capture-pane", "-p");

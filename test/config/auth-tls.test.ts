@@ -1,28 +1,10 @@
 /** Finding 3 of issue 15: an SMTP password is sent only over TLS, or with an explicit, warned test switch. */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { makeSite, requireBuild, runCli } from "../helpers/site.js";
-import { ConfigError } from "../../src/util/errors.js";
-import type { ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir } from "./helpers.js";
-import type { TempDir } from "./helpers.js";
+import { configIssues, lines, tempDirEach } from "./helpers.js";
 
-let t: TempDir;
-beforeEach(async () => {
-  t = await tempDir();
-});
-afterEach(async () => {
-  await t.remove();
-});
-
-async function issuesOf(file: string): Promise<ConfigIssue[]> {
-  const err: unknown = await loadConfig(file).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
+const t = tempDirEach("qrunner-config-");
 
 const AUTH = "auth: { user: u, pass_env: P }";
 
@@ -37,7 +19,7 @@ describe("auth only under TLS", () => {
       `    - { host: c, starttls: opportunistic, ${AUTH} }`,
     ];
     const file = await t.write("q.yaml", lines(...text));
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     // at the auth mapping's value
     const at = (line: number): [number, number] => [line, (text[line - 1] ?? "").indexOf("{ user") + 1];
     expect(issues.map((i) => [i.line, i.col])).toEqual([at(3), at(4), at(6)]);

@@ -1,29 +1,11 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { inspectConfig, loadConfig, loadConfigSync } from "../../src/config/load.js";
-import { ConfigError } from "../../src/util/errors.js";
-import type { ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir } from "./helpers.js";
-import type { TempDir } from "./helpers.js";
+import { configIssues, lines, tempDirEach } from "./helpers.js";
 
-let t: TempDir;
-beforeEach(async () => {
-  t = await tempDir();
-});
-afterEach(async () => {
-  await t.remove();
-});
-
-async function issuesOf(file: string): Promise<ConfigIssue[]> {
-  const err: unknown = await loadConfig(file).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
+const t = tempDirEach("qrunner-config-");
 
 describe("loadConfig: a valid file", () => {
   it("applies defaults, resolves paths against the file's folder and versions the bytes", async () => {
@@ -92,7 +74,7 @@ describe("loadConfig: errors at the node at fault", () => {
       "q.yaml",
       lines("qfiles: q", "smtp:", "  hosts:", "    - host: relay", '      port: "25x"'),
     );
-    expect(await issuesOf(file)).toEqual([
+    expect(await configIssues(file)).toEqual([
       { file, line: 5, col: 13, message: 'smtp.hosts[0].port: expected a number, got "25x"' },
     ]);
   });
@@ -102,7 +84,7 @@ describe("loadConfig: errors at the node at fault", () => {
       "q.yaml",
       lines("runners:", "  incoming: { instances: 2, slep: 5s }", "mastr: {}"),
     );
-    expect(await issuesOf(file)).toEqual([
+    expect(await configIssues(file)).toEqual([
       { file, line: 2, col: 29, message: 'unknown key "slep" in runners.incoming (did you mean "sleep"?)' },
       { file, line: 3, col: 1, message: 'unknown key "mastr" (did you mean "master"?)' },
     ]);
@@ -110,7 +92,7 @@ describe("loadConfig: errors at the node at fault", () => {
 
   it("reports a bad duration and a bad size-like value at the value", async () => {
     const file = await t.write("q.yaml", lines("backoff:", "  schedule: [1m, 5 minutes]", "  max_age: true"));
-    expect(await issuesOf(file)).toEqual([
+    expect(await configIssues(file)).toEqual([
       {
         file,
         line: 2,
@@ -128,25 +110,25 @@ describe("loadConfig: errors at the node at fault", () => {
 
   it("reports a missing key at its parent mapping", async () => {
     const file = await t.write("q.yaml", lines("smtp:", "  hosts:", "    - port: 26", "      weight: 1"));
-    expect(await issuesOf(file)).toEqual([
+    expect(await configIssues(file)).toEqual([
       { file, line: 3, col: 7, message: 'smtp.hosts[0]: missing required key "host"' },
     ]);
   });
 
   it("reports an empty value at its key", async () => {
     const file = await t.write("q.yaml", lines("qfiles: q", "log:"));
-    expect(await issuesOf(file)).toEqual([
+    expect(await configIssues(file)).toEqual([
       { file, line: 2, col: 1, message: "log: expected a mapping (key: value), got an empty value" },
     ]);
   });
 
   it("reports YAML syntax errors and duplicate keys where the parser found them", async () => {
     const dup = await t.write("dup.yaml", lines("qfiles: a", "state: b", "qfiles: c"));
-    expect(await issuesOf(dup)).toEqual([
+    expect(await configIssues(dup)).toEqual([
       { file: dup, line: 3, col: 1, message: "YAML: Map keys must be unique" },
     ]);
     const bad = await t.write("bad.yaml", lines("smtp:", "  hosts:", "    - host: a", "   port: 25"));
-    const issues = await issuesOf(bad);
+    const issues = await configIssues(bad);
     expect(issues.length).toBeGreaterThan(0);
     expect(issues[0]).toMatchObject({ file: bad, line: 4 });
     expect(issues[0]?.message).toMatch(/^YAML: /);
@@ -157,7 +139,7 @@ describe("loadConfig: errors at the node at fault", () => {
       "q.yaml",
       lines("qfiles: 1", "log: { level: loud }", "runners: { outgoing: { instances: many } }"),
     );
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     expect(issues.map((i) => `${i.line}:${i.col}`)).toEqual(["1:9", "2:15", "3:35"]);
     expect(issues[1]?.message).toBe(
       'log.level: expected one of trace, debug, info, warn, error, fatal, silent; got "loud"',
@@ -167,12 +149,12 @@ describe("loadConfig: errors at the node at fault", () => {
 
   it("reports a missing file at line 1 col 1, and the ConfigError message reads file:line:col", async () => {
     const file = path.join(t.dir, "nope.yaml");
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     expect(issues).toEqual([
       { file, line: 1, col: 1, message: expect.stringContaining("does not exist") as string },
     ]);
     expect(() => loadConfigSync(file)).toThrow(`${file}:1:1: the config file does not exist`);
-    const dir = await issuesOf(t.dir);
+    const dir = await configIssues(t.dir);
     expect(dir[0]?.message).toMatch(/is a directory/);
   });
 });
@@ -191,7 +173,7 @@ describe("loadConfig: checks across keys", () => {
         "    - { host: other, name: second }",
       ),
     );
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     expect(issues).toEqual([
       {
         file,
@@ -225,13 +207,13 @@ describe("loadConfig: checks across keys", () => {
         "intake: { lmtp: 'localhost:2424' }",
       ),
     );
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     expect(issues.map((i) => [i.line, i.col, i.message])).toEqual([
       [1, 36, "smtp.hosts[0].weight: must be greater than 0, got 0"],
       [2, 20, "metrics.listen: expected a string, got 9100"],
     ]);
     const file2 = await t.write("q2.yaml", lines("metrics: { listen: 'localhost' }"));
-    expect((await issuesOf(file2)).map((i) => i.message)).toEqual([
+    expect((await configIssues(file2)).map((i) => i.message)).toEqual([
       'metrics.listen: expected host:port (e.g. 127.0.0.1:9100), got "localhost"',
     ]);
   });
@@ -255,7 +237,7 @@ describe("loadConfig: checks across keys", () => {
       max_buffered: 64 * 1024 * 1024,
     });
     const bad = async (v: string): Promise<string[]> =>
-      (await issuesOf(await t.write("b.yaml", lines(`intake: { lmtp: ${v} }`)))).map((i) => i.message);
+      (await configIssues(await t.write("b.yaml", lines(`intake: { lmtp: ${v} }`)))).map((i) => i.message);
     expect(await bad('"unix:run/lmtp"')).toEqual([
       'intake.lmtp: expected unix:/absolute/path, got "unix:run/lmtp"',
     ]);

@@ -1,15 +1,9 @@
 /** The `web:` section: defaults (no console, no operators), and its mistakes reported at their line. */
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { issuesOf, lines, tempDir, type TempDir } from "./helpers.js";
+import { configIssues, lines, tempDirEach } from "./helpers.js";
 
-let t: TempDir;
-beforeEach(async () => {
-  t = await tempDir();
-});
-afterEach(async () => {
-  await t.remove();
-});
+const t = tempDirEach("qrunner-config-");
 
 const HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 
@@ -44,7 +38,7 @@ describe("web config", () => {
       `    - { name: ok2, password_hash: "${HASH}", password: x }`,
       "  theme: dark",
     ];
-    const issues = await issuesOf(await t.write("q.yaml", lines(...text)));
+    const issues = await configIssues(await t.write("q.yaml", lines(...text)));
     expect(issues.map((i) => [i.line, i.message])).toEqual([
       [4, expect.stringMatching(/^web\.operators\[0\]\.name: expected letters.*no '@'.*got "a@b"$/)],
       [
@@ -54,7 +48,7 @@ describe("web config", () => {
       [6, 'unknown key "password" in web.operators[2]'],
       [7, 'unknown key "theme" in web'],
     ]);
-    const dup = await issuesOf(
+    const dup = await configIssues(
       await t.write(
         "d.yaml",
         lines(

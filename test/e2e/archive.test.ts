@@ -10,24 +10,13 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
-import { logLines, requireBuild, spawnCli, waitFor, type Running } from "../helpers/site.js";
+import { logLines, waitFor } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 import { fixture, headerValues, listSite, mail, type ListSite } from "./lists-harness.js";
 
-beforeAll(() => requireBuild());
-
-let s: ListSite | undefined;
-let worker: Running | undefined;
-afterEach(async () => {
-  if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
-    worker.child.kill("SIGKILL");
-    await worker.exited;
-  }
-  worker = undefined;
-  await s?.close();
-  s = undefined;
-});
+const t = testScope();
 
 const PYTHON = "/usr/bin/python3";
 
@@ -113,7 +102,7 @@ const DEV = {
 
 describe("the archive", () => {
   it("holds every accepted post of a run exactly once, in mboxrd form that a standard reader parses", async () => {
-    s = await listSite([DEV]);
+    const s = t.own(await listSite([DEV]));
     const accepted = [
       "plain-lf.eml",
       "nul-body.eml",
@@ -195,18 +184,20 @@ describe("the archive", () => {
   });
 
   it("archives each of a few hundred posts exactly once although the archive runner is SIGKILLed again and again", async () => {
-    s = await listSite(
-      [
+    const s = t.own(
+      await listSite(
+        [
+          {
+            address: "dev@example.org",
+            owners: ["owner@example.org"],
+            members: [],
+            extra: "nonmembers: accept",
+          },
+        ],
         {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: [],
-          extra: "nonmembers: accept",
+          config: "master: { recovery_limit: 10 }\n",
         },
-      ],
-      {
-        config: "master: { recovery_limit: 10 }\n",
-      },
+      ),
     );
     const N = 300;
     const incoming = await Switchboard.open({ root: s.site.qfiles, queue: "incoming" });
@@ -248,7 +239,9 @@ describe("the archive", () => {
     for (let round = 0; round < 3; round++) {
       const before = await indexed();
       if (before >= N - 40) break;
-      worker = spawnCli(["start", "-C", s.site.configFile, "--runner=archive", "--slice=0/1"]);
+      const worker = t.spawn(["start", "-C", s.site.configFile, "--runner=archive", "--slice=0/1"], {
+        stopWith: "SIGKILL",
+      });
       // kill it once it has made progress, so the entry recovered from the last kill is not in hand again
       await waitFor(
         `archive progress in round ${round}`,
@@ -262,7 +255,6 @@ describe("the archive", () => {
       // the entry it had in hand stays marked in progress on disk, for the next start to recover
       leftInHand += (await s.entries("archive")).filter((f) => f.endsWith(".wip")).length;
     }
-    worker = undefined;
     expect(kills).toBe(3);
     recovered += recoveredBy(await s.runOnce("archive"));
     expect(recovered).toBe(leftInHand);
@@ -290,14 +282,16 @@ describe("the archive", () => {
   it.runIf(process.getuid?.() === 0)(
     "keeps the entries queued while the archive cannot be written (disk full), and archives them once it can",
     async () => {
-      s = await listSite([
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: [],
-          extra: "nonmembers: accept",
-        },
-      ]);
+      const s = t.own(
+        await listSite([
+          {
+            address: "dev@example.org",
+            owners: ["owner@example.org"],
+            members: [],
+            extra: "nonmembers: accept",
+          },
+        ]),
+      );
       for (let i = 0; i < 3; i++)
         await s.inject(
           mail({

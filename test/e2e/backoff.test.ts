@@ -3,9 +3,10 @@
  * retries only its recipient until it gets through, a 5xx becomes a bounce event without a retry, and
  * backoff.max_age gives up with bounce events and one notice to the list's owners.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { message, requireBuild, runCli, waitFor } from "../helpers/site.js";
+import { describe, expect, it } from "vitest";
+import { message, runCli, waitFor } from "../helpers/site.js";
 import type { Sink } from "../helpers/smtp-sink.js";
+import { testScope } from "../helpers/scope.js";
 import {
   allDeliveries,
   deliverySite,
@@ -16,20 +17,10 @@ import {
   waitDelivered,
   waitDrained,
   type DeliverySite,
+  WEIGHTED,
 } from "./delivery-harness.js";
 
-beforeAll(() => requireBuild());
-
-let ds: DeliverySite | undefined;
-afterEach(async () => {
-  await ds?.cleanup();
-  ds = undefined;
-});
-
-const HOSTS = [
-  { name: "a", weight: 3 },
-  { name: "b", weight: 1 },
-];
+const t = testScope();
 
 /** Answer `code` to RCPT TO of the addresses `match` picks, on every sink; counts the refusals. */
 function refuse(sinks: Iterable<Sink>, match: (a: string) => boolean, code: number): Map<string, number> {
@@ -54,7 +45,7 @@ async function startAll(d: DeliverySite): Promise<void> {
 
 describe("temporary failures (4xx)", () => {
   it("only the refused recipients are retried, and delivered once the fault is lifted", async () => {
-    ds = await deliverySite({ hosts: HOSTS });
+    const ds = t.own(await deliverySite({ hosts: WEIGHTED }));
     const n = 100;
     const slow = (a: string): boolean => a.startsWith("slow-");
     const refused = refuse(ds.sinks.values(), slow, 451);
@@ -94,7 +85,7 @@ describe("temporary failures (4xx)", () => {
 
 describe("permanent failures (5xx)", () => {
   it("become bounce events for the recipient, with no retry", async () => {
-    ds = await deliverySite({ hosts: HOSTS });
+    const ds = t.own(await deliverySite({ hosts: WEIGHTED }));
     const n = 60;
     const gone = (a: string): boolean => a.startsWith("gone-");
     const refused = refuse(ds.sinks.values(), gone, 550);
@@ -123,7 +114,7 @@ describe("permanent failures (5xx)", () => {
     const expectedEvents = n + rejected.size;
     await waitFor(
       "the bounce events",
-      async () => (await entries(ds!.site, "bounce")).length >= expectedEvents,
+      async () => (await entries(ds.site, "bounce")).length >= expectedEvents,
     );
     await waitDrained(ds.site);
     await ds.stop();
@@ -158,25 +149,21 @@ describe("permanent failures (5xx)", () => {
 
 describe("backoff.max_age", () => {
   it("gives up with a bounce event per recipient and one notice to the owners", async () => {
-    const members = [
-      "m1@example.net",
-      "m2@example.net",
-      "m3@example.net",
-      "m4@example.net",
-      "m5@example.net",
-    ];
-    ds = await deliverySite({
-      hosts: HOSTS,
-      backoff: "schedule: [200ms], max_age: 2s, jitter: 0",
-      lists: [
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members,
-          extra: "archive: false\nnonmembers: accept",
-        },
-      ],
-    });
+    const members = Array.from({ length: 5 }, (_, i) => `m${i + 1}@example.net`);
+    const ds = t.own(
+      await deliverySite({
+        hosts: WEIGHTED,
+        backoff: "schedule: [200ms], max_age: 2s, jitter: 0",
+        lists: [
+          {
+            address: "dev@example.org",
+            owners: ["owner@example.org"],
+            members,
+            extra: "archive: false\nnonmembers: accept",
+          },
+        ],
+      }),
+    );
     const refused = refuse(ds.sinks.values(), (a) => a.startsWith("m"), 451);
     await ds.start("incoming");
     await startAll(ds);
@@ -186,7 +173,7 @@ describe("backoff.max_age", () => {
     expect(r.code, r.stderr).toBe(0);
 
     const toOwner = (): number =>
-      [...ds!.sinks.values()].flatMap((s) => s.messages).filter((m) => m.to.includes("owner@example.org"))
+      [...ds.sinks.values()].flatMap((s) => s.messages).filter((m) => m.to.includes("owner@example.org"))
         .length;
     await waitFor("the owner notice", () => toOwner() > 0, 30_000);
     await waitDrained(ds.site, ["incoming", "outgoing", "backoff"]);

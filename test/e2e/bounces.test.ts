@@ -6,34 +6,20 @@
  * Earlier days' bounces are pre-seeded in the list's state file (the scorer counts once per day).
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { emptyState, type ListState, type MemberState } from "../../src/lists/state-shape.js";
 import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
-import { logLines, requireBuild, runCli, spawnCli, waitFor, type Running } from "../helpers/site.js";
-import {
-  fixture,
-  headerValues,
-  listSite,
-  mail,
-  noticeText,
-  type ListSite,
-  type StateJson,
-} from "./lists-harness.js";
+import { logLines, runCli, waitFor } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
+import { fixture, headerValues, listSite, mail, noticeText, type ListSite } from "./lists-harness.js";
 
-beforeAll(() => requireBuild());
-
-let s: ListSite | undefined;
-let master: Running | undefined;
-afterEach(async () => {
-  if (master && master.child.exitCode === null && master.child.signalCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  master = undefined;
-  await s?.close();
-  s = undefined;
-});
+const t = testScope();
 
 const DAY = 86_400_000;
+
+/** A list site with dev@example.org (owner@example.org its owner): these members, these extra lines. */
+const devSite = (members: string[], extra: string): Promise<ListSite> =>
+  listSite([{ address: "dev@example.org", owners: ["owner@example.org"], members, extra }]);
 
 /** The signed VERP address of `member` on dev@example.org, with the site's own secret. */
 function verp(site: ListSite, member: string): string {
@@ -55,15 +41,18 @@ async function memberRows(site: ListSite, list = "dev@example.org"): Promise<Map
   return new Map((JSON.parse(r.stdout) as { members: MemberRow[] }).members.map((m) => [m.address, m]));
 }
 
-function state(members: StateJson["members"]): StateJson & { version: 1 } {
-  return { version: 1, added: [], removed: [], members, replies: {}, tokens: {}, unrecognisedBounces: 0 };
+function state(members: ListState["members"]): ListState {
+  return { ...emptyState(), members };
 }
 
 /** A bounce earlier days counted: `score`, last counted `daysAgo` days ago. */
-function seeded(score: number, daysAgo: number): StateJson["members"][string] {
+function seeded(score: number, daysAgo: number): MemberState {
   const at = Date.now() - daysAgo * DAY;
   return { score, lastBounce: at, lastCounted: utcDay(at) };
 }
+
+/** A member row disabled by bounces with this score. */
+const disabledAt = (score: number) => ({ state: "disabled", disabled: { reason: "bounces" }, score });
 
 function subjects(site: ListSite, to: string): string[] {
   return site.to(to).map((m) => headerValues(m.raw, "subject")[0] ?? "");
@@ -83,14 +72,12 @@ const disabledOwner = (m: string): string => `dev@example.org: delivery to ${m} 
 
 describe("bounces disable a member at the threshold", () => {
   it("VERP: the bounce address names the member; disabled at threshold 1, notices sent, no more posts; a confirmed join re-enables", async () => {
-    s = await listSite([
-      {
-        address: "dev@example.org",
-        owners: ["owner@example.org"],
-        members: ["alice@example.net", "bob@example.com", "carol@example.net"],
-        extra: "verp: true\nbounce: { threshold: 1 }",
-      },
-    ]);
+    const s = t.own(
+      await devSite(
+        ["alice@example.net", "bob@example.com", "carol@example.net"],
+        "verp: true\nbounce: { threshold: 1 }",
+      ),
+    );
     await post(s, "<p1@x>");
     // one transaction per member, each from the member's signed VERP address
     expect(s.sink.messages.map((m) => `${m.to.join()} ${m.from}`).sort()).toEqual([
@@ -112,11 +99,7 @@ describe("bounces disable a member at the threshold", () => {
     await s.pump();
 
     const rows = await memberRows(s);
-    expect(rows.get("bob@example.com")).toMatchObject({
-      state: "disabled",
-      disabled: { reason: "bounces" },
-      score: 1,
-    });
+    expect(rows.get("bob@example.com")).toMatchObject(disabledAt(1));
     expect(rows.get("carol@example.net")).toMatchObject({ state: "enabled", score: 0 });
     expect(rows.get("alice@example.net")).toMatchObject({ state: "enabled", score: 0 });
     // one notice to the member, one to the owners, nothing to anyone else
@@ -161,14 +144,16 @@ describe("bounces disable a member at the threshold", () => {
   });
 
   it("DSN: counted once per UTC day; disabled when earlier days' bounces reach the threshold; unrecognised bounces forwarded", async () => {
-    s = await listSite([
-      {
-        address: "dev@example.org",
-        owners: ["owner@example.org", "owner2@example.org"],
-        members: ["alice@example.net", "carol@example.net", "Dave.Smith@example.net", "erin@example.com"],
-        extra: "bounce: { threshold: 3, stale_after: 7d }",
-      },
-    ]);
+    const s = t.own(
+      await listSite([
+        {
+          address: "dev@example.org",
+          owners: ["owner@example.org", "owner2@example.org"],
+          members: ["alice@example.net", "carol@example.net", "Dave.Smith@example.net", "erin@example.com"],
+          extra: "bounce: { threshold: 3, stale_after: 7d }",
+        },
+      ]),
+    );
     // alice bounced on two earlier days, carol on one
     await s.writeState(
       "dev@example.org",
@@ -184,11 +169,7 @@ describe("bounces disable a member at the threshold", () => {
     await s.pump();
 
     let rows = await memberRows(s);
-    expect(rows.get("alice@example.net")).toMatchObject({
-      state: "disabled",
-      disabled: { reason: "bounces" },
-      score: 3,
-    });
+    expect(rows.get("alice@example.net")).toMatchObject(disabledAt(3));
     expect(rows.get("carol@example.net")).toMatchObject({ state: "enabled", score: 2 });
     // a full mailbox is a soft bounce: half a hard one
     expect(rows.get("Dave.Smith@example.net")).toMatchObject({ state: "enabled", score: 0.5 });
@@ -232,14 +213,12 @@ describe("bounces disable a member at the threshold", () => {
   });
 
   it("a stale score starts again; a recent one goes on to the threshold; a delay adds nothing", async () => {
-    s = await listSite([
-      {
-        address: "dev@example.org",
-        owners: ["owner@example.org"],
-        members: ["olivia@example.com", "peggy@example.com", "rupert@example.net"],
-        extra: "bounce: { threshold: 3, stale_after: 7d }",
-      },
-    ]);
+    const s = t.own(
+      await devSite(
+        ["olivia@example.com", "peggy@example.com", "rupert@example.net"],
+        "bounce: { threshold: 3, stale_after: 7d }",
+      ),
+    );
     // peggy's last bounce is 30 days old (stale), olivia's 2 days, rupert's 2 days
     await s.writeState(
       "dev@example.org",
@@ -265,23 +244,12 @@ describe("bounces disable a member at the threshold", () => {
   });
 
   it("a 5xx answer at delivery is a bounce event scored the same way", async () => {
-    s = await listSite([
-      {
-        address: "dev@example.org",
-        owners: ["owner@example.org"],
-        members: ["alice@example.net", "carol@example.net"],
-        extra: "bounce: { threshold: 1 }",
-      },
-    ]);
+    const s = t.own(await devSite(["alice@example.net", "carol@example.net"], "bounce: { threshold: 1 }"));
     s.sink.setFaults({ rcpt: (a) => (a === "carol@example.net" ? 550 : undefined) });
     await post(s, "<five@x>");
     expect(s.sink.deliveries().get("<five@x> alice@example.net")).toBe(1);
     const rows = await memberRows(s);
-    expect(rows.get("carol@example.net")).toMatchObject({
-      state: "disabled",
-      disabled: { reason: "bounces" },
-      score: 1,
-    });
+    expect(rows.get("carol@example.net")).toMatchObject(disabledAt(1));
     expect(rows.get("alice@example.net")).toMatchObject({ state: "enabled", score: 0 });
     // the owners are told once; the notice to carol was refused by the same 550 (scored, not counted again)
     expect(subjects(s, "owner@example.org")).toEqual([disabledOwner("carol@example.net")]);
@@ -297,29 +265,29 @@ describe("bounces disable a member at the threshold", () => {
 
 describe("idle-only bounce runs", () => {
   it("with the machine busy (max_loadavg 0) bounces wait under the master; after an edit to a high max_loadavg it catches up, losing nothing", async () => {
+    // m1..m4 each get a VERP bounce below; alice and carol are in postfix-failed.eml
     const members = [
-      "m1@example.com",
-      "m2@example.com",
-      "m3@example.com",
-      "m4@example.com",
+      ...Array.from({ length: 4 }, (_, i) => `m${i + 1}@example.com`),
       "alice@example.net",
       "carol@example.net",
     ];
     // (Dave.Smith, whose mailbox is full in postfix-failed.eml, is left out: a soft bounce scores 0.5)
-    s = await listSite(
-      [
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members,
-          extra: "verp: true\nbounce: { threshold: 1 }",
-        },
-      ],
-      { runners: "  bounce: { idle_only: true, max_loadavg: 0, sleep: 200ms }\n" },
+    const s = t.own(
+      await listSite(
+        [
+          {
+            address: "dev@example.org",
+            owners: ["owner@example.org"],
+            members,
+            extra: "verp: true\nbounce: { threshold: 1 }",
+          },
+        ],
+        { runners: "  bounce: { idle_only: true, max_loadavg: 0, sleep: 200ms }\n" },
+      ),
     );
-    master = spawnCli(["start", "-C", s.site.configFile]);
+    const master = t.spawn(["start", "-C", s.site.configFile]);
     await waitFor("all workers ready", () =>
-      logLines(master!.stdout()).some((l) => l["msg"] === "all workers ready"),
+      logLines(master.stdout()).some((l) => l["msg"] === "all workers ready"),
     );
     for (const m of members.slice(0, 4))
       await s.inject(await fixture("bounces", "qmail.eml"), verp(s, m), "<>");
@@ -328,16 +296,16 @@ describe("idle-only bounce runs", () => {
     // routed to the bounce queue, and there they stay while the runner waits
     await waitFor(
       "five bounce entries",
-      async () => (await s!.entries("incoming")).length === 0 && (await s!.entries("bounce")).length === 5,
+      async () => (await s.entries("incoming")).length === 0 && (await s.entries("bounce")).length === 5,
     );
     await waitFor("the bounce runner to say it waits", () =>
-      logLines(master!.stdout()).some(
+      logLines(master.stdout()).some(
         (l) => l["runner"] === "bounce" && l["msg"] === "waiting" && /load average/.test(String(l["reason"])),
       ),
     );
     // status shows why the bounce worker does not work
     await waitFor("status to show the bounce worker waiting", async () => {
-      const st = await runCli(["status", "--json", "-C", s!.site.configFile]);
+      const st = await runCli(["status", "--json", "-C", s.site.configFile]);
       const w = (
         JSON.parse(st.stdout) as { workers: { runner: string; waiting: string | null }[] }
       ).workers.find((x) => x.runner === "bounce");
@@ -352,10 +320,10 @@ describe("idle-only bounce runs", () => {
     await writeFile(s.site.configFile, cfg.replace("max_loadavg: 0,", "max_loadavg: 1000,"));
     await waitFor(
       "every member disabled",
-      async () => [...(await memberRows(s!)).values()].every((r) => r.state === "disabled"),
+      async () => [...(await memberRows(s)).values()].every((r) => r.state === "disabled"),
       30_000,
     );
-    await waitFor("every notice delivered", () => s!.sink.deliveryCount() >= members.length * 2, 30_000);
+    await waitFor("every notice delivered", () => s.sink.deliveryCount() >= members.length * 2, 30_000);
     const stop = await runCli(["stop", "-C", s.site.configFile]);
     expect(stop.code, stop.stderr).toBe(0);
     await master.exited;
@@ -368,16 +336,18 @@ describe("idle-only bounce runs", () => {
   });
 
   it("waits while the outgoing queue is not empty, then works once it is", async () => {
-    s = await listSite(
-      [
-        {
-          address: "dev@example.org",
-          owners: ["owner@example.org"],
-          members: ["alice@example.net", "bob@example.com"],
-          extra: "verp: true\nbounce: { threshold: 1 }",
-        },
-      ],
-      { runners: "  bounce: { idle_only: true, max_loadavg: 1000 }\n" },
+    const s = t.own(
+      await listSite(
+        [
+          {
+            address: "dev@example.org",
+            owners: ["owner@example.org"],
+            members: ["alice@example.net", "bob@example.com"],
+            extra: "verp: true\nbounce: { threshold: 1 }",
+          },
+        ],
+        { runners: "  bounce: { idle_only: true, max_loadavg: 1000 }\n" },
+      ),
     );
     await s.inject(
       mail({ from: "alice@example.net", to: "dev@example.org", subject: "post", id: "<busy@x>" }),

@@ -33,6 +33,20 @@ afterEach(async () => {
   for (const p of proxies.splice(0)) await p.close();
 });
 
+/**
+ * Nodes a and b started and settled 4:4; then SMTP answers slowed by `delayMs` and `n` posts tagged
+ * `tag` sent, until node a holds some in progress: a's slices, the posts, a's worker pids.
+ */
+async function withABusy(s: ClusterSite, delayMs: number, tag: string, n: number) {
+  await s.start("a");
+  await s.start("b");
+  const aSlices = (await s.settled({ a: 4, b: 4 })).get("a")!;
+  s.sink.setFaults({ dataDelayMs: delayMs });
+  const batch = await s.post(tag, n);
+  await waitFor("node a to have entries in hand", async () => (await s.wips(aSlices)).length > 0, 30_000);
+  return { aSlices, batch, aWorkers: await s.workerPids("a") };
+}
+
 async function newSite(endpoints?: (n: string) => string[]): Promise<ClusterSite> {
   site = await ClusterSite.create(endpoints ?? (() => etcd.endpoints), etcd.endpoints);
   return site;
@@ -186,14 +200,7 @@ describe("cluster mode on etcd", () => {
     { timeout: 120_000 },
     async () => {
       const s = await newSite();
-      await s.start("a");
-      await s.start("b");
-      const two = await s.settled({ a: 4, b: 4 });
-      const aSlices = two.get("a")!;
-      s.sink.setFaults({ dataDelayMs: 700 });
-      const batch = await s.post("stop", 40);
-      await waitFor("node a to have entries in hand", async () => (await s.wips(aSlices)).length > 0, 30_000);
-      const aWorkers = await s.workerPids("a");
+      const { aSlices, batch, aWorkers } = await withABusy(s, 700, "stop", 40);
       const aPid = s.master("a").child.pid!;
       signal(aPid, "SIGSTOP");
       const stoppedAt = Date.now();
@@ -228,15 +235,8 @@ describe("cluster mode on etcd", () => {
     async () => {
       for (const url of etcd.endpoints) proxies.push(await cutProxy(url));
       const s = await newSite((n) => (n === "a" ? proxies.map((p) => p.url) : etcd.endpoints));
-      await s.start("a");
-      await s.start("b");
-      const two = await s.settled({ a: 4, b: 4 });
-      const aSlices = two.get("a")!;
       // slow transactions, so that a still has entries in hand when its fence passes
-      s.sink.setFaults({ dataDelayMs: 1000 });
-      const batch = await s.post("cut", 60);
-      await waitFor("node a to have entries in hand", async () => (await s.wips(aSlices)).length > 0, 30_000);
-      const aWorkers = await s.workerPids("a");
+      const { aSlices, batch, aWorkers } = await withABusy(s, 1000, "cut", 60);
       for (const p of proxies) p.cut();
       const cutAt = Date.now();
       await waitFor(

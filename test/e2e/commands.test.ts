@@ -5,18 +5,12 @@
  * no reply, and no address gets more than max_replies_per_hour messages.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { requireBuild } from "../helpers/site.js";
+import { describe, expect, it } from "vitest";
 import { headerValues, listSite, mail, noticeText, type ListSite } from "./lists-harness.js";
 import type { SinkMessage } from "../helpers/smtp-sink.js";
+import { testScope } from "../helpers/scope.js";
 
-beforeAll(() => requireBuild());
-
-let s: ListSite | undefined;
-afterEach(async () => {
-  await s?.close();
-  s = undefined;
-});
+const t = testScope();
 
 function dev(
   extra = "",
@@ -58,6 +52,14 @@ function replyTo(site: ListSite, to: string): string {
   return noticeText(replies[0]!.raw);
 }
 
+/** Mail to dev-request@example.org, injected. */
+function toRequest(
+  site: ListSite,
+  fields: { from: string; subject: string; body?: string; id?: string; headers?: string[] },
+): Promise<string> {
+  return site.inject(mail({ ...fields, to: "dev-request@example.org" }), "dev-request@example.org");
+}
+
 async function post(site: ListSite, id: string): Promise<void> {
   await site.inject(
     mail({ from: "alice@example.net", to: "dev@example.org", subject: "news", id }),
@@ -68,17 +70,9 @@ async function post(site: ListSite, id: string): Promise<void> {
 
 describe("join and leave by mail", () => {
   it("subscribe to -request or mail to -join, confirm with the token, receive the next post", async () => {
-    s = await listSite([dev()]);
+    const s = t.own(await listSite([dev()]));
     // "subscribe" in the Subject to -request
-    await s.inject(
-      mail({
-        from: "Newbie <newbie@example.com>",
-        to: "dev-request@example.org",
-        subject: "subscribe",
-        id: "<sub-1@x>",
-      }),
-      "dev-request@example.org",
-    );
+    await toRequest(s, { from: "Newbie <newbie@example.com>", subject: "subscribe", id: "<sub-1@x>" });
     // a plain message to -join
     await s.inject(
       mail({
@@ -158,16 +152,8 @@ describe("join and leave by mail", () => {
   });
 
   it("unsubscribe (to -request or -leave), confirm, and receive no more posts", async () => {
-    s = await listSite([dev()]);
-    await s.inject(
-      mail({
-        from: "bob@example.com",
-        to: "dev-request@example.org",
-        subject: "Re: what",
-        body: "unsubscribe\nend\njoin",
-      }),
-      "dev-request@example.org",
-    );
+    const s = t.own(await listSite([dev()]));
+    await toRequest(s, { from: "bob@example.com", subject: "Re: what", body: "unsubscribe\nend\njoin" });
     await s.inject(
       mail({ from: "carol@example.net", to: "dev-leave@example.org", subject: "bye" }),
       "dev-leave@example.org",
@@ -205,21 +191,11 @@ describe("join and leave by mail", () => {
   });
 
   it("a wrong or an expired token changes nothing, and the reply says why", async () => {
-    s = await listSite([dev("confirm_expires: 1s")]);
+    const s = t.own(await listSite([dev("confirm_expires: 1s")]));
     const before = await members(s);
     // a token nobody issued, for a join and (as bob) for a leave
-    await s.inject(
-      mail({
-        from: "eve@example.com",
-        to: "dev-request@example.org",
-        subject: "confirm AAAAAAAAAAAAAAAAAAAAAAAA",
-      }),
-      "dev-request@example.org",
-    );
-    await s.inject(
-      mail({ from: "bob@example.com", to: "dev-request@example.org", subject: "confirm not-a-token" }),
-      "dev-request@example.org",
-    );
+    await toRequest(s, { from: "eve@example.com", subject: "confirm AAAAAAAAAAAAAAAAAAAAAAAA" });
+    await toRequest(s, { from: "bob@example.com", subject: "confirm not-a-token" });
     await s.pump();
     expect(replyTo(s, "eve@example.com")).toMatch(
       /Token "AAAAAAAAAAAAAAAAAAAAAAAA" is unknown \(mistyped, or already used\); nothing was changed/,
@@ -229,14 +205,8 @@ describe("join and leave by mail", () => {
     s.sink.clear();
 
     // a real token, used after confirm_expires (1s)
-    await s.inject(
-      mail({ from: "eve@example.com", to: "dev-request@example.org", subject: "join" }),
-      "dev-request@example.org",
-    );
-    await s.inject(
-      mail({ from: "bob@example.com", to: "dev-request@example.org", subject: "leave" }),
-      "dev-request@example.org",
-    );
+    await toRequest(s, { from: "eve@example.com", subject: "join" });
+    await toRequest(s, { from: "bob@example.com", subject: "leave" });
     await s.pump();
     const e = tokenFor(s, "eve@example.com");
     const b = tokenFor(s, "bob@example.com");
@@ -266,7 +236,7 @@ describe("join and leave by mail", () => {
 
 describe("robots and storms", () => {
   it("never replies to an auto-responder, the null sender or bulk mail, and changes nothing for them", async () => {
-    s = await listSite([dev()]);
+    const s = t.own(await listSite([dev()]));
     const robots = [
       {
         raw: mail({
@@ -329,16 +299,10 @@ describe("robots and storms", () => {
   });
 
   it("answers one address at most max_replies_per_hour times, however many requests it sends", async () => {
-    s = await listSite([dev("max_replies_per_hour: 3")]);
+    const s = t.own(await listSite([dev("max_replies_per_hour: 3")]));
     for (let i = 0; i < 6; i++) {
-      await s.inject(
-        mail({ from: "chatty@example.com", to: "dev-request@example.org", subject: "help" }),
-        "dev-request@example.org",
-      );
-      await s.inject(
-        mail({ from: "joiner@example.com", to: "dev-request@example.org", subject: "subscribe" }),
-        "dev-request@example.org",
-      );
+      await toRequest(s, { from: "chatty@example.com", subject: "help" });
+      await toRequest(s, { from: "joiner@example.com", subject: "subscribe" });
       await s.inject(
         mail({ from: "leaver@example.com", to: "dev-join@example.org", subject: "x" }),
         "dev-join@example.org",
@@ -368,25 +332,24 @@ describe("robots and storms", () => {
   });
 
   it("refuses to subscribe a list address: no confirmation is mailed to a list or its robots", async () => {
-    s = await listSite([
-      dev("", "accept"),
-      {
-        address: "other@example.org",
-        owners: ["owner@example.org"],
-        members: ["zoe@example.com"],
-        extra: "nonmembers: accept",
-      },
-    ]);
+    const s = t.own(
+      await listSite([
+        dev("", "accept"),
+        {
+          address: "other@example.org",
+          owners: ["owner@example.org"],
+          members: ["zoe@example.com"],
+          extra: "nonmembers: accept",
+        },
+      ]),
+    );
     const body = [
       "subscribe dev@example.org",
       "subscribe DEV-Request@example.org",
       "join other@example.org",
       "join dev-bounces+x=example.com@example.org",
     ].join("\n");
-    await s.inject(
-      mail({ from: "eve@example.com", to: "dev-request@example.org", subject: "hello", body }),
-      "dev-request@example.org",
-    );
+    await toRequest(s, { from: "eve@example.com", subject: "hello", body });
     await s.pump();
     // the one message out is eve's reply, and every command in it was refused
     expect(s.sink.messages.map((m) => m.to)).toEqual([["eve@example.com"]]);

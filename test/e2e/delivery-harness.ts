@@ -27,6 +27,12 @@ export interface HostSpec {
   weight?: number;
 }
 
+/** The two weighted primaries most tests use: a takes three quarters of the slices, b one. */
+export const WEIGHTED: HostSpec[] = [
+  { name: "a", weight: 3 },
+  { name: "b", weight: 1 },
+];
+
 export interface DeliverySite {
   site: Site;
   /** sinks by host name, primaries then fallbacks */

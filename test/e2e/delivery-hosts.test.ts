@@ -3,9 +3,10 @@
  * host goes through `backoff` to the others, the outage is logged once, the host gets its share back
  * after its probe; with every primary down the fallback delivers, and stops once a primary is back.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sliceOf } from "../../src/queue/slice.js";
-import { requireBuild, waitFor } from "../helpers/site.js";
+import { waitFor } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 import {
   CANNOT_REACH,
   REACHABLE_AGAIN,
@@ -18,15 +19,10 @@ import {
   waitDrained,
   type DeliverySite,
   type Sent,
+  WEIGHTED,
 } from "./delivery-harness.js";
 
-beforeAll(() => requireBuild());
-
-let ds: DeliverySite | undefined;
-afterEach(async () => {
-  await ds?.cleanup();
-  ds = undefined;
-});
+const t = testScope();
 
 async function startAll(d: DeliverySite): Promise<void> {
   await d.start("outgoing", "0/2:3,1");
@@ -47,12 +43,11 @@ async function untilUp(d: DeliverySite, host: string): Promise<Sent[]> {
 
 describe("a host down", () => {
   it("its mail goes via backoff to the other host, the outage is logged once; back, it gets its share after its probe", async () => {
-    ds = await deliverySite({
-      hosts: [
-        { name: "a", weight: 3 },
-        { name: "b", weight: 1 },
-      ],
-    });
+    const ds = t.own(
+      await deliverySite({
+        hosts: WEIGHTED,
+      }),
+    );
     const a = ds.sink("a");
     const b = ds.sink("b");
     await a.down();
@@ -97,13 +92,12 @@ describe("a host down", () => {
 
 describe("every primary down", () => {
   it("the fallback receives; once a primary is back, the fallback stops receiving", async () => {
-    ds = await deliverySite({
-      hosts: [
-        { name: "a", weight: 3 },
-        { name: "b", weight: 1 },
-      ],
-      fallback: [{ name: "f" }],
-    });
+    const ds = t.own(
+      await deliverySite({
+        hosts: WEIGHTED,
+        fallback: [{ name: "f" }],
+      }),
+    );
     const [a, b, f] = [ds.sink("a"), ds.sink("b"), ds.sink("f")];
     await a.down();
     await b.down();

@@ -3,10 +3,11 @@
  * slices, real SMTP sinks. The weighted split holds, every (Message-ID, recipient) arrives exactly once,
  * and transactions respect smtp.max_recipients.
  */
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { sliceOf } from "../../src/queue/slice.js";
 import { Switchboard } from "../../src/queue/switchboard.js";
-import { logLines, message, requireBuild, runCli, spawnCli, waitFor } from "../helpers/site.js";
+import { logLines, message, runCli, spawnCli, waitFor } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 import {
   allDeliveries,
   deliverySite,
@@ -15,25 +16,27 @@ import {
   notExactlyOnce,
   waitDelivered,
   waitDrained,
+  WEIGHTED,
   type DeliverySite,
 } from "./delivery-harness.js";
 
-beforeAll(() => requireBuild());
+const t = testScope();
 
-let ds: DeliverySite | undefined;
-afterEach(async () => {
-  await ds?.cleanup();
-  ds = undefined;
-});
+/** Hosts a and b weighted 3:1, smtp.max_recipients, and dev@ open to anyone, with these members. */
+const devSite = (members: string[], maxRecipients: number): Promise<DeliverySite> =>
+  deliverySite({
+    hosts: WEIGHTED,
+    smtp: `  max_recipients: ${maxRecipients}\n`,
+    lists: [{ address: "dev@example.org", members, extra: "archive: false\nnonmembers: accept" }],
+  });
 
 describe("weighted outgoing slices", () => {
   it("weights 3 and 1: 4,000 entries split 3:1 (5 sigma), each delivered once, by its slice's host", async () => {
-    ds = await deliverySite({
-      hosts: [
-        { name: "a", weight: 3 },
-        { name: "b", weight: 1 },
-      ],
-    });
+    const ds = t.own(
+      await deliverySite({
+        hosts: WEIGHTED,
+      }),
+    );
     await ds.start("outgoing", "0/2:3,1");
     await ds.start("outgoing", "1/2:3,1");
     await ds.start("backoff");
@@ -67,14 +70,7 @@ describe("weighted outgoing slices", () => {
 describe("posts through incoming", () => {
   it("fan-out respects smtp.max_recipients, and no member gets a post twice", async () => {
     const members = Array.from({ length: 60 }, (_, i) => `m${i}@example.net`);
-    ds = await deliverySite({
-      hosts: [
-        { name: "a", weight: 3 },
-        { name: "b", weight: 1 },
-      ],
-      smtp: "  max_recipients: 7\n",
-      lists: [{ address: "dev@example.org", members, extra: "archive: false\nnonmembers: accept" }],
-    });
+    const ds = t.own(await devSite(members, 7));
     await ds.start("incoming");
     await ds.start("outgoing", "0/2:3,1");
     await ds.start("outgoing", "1/2:3,1");
@@ -110,14 +106,7 @@ describe("posts through incoming", () => {
 describe("through the master", () => {
   it("`qrunner start` runs one outgoing worker per weighted primary, and posts reach every member once", async () => {
     const members = Array.from({ length: 40 }, (_, i) => `m${i}@example.net`);
-    ds = await deliverySite({
-      hosts: [
-        { name: "a", weight: 3 },
-        { name: "b", weight: 1 },
-      ],
-      smtp: "  max_recipients: 10\n",
-      lists: [{ address: "dev@example.org", members, extra: "archive: false\nnonmembers: accept" }],
-    });
+    const ds = t.own(await devSite(members, 10));
     const master = spawnCli(["start", "-C", ds.site.configFile]);
     try {
       await waitFor("all workers ready", () => master.stdout().includes('"msg":"all workers ready"'));

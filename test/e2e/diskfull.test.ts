@@ -8,45 +8,19 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { decodeEntry } from "../../src/queue/entry.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  logLines,
-  makeSite,
-  message,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Running,
-  type Site,
-} from "../helpers/site.js";
+import { logLines, message, runCli, waitFor, runOnce } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
 const asRoot = process.getuid?.() === 0;
-beforeAll(() => requireBuild());
 
-let site: Site | undefined;
-let sink: Sink | undefined;
-let master: Running | undefined;
-const mounts: string[] = [];
-afterEach(async () => {
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  master = undefined;
-  for (const m of mounts.splice(0).reverse()) execFileSync("umount", ["-l", m]);
-  await sink?.close();
-  sink = undefined;
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope();
 
 async function mountTmpfs(dir: string, size: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]);
-  mounts.push(dir);
+  t.defer(() => execFileSync("umount", ["-l", dir]));
 }
 
 /** Fill a filesystem until `leave` bytes are free; returns the filler's path. */
@@ -93,7 +67,7 @@ const LIST = {
 
 describe.runIf(asRoot)("disk full", () => {
   it("inject exits 75 on a full queue filesystem, whatever the size, and leaves nothing; 0 once space returns", async () => {
-    site = await makeSite("", [LIST]);
+    const site = await t.site("", [LIST]);
     const incoming = path.join(site.qfiles, "incoming");
     await mountTmpfs(incoming, "256k");
     const filler = await fill(incoming, 20_000);
@@ -113,8 +87,8 @@ describe.runIf(asRoot)("disk full", () => {
   });
 
   it("a full outgoing keeps posts in incoming, a full backoff keeps deliveries in outgoing; nothing is lost when space returns", async () => {
-    sink = await startSink();
-    site = await makeSite(
+    const sink = await t.sink();
+    const site = await t.site(
       [
         "runners:",
         "  incoming: { sleep: 300ms }",
@@ -135,7 +109,7 @@ describe.runIf(asRoot)("disk full", () => {
     await mountTmpfs(backoff, "1m");
     const body = "y".repeat(30_000);
     const inject = async (id: string): Promise<void> => {
-      const r = await runCli(["inject", "-C", site!.configFile, "--to=dev@example.org"], {
+      const r = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], {
         input: message({ id, from: "m0@example.net", body }),
       });
       expect(r.code, r.stderr).toBe(0);
@@ -143,10 +117,10 @@ describe.runIf(asRoot)("disk full", () => {
 
     // 1. outgoing is full: each post would fan out into 4 x 30 KB; only 20 KB are free
     const outFiller = await fill(outgoing, 20_000);
-    master = spawnCli(["start", "-C", site.configFile]);
-    await waitFor("all workers ready", () => master!.stdout().includes('"msg":"all workers ready"'), 30_000);
+    const master = t.spawn(["start", "-C", site.configFile]);
+    await waitFor("all workers ready", () => master.stdout().includes('"msg":"all workers ready"'), 30_000);
     const pids = async (): Promise<number[]> => {
-      const st = JSON.parse((await runCli(["status", "--json", "-C", site!.configFile])).stdout) as {
+      const st = JSON.parse((await runCli(["status", "--json", "-C", site.configFile])).stdout) as {
         workers: { pid: number | null; restarts: number }[];
       };
       expect(st.workers.every((w) => w.restarts === 0)).toBe(true);
@@ -155,7 +129,7 @@ describe.runIf(asRoot)("disk full", () => {
     const before = await pids();
     for (let i = 0; i < 6; i++) await inject(`<full-out-${i}@x>`);
     const retries = (): number =>
-      logLines(master!.stdout()).filter((l) => l["msg"] === "cannot pass entry on; will retry").length;
+      logLines(master.stdout()).filter((l) => l["msg"] === "cannot pass entry on; will retry").length;
     await waitFor("incoming to meet the full disk", () => retries() >= 6, 30_000);
     let inc = await entries(path.join(site.qfiles, "incoming"));
     expect(inc.distinct).toBe(6);
@@ -165,14 +139,14 @@ describe.runIf(asRoot)("disk full", () => {
 
     // space returns: every post fans out and is delivered
     await rm(outFiller);
-    await waitFor("24 deliveries", () => sink!.deliveryCount() >= 24, 60_000);
+    await waitFor("24 deliveries", () => sink.deliveryCount() >= 24, 60_000);
 
     // 2. backoff is full and the host answers 451: the deliveries stay in outgoing
     sink.setFaults({ data: 451 });
     const backFiller = await fill(backoff, 20_000);
     for (let i = 0; i < 3; i++) await inject(`<full-back-${i}@x>`);
     const failures = (): number =>
-      logLines(master!.stdout()).filter(
+      logLines(master.stdout()).filter(
         (l) => l["msg"] === "cannot pass entry on; will retry" && l["queue"] === "outgoing",
       ).length;
     await waitFor("outgoing to meet the full backoff", () => failures() >= 12, 30_000);
@@ -185,10 +159,10 @@ describe.runIf(asRoot)("disk full", () => {
     // space and the host return
     sink.clearFaults();
     await rm(backFiller);
-    await waitFor("36 deliveries", () => sink!.deliveryCount() >= 36, 60_000);
+    await waitFor("36 deliveries", () => sink.deliveryCount() >= 36, 60_000);
     await waitFor("the queues to drain", async () => {
       const all = await Promise.all(
-        ["incoming", "outgoing", "backoff"].map((q) => entries(path.join(site!.qfiles, q))),
+        ["incoming", "outgoing", "backoff"].map((q) => entries(path.join(site.qfiles, q))),
       );
       return all.every((e) => e.qf + e.wip === 0);
     });
@@ -211,7 +185,7 @@ describe.runIf(asRoot)("disk full", () => {
   // enqueueMany once left the temp files of a fan-out's siblings that did fit behind when one met the
   // full disk, holding space until a recovery at least 10 minutes later.
   it("a fan-out that only partly fits leaves no temporary file behind", async () => {
-    site = await makeSite("runners:\n  incoming: { sleep: 60s }\nsmtp: { max_recipients: 1 }\n", [LIST]);
+    const site = await t.site("runners:\n  incoming: { sleep: 60s }\nsmtp: { max_recipients: 1 }\n", [LIST]);
     const outgoing = path.join(site.qfiles, "outgoing");
     await mountTmpfs(outgoing, "512k");
     await fill(outgoing, 75_000);
@@ -219,7 +193,7 @@ describe.runIf(asRoot)("disk full", () => {
       input: message({ from: "m0@example.net", body: "z".repeat(30_000) }),
     });
     expect(r.code, r.stderr).toBe(0);
-    const once = await runCli(["start", "-C", site.configFile, "--runner=incoming", "--slice=0/1", "--once"]);
+    const once = await runOnce(site, "incoming");
     expect(once.code, once.stderr).toBe(0);
     // the post stays in incoming (nothing lost), and nothing else is left in outgoing
     expect((await entries(path.join(site.qfiles, "incoming"))).qf).toBe(1);

@@ -5,32 +5,15 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readdir } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
 import { inSlice, makeSlice } from "../../src/queue/slice.js";
 import { parseName } from "../../src/queue/names.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  logLines,
-  makeSite,
-  message,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Site,
-} from "../helpers/site.js";
+import { type Sink } from "../helpers/smtp-sink.js";
+import { logLines, message, runCli, spawnCli, waitFor, type Site, runOnce } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
-beforeAll(() => requireBuild());
-
-let site: Site | undefined;
-let sink: Sink | undefined;
-afterEach(async () => {
-  await sink?.close();
-  sink = undefined;
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope();
 
 const DEV = {
   address: "dev@example.org",
@@ -40,7 +23,7 @@ const DEV = {
 
 describe("inject", () => {
   it("queues a message durably and exits 0; 65 for junk; 67 for an unknown address", async () => {
-    site = await makeSite("", [DEV]);
+    const site = await t.site("", [DEV]);
     const ok = await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: message() });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^queued [0-9a-f]{40} in incoming/);
@@ -68,7 +51,7 @@ describe("inject", () => {
 
   const asRoot = process.getuid?.() === 0;
   it.runIf(asRoot)("exits 75 and leaves nothing behind on a full or read-only queue directory", async () => {
-    site = await makeSite("", [DEV]);
+    const site = await t.site("", [DEV]);
     const incoming = path.join(site.qfiles, "incoming");
     await mkdir(incoming, { recursive: true });
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", incoming]);
@@ -91,7 +74,7 @@ describe("inject", () => {
 
 describe("runners over slices", () => {
   it("four incoming workers --slice=K/4 --once handle each of 2,000 entries exactly once, each in its slice", async () => {
-    site = await makeSite("", [DEV]);
+    const site = await t.site("", [DEV]);
     const incoming = await Switchboard.open({ root: site.qfiles, queue: "incoming" });
     const items = Array.from({ length: 2000 }, (_, i) => ({
       message: message({ subject: `post ${i}` }),
@@ -109,7 +92,7 @@ describe("runners over slices", () => {
     expect(ids.size).toBe(2000);
 
     const runs = [0, 1, 2, 3].map((k) =>
-      spawnCli(["start", "-C", site!.configFile, "--runner=incoming", `--slice=${k}/4`, "--once"]),
+      spawnCli(["start", "-C", site.configFile, "--runner=incoming", `--slice=${k}/4`, "--once"]),
     );
     const handledBy = new Map<string, number>();
     for (const [k, r] of runs.entries()) {
@@ -134,16 +117,16 @@ describe("runners over slices", () => {
 
 describe("crash recovery", () => {
   async function deliverySite(extra = ""): Promise<{ site: Site; sink: Sink }> {
-    const s = await startSink();
-    const st = await makeSite(
-      `smtp: { hosts: [{ host: 127.0.0.1, port: ${s.port}, timeout: 60s }] }\nmaster: { recovery_limit: 2 }\n${extra}`,
+    const sink = await t.sink();
+    const site = await t.site(
+      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, timeout: 60s }] }\nmaster: { recovery_limit: 2 }\n${extra}`,
       [DEV],
     );
-    return { site: st, sink: s };
+    return { site, sink };
   }
 
   it("an entry in hand when its worker is SIGKILLed is recovered and delivered by the next start", async () => {
-    ({ site, sink } = await deliverySite());
+    const { site, sink } = await deliverySite();
     sink.setFaults({ dataDelayMs: 60_000 });
     const outgoing = await Switchboard.open({ root: site.qfiles, queue: "outgoing" });
     const msg = message({ id: "<crash-1@test.example>" });
@@ -155,23 +138,16 @@ describe("crash recovery", () => {
 
     const w = spawnCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1"]);
     await waitFor("the entry to be in progress", async () =>
-      (await site!.files("outgoing")).some((f) => f.endsWith(".wip")),
+      (await site.files("outgoing")).some((f) => f.endsWith(".wip")),
     );
-    await waitFor("the SMTP session to start", () => sink!.connections > 0);
+    await waitFor("the SMTP session to start", () => sink.connections > 0);
     w.child.kill("SIGKILL");
     await w.exited;
     expect((await site.files("outgoing")).map((f) => parseName(f)?.ext)).toEqual(["wip"]);
     expect(sink.deliveries().size).toBe(0);
 
     sink.clearFaults();
-    const again = await runCli([
-      "start",
-      "-C",
-      site.configFile,
-      "--runner=outgoing",
-      "--slice=0/1",
-      "--once",
-    ]);
+    const again = await runOnce(site, "outgoing");
     expect(again.code, again.stderr).toBe(0);
     const recovered = logLines(again.stdout).find((l) => l["msg"] === "recovered in-progress entries");
     expect(recovered?.["recovered"]).toBe(1);
@@ -181,7 +157,7 @@ describe("crash recovery", () => {
   });
 
   it("an entry that keeps crashing its worker ends in shunt after the recovery limit", async () => {
-    ({ site, sink } = await deliverySite());
+    const { site, sink } = await deliverySite();
     sink.setFaults({ dataDelayMs: 60_000 });
     const outgoing = await Switchboard.open({ root: site.qfiles, queue: "outgoing" });
     const id = await outgoing.enqueue(message({ id: "<poison@test.example>" }), {
@@ -196,12 +172,12 @@ describe("crash recovery", () => {
       await waitFor(
         `crash ${crash}: the worker to take the entry`,
         async () =>
-          sink!.connections > before && (await site!.files("outgoing")).some((f) => f.endsWith(".wip")),
+          sink.connections > before && (await site.files("outgoing")).some((f) => f.endsWith(".wip")),
       );
       w.child.kill("SIGKILL");
       await w.exited;
     }
-    const last = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const last = await runOnce(site, "outgoing");
     expect(last.code, last.stderr).toBe(0);
     expect(await site.files("outgoing")).toEqual([]);
     const shunted = await runCli(["queue", "list", "shunt", "--json", "-C", site.configFile]);
@@ -216,14 +192,7 @@ describe("crash recovery", () => {
     // unshunt resets the count: the entry goes back and is delivered
     sink.clearFaults();
     expect((await runCli(["queue", "unshunt", "-C", site.configFile])).code).toBe(0);
-    const after = await runCli([
-      "start",
-      "-C",
-      site.configFile,
-      "--runner=outgoing",
-      "--slice=0/1",
-      "--once",
-    ]);
+    const after = await runOnce(site, "outgoing");
     expect(after.code, after.stderr).toBe(0);
     expect(sink.deliveries().get("<poison@test.example> bob@example.com")).toBe(1);
   });

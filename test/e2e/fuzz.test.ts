@@ -9,20 +9,12 @@
  */
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { InjectError, injectMessage } from "../../src/intake/inject.js";
 import { encodeEntry } from "../../src/queue/entry.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  logLines,
-  makeSite,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Running,
-  type Site,
-} from "../helpers/site.js";
+import { type Sink } from "../helpers/smtp-sink.js";
+import { logLines, runCli, waitFor, type Site, quickRunners } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
 const COUNT = Number(process.env["QRUNNER_FUZZ_COUNT"] ?? 2000);
 const CLI_COUNT = Number(process.env["QRUNNER_FUZZ_CLI"] ?? 200);
@@ -217,25 +209,16 @@ function huge(kind: "post" | "command" | "bounce"): { to: string; raw: Buffer } 
 
 let site: Site;
 let sink: Sink;
-let master: Running | undefined;
 const outcomes = new Map<string, number>();
 const tally = (k: string): void => void outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
 
+const t = testScope({ until: "all" });
+
 beforeAll(async () => {
-  requireBuild();
-  sink = await startSink();
-  site = await makeSite(
-    [
-      "runners:",
-      "  incoming: { sleep: 300ms }",
-      "  outgoing: { sleep: 300ms, concurrency: 16 }",
-      "  command: { sleep: 300ms }",
-      "  bounce: { sleep: 300ms }",
-      "  archive: { sleep: 300ms, nice: 0 }",
-      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, pool_size: 8 }], max_recipients: 50 }`,
-      "backoff: { schedule: [300ms], max_age: 1h }",
-      "",
-    ].join("\n"),
+  sink = await t.sink();
+  site = await t.site(
+    quickRunners(", concurrency: 16") +
+      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, pool_size: 8 }], max_recipients: 50 }\n`,
     [
       {
         address: "dev@example.org",
@@ -246,15 +229,6 @@ beforeAll(async () => {
     ],
   );
 }, 60_000);
-
-afterAll(async () => {
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGKILL");
-    await master.exited;
-  }
-  await sink?.close();
-  await site?.cleanup();
-});
 
 describe.sequential("fuzz", () => {
   it(`${COUNT} generated malformed messages through injectMessage: queued, or refused with 65 (67 without a list)`, async () => {
@@ -345,8 +319,8 @@ describe.sequential("fuzz", () => {
   });
 
   it("the runners handle everything: no crash or stall, shunted entries carry a reason, bounded memory, corrupt files in bad", async () => {
-    master = spawnCli(["start", "-C", site.configFile]);
-    await waitFor("all workers ready", () => master!.stdout().includes('"msg":"all workers ready"'), 30_000);
+    const master = t.spawn(["start", "-C", site.configFile], { stopWith: "SIGKILL" });
+    await waitFor("all workers ready", () => master.stdout().includes('"msg":"all workers ready"'), 30_000);
     const status = async (): Promise<{
       workers: { runner: string; pid: number | null; restarts: number; state: string }[];
     }> => JSON.parse((await runCli(["status", "--json", "-C", site.configFile])).stdout) as never;

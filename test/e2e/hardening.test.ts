@@ -5,38 +5,16 @@
  * show, bounded input, and SMTP timeouts that keep a silent server from holding a runner.
  */
 import { spawn } from "node:child_process";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { injectMessage } from "../../src/intake/inject.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  BIN,
-  REPO,
-  makeSite,
-  message,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Site,
-} from "../helpers/site.js";
+import { BIN, REPO, message, runCli, spawnCli, waitFor, type Site, runOnce } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
-beforeAll(() => requireBuild());
-
-let site: Site | undefined;
-let sink: Sink | undefined;
-let server: Server | undefined;
-afterEach(async () => {
-  await sink?.close();
-  sink = undefined;
-  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  server = undefined;
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope();
 
 const DEV = {
   address: "dev@example.org",
@@ -109,8 +87,8 @@ function headerBlock(raw: Buffer): string {
 
 describe("private files", () => {
   it("creates queue files, state, status, logs and archives 0600 in 0700 directories, whatever the umask", async () => {
-    sink = await startSink();
-    site = await makeSite(smtp(sink.port) + "", [DEV]);
+    const sink = await t.sink();
+    const site = await t.site(smtp(sink.port) + "", [DEV]);
     await writeFile(
       site.configFile,
       (await readFile(site.configFile, "utf8")).replace(
@@ -157,7 +135,7 @@ describe("private files", () => {
     const exited = new Promise((r) => master.on("exit", r));
     await waitFor(
       "status.json",
-      async () => (await stat(path.join(site!.state, "status.json")).catch(() => null)) !== null,
+      async () => (await stat(path.join(site.state, "status.json")).catch(() => null)) !== null,
     );
     expect((await runCli(["stop", "-C", site.configFile])).code).toBe(0);
     await exited;
@@ -176,7 +154,7 @@ describe("the settings cache of inject", () => {
   // without O_EXCL: a planted symlink made inject overwrite the file it pointed to. It now lives in
   // a private folder that is refused when it is a link, not ours, or open to others.
   it("never uses a cache folder that is a planted symlink or open to others", async () => {
-    site = await makeSite(smtp(2525), [DEV]);
+    const site = await t.site(smtp(2525), [DEV]);
     const planted = path.join(site.dir, "attacker");
     await mkdir(planted, { mode: 0o700 });
     const link = path.join(site.dir, "cache-link");
@@ -204,7 +182,7 @@ describe("root", () => {
   it.runIf(process.getuid?.() === 0)(
     "start refuses to run as root unless --allow-root or QRUNNER_ALLOW_ROOT=1",
     async () => {
-      site = await makeSite(smtp(2525), [DEV]);
+      const site = await t.site(smtp(2525), [DEV]);
       const env = { ...process.env };
       delete env["QRUNNER_ALLOW_ROOT"];
       for (const args of [["start"], ["start", "--runner=incoming", "--slice=0/1", "--once"]]) {
@@ -254,7 +232,7 @@ const SHELLISH = [
 
 describe("addresses cannot reach outside the queue and state directories", () => {
   it("list files: a bad list address or member is an error with file:line:col", async () => {
-    site = await makeSite(smtp(2525), []);
+    const site = await t.site(smtp(2525), []);
     const cases = [
       ...[...OUTSIDE, ...SHELLISH].map((a) => `address: ${JSON.stringify(a)}\nowners: [owner@example.org]\n`),
       'address: "dev\\0@example.org"\nowners: [owner@example.org]\n',
@@ -277,7 +255,7 @@ describe("addresses cannot reach outside the queue and state directories", () =>
   // members in list files once could hold ` | & * ? ' { } ~ ! #, which inject --from and mail
   // commands refuse; the two rules now agree
   it("list files: a member with shell characters is an error too", async () => {
-    site = await makeSite(smtp(2525), []);
+    const site = await t.site(smtp(2525), []);
     for (const a of SHELLISH) {
       await writeFile(
         path.join(site.listsDir, "dev@example.org.yaml"),
@@ -288,7 +266,7 @@ describe("addresses cannot reach outside the queue and state directories", () =>
   });
 
   it("inject: such --to is no list (67), such --from is no sender (65), and nothing is queued", async () => {
-    site = await makeSite(smtp(2525), [DEV]);
+    const site = await t.site(smtp(2525), [DEV]);
     for (const to of [
       ...OUTSIDE,
       ...SHELLISH,
@@ -320,8 +298,8 @@ describe("addresses cannot reach outside the queue and state directories", () =>
   });
 
   it("mail commands: joins of such addresses are refused, nothing is written outside the state dir, replies carry no injected header", async () => {
-    sink = await startSink();
-    site = await makeSite(smtp(sink.port), [DEV]);
+    const sink = await t.sink();
+    const site = await t.site(smtp(sink.port), [DEV]);
     // (a blank splits a command's arguments: "join dev@exa mple.org" asks for dev@exa, fairly)
     const refused = OUTSIDE.filter((a) => !a.includes(" "));
     const body = [
@@ -357,7 +335,7 @@ describe("addresses cannot reach outside the queue and state directories", () =>
     const text = reply.message.toString("latin1");
     expect(text.match(/Not done/g)?.length ?? 0).toBeGreaterThanOrEqual(refused.length);
     // only lists/<list>/... under state, nothing named after an address
-    const paths = (await walk(site.state)).map((e) => path.relative(site!.state, e.path));
+    const paths = (await walk(site.state)).map((e) => path.relative(site.state, e.path));
     for (const p of paths) expect(p.startsWith("..")).toBe(false);
     expect(paths.filter((p) => /etc|reboot|passwd|victim/.test(p))).toEqual([]);
     await once(site, "outgoing");
@@ -368,7 +346,7 @@ describe("addresses cannot reach outside the queue and state directories", () =>
 
 describe("no header injection through notices", () => {
   it("a held post whose subject and sender hide CR/LF gets a notice with no injected header", async () => {
-    site = await makeSite(smtp(2525), [DEV]);
+    const site = await t.site(smtp(2525), [DEV]);
     const evil = Buffer.from(
       [
         'From: "Evil =?utf-8?Q?x=0D=0ABcc:_victim@evil.example?=" <stranger@example.com>',
@@ -400,8 +378,8 @@ describe("no header injection through notices", () => {
 describe("SMTP passwords", () => {
   it("come from the environment and never show in logs, status, health records or queue metadata", async () => {
     const secret = "s3cret-Pa55word";
-    sink = await startSink({ auth: { user: "qr", pass: "something-else" }, echoAuthFailure: true });
-    site = await makeSite(
+    const sink = await t.sink({ auth: { user: "qr", pass: "something-else" }, echoAuthFailure: true });
+    const site = await t.site(
       smtp(sink.port, ", allow_plaintext_auth: true, auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"),
       [DEV],
     );
@@ -410,10 +388,10 @@ describe("SMTP passwords", () => {
       (await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: post })).code,
     ).toBe(0);
     const master = spawnCli(["start", "-C", site.configFile], { env: { QR_TEST_SMTP_PASS: secret } });
-    await waitFor("a failed login", () => sink!.connections > 0, 30_000);
+    await waitFor("a failed login", () => sink.connections > 0, 30_000);
     await waitFor(
       "the failure recorded in backoff",
-      async () => (await site!.files("backoff")).some((f) => f.endsWith(".qf")),
+      async () => (await site.files("backoff")).some((f) => f.endsWith(".qf")),
       30_000,
     );
     const status = await runCli(["status", "--json", "-C", site.configFile]);
@@ -442,7 +420,7 @@ describe("SMTP passwords, missing", () => {
   // a missing pass_env variable was once found only when the first message was sent, and every
   // message was then shunted; the worker now refuses to start (78), naming the variable
   it("a missing pass_env variable stops the outgoing worker (78) and shunts no mail", async () => {
-    site = await makeSite(
+    const site = await t.site(
       smtp(2525, ", allow_plaintext_auth: true, auth: { user: qr, pass_env: QR_TEST_SMTP_PASS }"),
       [DEV],
     );
@@ -453,7 +431,7 @@ describe("SMTP passwords, missing", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"], {
+    const r = await runOnce(site, "outgoing", {
       env: { QR_TEST_SMTP_PASS: "" },
     });
     expect(r.stderr + r.stdout).toMatch(/QR_TEST_SMTP_PASS/);
@@ -464,7 +442,7 @@ describe("SMTP passwords, missing", () => {
 
 describe("bounded input and timeouts", () => {
   it("inject refuses input over 64 MiB, a header line over 4096 bytes and a header over 1 MiB with 65, before parsing", async () => {
-    site = await makeSite(smtp(2525), [DEV]);
+    const site = await t.site(smtp(2525), [DEV]);
     const big = Buffer.concat([message({ id: "<big@x>" }), Buffer.alloc(64 * 1024 * 1024 + 1, 0x61)]);
     expect(
       (await runCli(["inject", "-C", site.configFile, "--to=dev@example.org"], { input: big })).code,
@@ -485,14 +463,15 @@ describe("bounded input and timeouts", () => {
 
   it("a server that never greets, or never answers the data, costs a timeout: the entry goes to backoff", async () => {
     const sockets = new Set<Socket>();
-    server = createServer((s) => {
+    const server = createServer((s) => {
       sockets.add(s);
       s.on("error", () => undefined);
       s.on("close", () => sockets.delete(s));
     });
-    await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
+    t.defer(() => new Promise<void>((r) => server.close(() => r())));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const port = (server.address() as { port: number }).port;
-    site = await makeSite(smtp(port).replace("timeout: 5s", "timeout: 1s"), [DEV]);
+    const site = await t.site(smtp(port).replace("timeout: 5s", "timeout: 1s"), [DEV]);
     const outgoing = (await import("../../src/queue/switchboard.js")).Switchboard;
     const q = await outgoing.open({ root: site.qfiles, queue: "outgoing" });
     await q.enqueue(message({ id: "<silent@x>" }), {
@@ -500,7 +479,7 @@ describe("bounded input and timeouts", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const r = await runOnce(site, "outgoing");
     expect(r.code, r.stderr).toBe(0);
     const retry = await queued(site, "backoff");
     expect(retry).toHaveLength(1);
@@ -508,7 +487,7 @@ describe("bounded input and timeouts", () => {
     for (const s of sockets) s.destroy();
 
     // a server that greets, takes the message and never answers it
-    sink = await startSink({ faults: { dataDelayMs: 60_000 } });
+    const sink = await t.sink({ faults: { dataDelayMs: 60_000 } });
     await writeFile(
       site.configFile,
       (await readFile(site.configFile, "utf8")).replace(`port: ${port}`, `port: ${sink.port}`),
@@ -518,7 +497,7 @@ describe("bounded input and timeouts", () => {
       recipients: ["bob@example.com"],
       list: "dev@example.org",
     });
-    const r2 = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"]);
+    const r2 = await runOnce(site, "outgoing");
     expect(r2.code, r2.stderr).toBe(0);
     expect(await queued(site, "backoff")).toHaveLength(2);
     expect(await site.files("outgoing")).toEqual([]);

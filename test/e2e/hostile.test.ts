@@ -13,20 +13,19 @@
  */
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { hostileMessages } from "../fixtures/hostile/generate.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
+import { type Sink } from "../helpers/smtp-sink.js";
 import {
   logLines,
-  makeSite,
   message,
-  requireBuild,
   runCli,
-  spawnCli,
   waitFor,
   type Running,
   type Site,
+  quickRunners,
 } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
 /** QRUNNER_HOSTILE_SKIP=name,name leaves messages out (to look at the others while one is being fixed) */
 const SKIP = new Set((process.env["QRUNNER_HOSTILE_SKIP"] ?? "").split(",").filter(Boolean));
@@ -57,22 +56,13 @@ async function pending(): Promise<number> {
   return n;
 }
 
+const t = testScope({ until: "all" });
+
 beforeAll(async () => {
-  requireBuild();
-  sink = await startSink();
-  site = await makeSite(
-    [
-      "runners:",
-      "  incoming: { sleep: 300ms }",
-      "  outgoing: { sleep: 300ms }",
-      "  command: { sleep: 300ms }",
-      "  bounce: { sleep: 300ms }",
-      "  archive: { sleep: 300ms, nice: 0 }",
-      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port} }] }`,
-      "backoff: { schedule: [300ms], max_age: 1h }",
-      "master: { stall_timeout: 90s }",
-      "",
-    ].join("\n"),
+  sink = await t.sink();
+  site = await t.site(
+    quickRunners() +
+      `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port} }] }\nmaster: { stall_timeout: 90s }\n`,
     [
       {
         address: "dev@example.org",
@@ -81,19 +71,10 @@ beforeAll(async () => {
       },
     ],
   );
-  master = spawnCli(["start", "-C", site.configFile]);
+  master = t.spawn(["start", "-C", site.configFile], { stopWith: "SIGKILL" });
   await waitFor("all workers ready", () => master.stdout().includes('"msg":"all workers ready"'), 60_000);
   before = (await status()).workers;
 }, 120_000);
-
-afterAll(async () => {
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGKILL");
-    await master.exited;
-  }
-  await sink?.close();
-  await site?.cleanup();
-});
 
 describe.sequential("hostile messages through the daemon", () => {
   for (const m of MESSAGES) {

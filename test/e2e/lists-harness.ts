@@ -7,6 +7,7 @@
  */
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
+import type { ListState } from "../../src/lists/state-shape.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import type { EntryMeta } from "../../src/queue/types.js";
 import { startSink, type Sink, type SinkMessage } from "../helpers/smtp-sink.js";
@@ -51,7 +52,7 @@ export interface ListSite {
   /** the list's state file (`<state>/lists/<list>/state.json`) */
   stateFile(list: string): string;
   writeState(list: string, state: unknown): Promise<void>;
-  readState(list: string): Promise<StateJson>;
+  readState(list: string): Promise<ListState>;
   /** entry files (queued or in progress) of a queue */
   entries(queue: string): Promise<string[]>;
   /** the entries of a queue, read without taking them */
@@ -62,18 +63,6 @@ export interface ListSite {
    */
   startMaster(): Promise<{ master: Running; lmtpPort: number | undefined }>;
   close(): Promise<void>;
-}
-
-export interface StateJson {
-  added: string[];
-  removed: string[];
-  members: Record<
-    string,
-    { score: number; lastBounce?: number; lastCounted?: string; disabled?: { reason: string; at: number } }
-  >;
-  replies: Record<string, number[]>;
-  tokens: Record<string, { action: string; address: string; created: number; expires: number }>;
-  unrecognisedBounces: number;
 }
 
 /**
@@ -151,7 +140,7 @@ export async function listSite(
       await writeFile(stateFile(list), JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
     },
     async readState(list) {
-      return JSON.parse(await readFile(stateFile(list), "utf8")) as StateJson;
+      return JSON.parse(await readFile(stateFile(list), "utf8")) as ListState;
     },
     entries,
     async peek(queue) {

@@ -6,25 +6,11 @@
  * to a robot); -owner mail reaches the owners.
  */
 import { simpleParser } from "mailparser";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { requireBuild } from "../helpers/site.js";
-import {
-  fixture,
-  headerValues,
-  listSite,
-  mail,
-  noticeText,
-  splitRaw,
-  type ListSite,
-} from "./lists-harness.js";
+import { describe, expect, it } from "vitest";
+import { testScope } from "../helpers/scope.js";
+import { fixture, headerValues, listSite, mail, noticeText, splitRaw } from "./lists-harness.js";
 
-beforeAll(() => requireBuild());
-
-let s: ListSite | undefined;
-afterEach(async () => {
-  await s?.close();
-  s = undefined;
-});
+const t = testScope();
 
 const MEMBERS = ["alice@example.net", "Bob@Example.com", "carol@example.net", "dave@example.net"];
 const OWNERS = ["owner@example.org", "owner2@example.org"];
@@ -69,10 +55,12 @@ async function subjectOf(raw: Buffer): Promise<string> {
 describe("a member's post", () => {
   it("reaches every enabled member once, with the list headers and the body unchanged byte for byte", async () => {
     // a members file too, naming alice again (the domain in capitals) and erin; two recipients a transaction
-    s = await listSite([{ ...DEV, extra: `${DEV.extra}\nmembers_file: dev.members` }], {
-      smtp: "max_recipients: 2",
-      files: { "dev.members": "# more members\nalice@EXAMPLE.NET\nerin@example.com\n" },
-    });
+    const s = t.own(
+      await listSite([{ ...DEV, extra: `${DEV.extra}\nmembers_file: dev.members` }], {
+        smtp: "max_recipients: 2",
+        files: { "dev.members": "# more members\nalice@EXAMPLE.NET\nerin@example.com\n" },
+      }),
+    );
     expect((await s.cli(["members", "dev@example.org", "--disable", "dave@example.net"])).code).toBe(0);
     const posts = [
       // 8-bit latin1 body, LF line endings; the From header is no member, the envelope sender is
@@ -158,7 +146,7 @@ describe("a member's post", () => {
   });
 
   it("gets the subject prefix once: not again after Re: or inside an encoded word, correctly on RFC 2047 subjects", async () => {
-    s = await listSite([DEV]);
+    const s = t.own(await listSite([DEV]));
     const cases: { raw: Buffer; want: string; raws?: string }[] = [
       // already prefixed after Re: (and carrying another list's List-* fields, which are replaced)
       {
@@ -221,7 +209,7 @@ describe("a member's post", () => {
 
 describe("posts that are not distributed", () => {
   it("discards a loop: a post carrying this list's List-Id or X-BeenThere", async () => {
-    s = await listSite([DEV]);
+    const s = t.own(await listSite([DEV]));
     const loops = [
       mail({
         from: "alice@example.net",
@@ -267,7 +255,7 @@ describe("posts that are not distributed", () => {
   });
 
   it("rejects an oversize post with a notice to the sender, and never notifies a null, auto-submitted or bulk sender", async () => {
-    s = await listSite([DEV]);
+    const s = t.own(await listSite([DEV]));
     const big = "x".repeat(70) + "\r\n";
     const body = big.repeat(80); // about 5.6 KB, over max_size 4KB
     const posts = [
@@ -359,7 +347,7 @@ describe("posts that are not distributed", () => {
 
 describe("owner mail", () => {
   it("reaches the owners from the list's -bounces address, unchanged", async () => {
-    s = await listSite([DEV]);
+    const s = t.own(await listSite([DEV]));
     const m = mail({
       from: "stranger@example.com",
       to: "dev-owner@example.org",

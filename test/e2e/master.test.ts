@@ -4,22 +4,10 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  BASE,
-  BIN,
-  alive,
-  cli,
-  killAll,
-  makeSetup,
-  readStatusFile,
-  requireBuild,
-  run,
-  waitAllReady,
-  waitFor,
-  type Running,
-  type Setup,
-} from "../master/helpers.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { BASE, cli, scopedSetup, readStatusFile, run, waitAllReady, type Setup } from "../master/helpers.js";
+import { BIN, alive, killAll, waitFor, type Running } from "../helpers/process.js";
+import { testScope } from "../helpers/scope.js";
 
 const HOSTS = `smtp:
   hosts:
@@ -30,14 +18,16 @@ const CONFIG =
   BASE + "runners:\n  outgoing: { instances: auto }\n" + HOSTS + "master: { stop_timeout: 10s }\n";
 const WORKERS = 7;
 
-let setup: Setup | null = null;
-const started: Running[] = [];
+const t = testScope();
+/** every worker pid a test saw, killed after it should one outlive its master */
 const pids = new Set<number>();
+afterEach(() => {
+  killAll(pids);
+  pids.clear();
+});
 
 function start(s: Setup, extra: string[] = [], env: Record<string, string> = {}): Running {
-  const r = run(BIN, ["start", "-C", s.configFile, ...extra], env);
-  started.push(r);
-  return r;
+  return t.stopAfter(run(BIN, ["start", "-C", s.configFile, ...extra], env));
 }
 
 async function workerPids(s: Setup): Promise<number[]> {
@@ -47,25 +37,9 @@ async function workerPids(s: Setup): Promise<number[]> {
   return list;
 }
 
-beforeAll(() => requireBuild());
-
-afterEach(async () => {
-  for (const r of started) {
-    if (r.child.exitCode === null && r.child.signalCode === null) {
-      r.child.kill("SIGTERM");
-      await r.exited;
-    }
-  }
-  started.length = 0;
-  killAll(pids);
-  pids.clear();
-  await setup?.cleanup();
-  setup = null;
-});
-
 describe("qrunner start / stop / reload / status", () => {
   it.skipIf(process.getuid?.() !== 0)("refuses to run as root without --allow-root", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     const r = await cli(["start", "-C", setup.configFile], { QRUNNER_ALLOW_ROOT: "" });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/refusing to run as root/);
@@ -73,7 +47,7 @@ describe("qrunner start / stop / reload / status", () => {
   });
 
   it("exits 1 from stop, reload and status when no master runs", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     for (const cmd of ["stop", "reload", "status"]) {
       const r = await cli([cmd, "-C", setup.configFile]);
       expect({ cmd, code: r.code }).toEqual({ cmd, code: 1 });
@@ -84,7 +58,7 @@ describe("qrunner start / stop / reload / status", () => {
   });
 
   it("exits 78 on an invalid config, printing file:line:col", async () => {
-    setup = await makeSetup(CONFIG.replace("weight: 3", "weight: -3"));
+    const setup = await scopedSetup(t, CONFIG.replace("weight: 3", "weight: -3"));
     const r = await cli(["start", "-C", setup.configFile]);
     expect(r.code).toBe(78);
     expect(r.stderr).toContain(`${setup.configFile}:`);
@@ -92,7 +66,7 @@ describe("qrunner start / stop / reload / status", () => {
   });
 
   it("runs the workers, refuses a second master, follows an edit, reloads and stops cleanly", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     const master = start(setup);
     const st = await waitAllReady(setup.stateDir, WORKERS, 30_000);
     await waitFor("the ready line", () => master.stdout().includes('"msg":"all workers ready"'));
@@ -141,7 +115,7 @@ describe("qrunner start / stop / reload / status", () => {
     const restarted = await waitFor(
       "the command worker back",
       async () => {
-        const s = await readStatusFile(setup!.stateDir);
+        const s = await readStatusFile(setup.stateDir);
         const w = s?.workers.find((x) => x.runner === "command");
         return w && w.state === "ready" && w.pid !== victim.pid ? s : null;
       },
@@ -163,7 +137,7 @@ describe("qrunner start / stop / reload / status", () => {
     const edited = await waitFor(
       "the outgoing workers replaced",
       async () => {
-        const s = await readStatusFile(setup!.stateDir);
+        const s = await readStatusFile(setup.stateDir);
         return s?.workers.some((w) => w.slice === "1/2:1,2") && s.workers.every((w) => w.state === "ready")
           ? s
           : null;
@@ -190,7 +164,7 @@ describe("qrunner start / stop / reload / status", () => {
   });
 
   it("after a SIGKILL of the master: workers exit, status says stale (2), the next start takes over", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     const master = start(setup);
     await waitAllReady(setup.stateDir, WORKERS, 30_000);
     const workers = await workerPids(setup);
@@ -203,7 +177,7 @@ describe("qrunner start / stop / reload / status", () => {
     const next = start(setup);
     await waitFor(
       "the new master's status",
-      async () => (await readStatusFile(setup!.stateDir))?.master.pid === next.child.pid,
+      async () => (await readStatusFile(setup.stateDir))?.master.pid === next.child.pid,
     );
     await waitAllReady(setup.stateDir, WORKERS, 30_000);
     await workerPids(setup);
@@ -212,7 +186,7 @@ describe("qrunner start / stop / reload / status", () => {
   });
 
   it("runs one worker by hand with --runner/--slice, and rejects --slice without --runner", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     const once = await cli(["start", "--runner=incoming", "--slice=0/2", "--once", "-C", setup.configFile]);
     expect(once.code).toBe(0);
     const bad = await cli(["start", "--slice=0/2", "-C", setup.configFile]);

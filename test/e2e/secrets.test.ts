@@ -4,44 +4,18 @@
  * systemd credential (`auth.pass_credential`, read from $CREDENTIALS_DIRECTORY/NAME). A real master,
  * real workers (their /proc/PID/environ read), a real SMTP server that wants the password.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { MasterStatus } from "../../src/master/status-file.js";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  makeSite,
-  message,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Running,
-  type Site,
-} from "../helpers/site.js";
+import { message, runCli, waitFor, type Site, runOnce } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
+import { tempDir } from "../helpers/tmp.js";
 
 const SECRET = "s3cret-for-the-sink";
 const DEV = { address: "dev@example.org", members: ["alice@example.net"] };
 
-beforeAll(() => requireBuild());
-let site: Site | undefined;
-let sink: Sink | undefined;
-let master: Running | undefined;
-let credDir: string | undefined;
-afterEach(async () => {
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  master = undefined;
-  await sink?.close();
-  sink = undefined;
-  await site?.cleanup();
-  site = undefined;
-  if (credDir) await rm(credDir, { recursive: true, force: true });
-  credDir = undefined;
-});
+const t = testScope();
 
 function hostLine(port: number, auth: string): string {
   return (
@@ -82,9 +56,9 @@ async function workerEnvs(s: Site): Promise<Map<string, Map<string, string>>> {
 
 describe.skipIf(process.platform !== "linux")("SMTP secrets reach only the delivering workers", () => {
   it("pass_env: outgoing and backoff get the variable; incoming, bounce, command and archive do not", async () => {
-    sink = await startSink({ auth: { user: "qr", pass: SECRET } });
-    site = await makeSite(hostLine(sink.port, "{ user: qr, pass_env: QR_TEST_SMTP_PASS }"), [DEV]);
-    master = spawnCli(["start", "-C", site.configFile], { env: { QR_TEST_SMTP_PASS: SECRET } });
+    const sink = await t.sink({ auth: { user: "qr", pass: SECRET } });
+    const site = await t.site(hostLine(sink.port, "{ user: qr, pass_env: QR_TEST_SMTP_PASS }"), [DEV]);
+    t.spawn(["start", "-C", site.configFile], { env: { QR_TEST_SMTP_PASS: SECRET } });
     const envs = await workerEnvs(site);
     expect([...envs.keys()].sort()).toEqual([
       "archive",
@@ -110,11 +84,11 @@ describe.skipIf(process.platform !== "linux")("SMTP secrets reach only the deliv
   });
 
   it("pass_credential: the password is read from $CREDENTIALS_DIRECTORY/NAME, which only outgoing and backoff see", async () => {
-    sink = await startSink({ auth: { user: "qr", pass: SECRET } });
-    credDir = await mkdtemp(path.join(os.tmpdir(), "qrunner-cred-"));
+    const sink = await t.sink({ auth: { user: "qr", pass: SECRET } });
+    const credDir = t.own(await tempDir("qrunner-cred-")).dir;
     await writeFile(path.join(credDir, "smtp-pass"), SECRET + "\n", { mode: 0o400 });
-    site = await makeSite(hostLine(sink.port, "{ user: qr, pass_credential: smtp-pass }"), [DEV]);
-    master = spawnCli(["start", "-C", site.configFile], { env: { CREDENTIALS_DIRECTORY: credDir } });
+    const site = await t.site(hostLine(sink.port, "{ user: qr, pass_credential: smtp-pass }"), [DEV]);
+    const master = t.spawn(["start", "-C", site.configFile], { env: { CREDENTIALS_DIRECTORY: credDir } });
     const envs = await workerEnvs(site);
     for (const [runner, env] of envs) {
       const smtp = runner === "outgoing" || runner === "backoff";
@@ -130,8 +104,8 @@ describe.skipIf(process.platform !== "linux")("SMTP secrets reach only the deliv
   });
 
   it("pass_credential without $CREDENTIALS_DIRECTORY stops the outgoing worker with 78, naming the credential", async () => {
-    site = await makeSite(hostLine(2525, "{ user: qr, pass_credential: smtp-pass }"), [DEV]);
-    const r = await runCli(["start", "-C", site.configFile, "--runner=outgoing", "--slice=0/1", "--once"], {
+    const site = await t.site(hostLine(2525, "{ user: qr, pass_credential: smtp-pass }"), [DEV]);
+    const r = await runOnce(site, "outgoing", {
       env: { CREDENTIALS_DIRECTORY: "" },
     });
     expect(r.code).toBe(78);

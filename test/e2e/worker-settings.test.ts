@@ -5,31 +5,12 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readStatusFile, waitAllReady } from "../master/helpers.js";
-import {
-  logLines,
-  makeSite,
-  requireBuild,
-  spawnCli,
-  waitFor,
-  type Running,
-  type Site,
-} from "../helpers/site.js";
+import { logLines, waitFor, type Running } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 
-beforeAll(() => requireBuild());
-
-let site: Site | undefined;
-const running: Running[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0))
-    if (r.child.exitCode === null && r.child.signalCode === null) {
-      r.child.kill("SIGTERM");
-      await r.exited;
-    }
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope();
 
 const DEV = { address: "dev@example.org", members: ["bob@example.com"], extra: "archive: false" };
 const BODY = "smtp:\n  hosts:\n    - { host: 127.0.0.1, port: 2525 }\nmaster: { stop_timeout: 10s }\n";
@@ -38,9 +19,8 @@ const lines = (r: Running, msg: string) => logLines(r.stdout()).filter((l) => l[
 
 describe("worker settings", () => {
   it("come from the master over IPC, survive a rejected edit, and follow an accepted one", async () => {
-    site = await makeSite(BODY, [DEV]);
-    const master = spawnCli(["start", "-C", site.configFile]);
-    running.push(master);
+    const site = await t.site(BODY, [DEV]);
+    const master = t.spawn(["start", "-C", site.configFile]);
     const st = await waitAllReady(site.state, 6, 30_000);
     await waitFor("6 ready lines", () => lines(master, "worker ready").length === 6);
     for (const l of lines(master, "worker ready")) expect(l["settings"]).toBe("master");
@@ -54,11 +34,11 @@ describe("worker settings", () => {
     // (reading the file itself, it would find it invalid and stop with exit 78)
     const good = version(site.configFile);
     await site.writeConfig(BODY + "runners: { command: { sleep: nonsense } }\n");
-    await waitFor("the rejected edit", async () => (await readStatusFile(site!.state))?.rejectedEdit != null);
+    await waitFor("the rejected edit", async () => (await readStatusFile(site.state))?.rejectedEdit != null);
     const victim = st.workers.find((w) => w.runner === "command")!;
     process.kill(victim.pid!, "SIGKILL");
     await waitFor("the command worker back", async () => {
-      const w = (await readStatusFile(site!.state))?.workers.find((x) => x.runner === "command");
+      const w = (await readStatusFile(site.state))?.workers.find((x) => x.runner === "command");
       return w?.state === "ready" && w.pid !== victim.pid;
     });
     const again = lines(master, "worker ready").filter((l) => l["runner"] === "command");
@@ -75,7 +55,7 @@ describe("worker settings", () => {
           .length === 6,
     );
     await waitFor("status.json on the new version, every worker ready", async () => {
-      const after = await readStatusFile(site!.state);
+      const after = await readStatusFile(site.state);
       return after?.config.version === next && after.workers.every((w) => w.state === "ready");
     });
     master.child.kill("SIGTERM");
@@ -83,9 +63,8 @@ describe("worker settings", () => {
   });
 
   it("come from the config file for a worker started by hand, and SIGHUP rereads it", async () => {
-    site = await makeSite(BODY, [DEV]);
-    const w = spawnCli(["start", "--runner=archive", "--slice=0/1", "-C", site.configFile]);
-    running.push(w);
+    const site = await t.site(BODY, [DEV]);
+    const w = t.spawn(["start", "--runner=archive", "--slice=0/1", "-C", site.configFile]);
     await waitFor("ready", () => lines(w, "worker ready").length === 1);
     expect(lines(w, "worker ready")[0]?.["settings"]).toBe(site.configFile);
 

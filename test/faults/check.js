@@ -152,3 +152,21 @@ export function unexplainedTemps(scan, kills) {
   const all = Object.values(scan).flatMap((c) => c.tmps);
   return all.filter((t) => !kills.some((k) => k.at >= t.mtime - 50 && k.at <= t.mtime + 5000));
 }
+
+/**
+ * The end of a driver run from the command line: print the report (and the figures as one JSON line
+ * with --json); exit 0 when every check passed, 1 when one failed, 2 when the run itself failed.
+ */
+export function finish(run, { report, json, say }) {
+  run.then(
+    (f) => {
+      report(f);
+      if (json) process.stdout.write(JSON.stringify(f) + "\n");
+      process.exit(f.failures.length ? 1 : 0);
+    },
+    (err) => {
+      say(`error: ${err?.stack ?? err}`);
+      process.exit(2);
+    },
+  );
+}

@@ -2,24 +2,13 @@
 // real worker processes). This module starts it, reads its JSON log lines (master and workers share
 // its stdout), finds worker pids among the master's children in /proc, and kills what it is told to.
 import { spawn } from "node:child_process";
-import { createWriteStream, readFileSync, readdirSync } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
+import { childrenOf } from "../../benchmarks/lib.js";
 
-/** Children of a process, from /proc (every thread's children file). */
-export function childrenOf(pid) {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
-      readFileSync(`/proc/${pid}/task/${t}/children`, "latin1")
-        .trim()
-        .split(/\s+/)
-        .filter(Boolean)
-        .map(Number),
-    );
-  } catch {
-    return [];
-  }
-}
+/** Children of a process, from /proc: the benchmarks' reader (benchmarks/lib.js), shared. */
+export { childrenOf };
 
 export function cmdline(pid) {
   try {

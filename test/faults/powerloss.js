@@ -24,7 +24,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { mergeDeliveries, missing, pendingEntries, scanQueues, verdict } from "./check.js";
+import { finish, mergeDeliveries, missing, pendingEntries, scanQueues, verdict } from "./check.js";
 import { LogTally, childrenOf, runCli, startMaster } from "./daemon.js";
 import { lazyfsBinary, lazyfsUnavailable, mountLazyfs } from "./lazyfs.js";
 import { configText, makePost, makeSite, prng, writeConfig } from "./site.js";
@@ -459,15 +459,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     process.exit(3);
   }
   if (process.argv.includes("--check")) process.exit(0);
-  runPowerLoss(opts).then(
-    (f) => {
-      report(f);
-      if (opts.json) process.stdout.write(JSON.stringify(f) + "\n");
-      process.exit(f.failures.length ? 1 : 0);
-    },
-    (err) => {
-      say(`error: ${err?.stack ?? err}`);
-      process.exit(2);
-    },
-  );
+  finish(runPowerLoss(opts), { report, json: opts.json, say });
 }

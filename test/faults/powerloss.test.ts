@@ -8,10 +8,8 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
+import { REPO } from "../helpers/process.js";
 const DRIVER = path.join(REPO, "test/faults/powerloss.js");
 // the driver says whether it can run here (exit 0) or why not (exit 3)
 const probe = spawnSync(process.execPath, [DRIVER, "--check"], { encoding: "utf8" });

@@ -49,6 +49,14 @@ export function makeSite(keepBase) {
 }
 
 /**
+ * Entries one worker of each runner holds at once (its `concurrency`), for the runners whose entries
+ * become deliveries: incoming (a post, fanned out to outgoing before it is finished), outgoing and
+ * backoff (SMTP transactions). The config below is written from these numbers, and the verdict allows
+ * this many duplicated messages per kill of such a worker (run.js).
+ */
+export const IN_FLIGHT = { incoming: 8, outgoing: 8, backoff: 8 };
+
+/**
  * The config text. Generous restart limits and a higher recovery limit are what an operator would
  * set on a machine where something kills workers every few hundred ms; short retry waits so the run
  * drains in seconds rather than hours.
@@ -64,12 +72,12 @@ export function configText(hosts, weights, { invalid = false } = {}) {
     "lists: ../lists",
     "log: { level: info }",
     "runners:",
-    "  incoming: { instances: 2, sleep: 500ms, max_restarts: 100000 }",
-    "  outgoing: { instances: auto, sleep: 500ms, concurrency: 8, max_restarts: 100000 }",
+    `  incoming: { instances: 2, sleep: 500ms, concurrency: ${IN_FLIGHT.incoming}, max_restarts: 100000 }`,
+    `  outgoing: { instances: auto, sleep: 500ms, concurrency: ${IN_FLIGHT.outgoing}, max_restarts: 100000 }`,
     "  bounce: { sleep: 1s, max_restarts: 100000 }",
     "  command: { sleep: 1s, max_restarts: 100000 }",
     "  archive: { sleep: 1s, nice: 0, max_restarts: 100000 }",
-    "  backoff: { sleep: 300ms, concurrency: 8, max_restarts: 100000 }",
+    `  backoff: { sleep: 300ms, concurrency: ${IN_FLIGHT.backoff}, max_restarts: 100000 }`,
     "master: { stop_timeout: 15s, stall_timeout: 60s, restart_window: 10m, recovery_limit: 5 }",
     "smtp:",
     "  hosts:",

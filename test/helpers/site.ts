@@ -2,20 +2,12 @@
  * A qrunner site in a temp dir for end-to-end tests: config/qrunner.yaml, lists/, qfiles/, var/,
  * and ways to run the real CLI against it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { runCli, type SpawnOptions } from "./process.js";
 
-export const REPO = fileURLToPath(new URL("../../", import.meta.url));
-export const BIN = path.join(REPO, "bin/qrunner");
-
-export function requireBuild(): void {
-  if (!existsSync(path.join(REPO, "dist/cli/main.js")))
-    throw new Error("dist/ is missing: run `npm run build` first");
-}
+export { BIN, REPO, alive, requireBuild, runCli, spawnCli, stop, waitFor, type Running } from "./process.js";
 
 export interface ListSpec {
   address: string;
@@ -41,8 +33,12 @@ export interface Site {
 /** The config head every site shares; append runner, smtp and backoff sections as needed. */
 export const CONFIG_HEAD = "qfiles: ../qfiles\nstate: ../var\nlists: ../lists\nlog: { level: info }\n";
 
-export async function makeSite(configBody = "", lists: ListSpec[] = []): Promise<Site> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-e2e-"));
+export async function makeSite(
+  configBody = "",
+  lists: ListSpec[] = [],
+  prefix = "qrunner-e2e-",
+): Promise<Site> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   const configFile = path.join(dir, "config", "qrunner.yaml");
   const listsDir = path.join(dir, "lists");
   await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
@@ -74,56 +70,30 @@ export async function makeSite(configBody = "", lists: ListSpec[] = []): Promise
   return site;
 }
 
-export interface Running {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+/**
+ * Config lines for a site that drains in seconds: every runner polls every 300 ms, backoff retries
+ * after 300 ms. `outgoing`: more keys for the outgoing runner (", concurrency: 16").
+ */
+export function quickRunners(outgoing = ""): string {
+  return [
+    "runners:",
+    "  incoming: { sleep: 300ms }",
+    `  outgoing: { sleep: 300ms${outgoing} }`,
+    "  command: { sleep: 300ms }",
+    "  bounce: { sleep: 300ms }",
+    "  archive: { sleep: 300ms, nice: 0 }",
+    "backoff: { schedule: [300ms], max_age: 1h }",
+    "",
+  ].join("\n");
 }
 
-/** Start `qrunner ARGS` (as root it passes QRUNNER_ALLOW_ROOT=1). */
-export function spawnCli(
-  args: string[],
-  opts: { input?: Buffer | string; env?: Record<string, string> } = {},
-): Running {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: REPO,
-    env: { ...process.env, QRUNNER_ALLOW_ROOT: "1", ...opts.env },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal })),
-  );
-  child.stdin?.on("error", () => undefined);
-  child.stdin?.end(opts.input ?? "");
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Run `qrunner ARGS` to completion. */
-export async function runCli(
-  args: string[],
-  opts: { input?: Buffer | string; env?: Record<string, string> } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = spawnCli(args, opts);
-  const { code } = await r.exited;
-  return { code, stdout: r.stdout(), stderr: r.stderr() };
-}
-
-/** Poll until `cond` holds (checked every 50 ms), or fail after `timeoutMs` saying what was awaited. */
-export async function waitFor(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** `qrunner start --runner=RUNNER --slice=0/1 --once` on a site: one pass over the whole queue. */
+export function runOnce(
+  site: Pick<Site, "configFile">,
+  runner: string,
+  opts: SpawnOptions = {},
+): ReturnType<typeof runCli> {
+  return runCli(["start", "-C", site.configFile, `--runner=${runner}`, "--slice=0/1", "--once"], opts);
 }
 
 /** JSON log lines of a process's stdout. */

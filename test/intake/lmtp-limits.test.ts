@@ -5,50 +5,40 @@
  * budget shared by all connections, and the 51st connection refused with 421.
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LmtpListener } from "../../src/intake/lmtp.js";
 import type { LmtpOptions } from "../../src/intake/lmtp-options.js";
 import { loadAll } from "../../src/lists/load.js";
 import { silentLogger } from "../../src/util/log.js";
-import { makeSite, message, type Site } from "../helpers/site.js";
+import { message, type Site } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
+import { tempDir } from "../helpers/tmp.js";
 import { LmtpClient, type Reply } from "./lmtp-client.js";
 
 const DEV = { address: "dev@example.org", members: ["bob@example.com"] };
 
-let site: Site | undefined;
-let listener: LmtpListener | undefined;
-let tmp: string | undefined;
-const clients: LmtpClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await listener?.close();
-  listener = undefined;
-  await site?.cleanup();
-  site = undefined;
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-  tmp = undefined;
-});
+const t = testScope({ build: false });
+let site: Site;
 
 async function start(opts: Partial<LmtpOptions> = {}): Promise<LmtpListener> {
-  site = await makeSite("", [DEV]);
+  site = await t.site("", [DEV]);
   const loaded = await loadAll(site.configFile);
-  listener = await LmtpListener.start({
+  const listener = await LmtpListener.start({
     listen: "127.0.0.1:0",
     settings: () => loaded,
     logger: silentLogger(),
     ...opts,
   });
+  t.own(listener);
   return listener;
 }
 
 async function connect(where: number | string): Promise<LmtpClient> {
   const { client, greeting } = await LmtpClient.connect(where);
-  clients.push(client);
+  t.defer(() => client.close());
   expect(greeting.code).toBe(220);
   expect((await client.command("LHLO client.test")).code).toBe(250);
   return client;
@@ -64,14 +54,14 @@ async function send(c: LmtpClient, body = "hello"): Promise<Reply> {
 }
 
 async function queued(): Promise<number> {
-  return (await site!.files("incoming")).filter((f) => f.endsWith(".qf")).length;
+  return (await site.files("incoming")).filter((f) => f.endsWith(".qf")).length;
 }
 
 const asRoot = process.getuid?.() === 0;
 
 describe("LMTP on a Unix socket", () => {
   it("listens with the socket's mode, takes mail through it, and removes it on close", async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "qrunner-lmtp-sock-"));
+    const tmp = t.own(await tempDir("qrunner-lmtp-sock-")).dir;
     const sock = path.join(tmp, "lmtp");
     const l = await start({ listen: `unix:${sock}`, socket: { mode: 0o620 } });
     expect(l.address.path).toBe(sock);
@@ -86,23 +76,22 @@ describe("LMTP on a Unix socket", () => {
   });
 
   it.runIf(asRoot)("gives the socket its owner and group (names or ids)", async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "qrunner-lmtp-sock-"));
+    const tmp = t.own(await tempDir("qrunner-lmtp-sock-")).dir;
     const sock = path.join(tmp, "lmtp");
-    await start({ listen: `unix:${sock}`, socket: { owner: "nobody", group: 0 } });
+    const l = await start({ listen: `unix:${sock}`, socket: { owner: "nobody", group: 0 } });
     const st = await stat(sock);
     const nobody = (await readFile("/etc/passwd", "utf8")).split("\n").find((l) => l.startsWith("nobody:"));
     expect(st.uid).toBe(Number(nobody?.split(":")[2]));
     expect(st.gid).toBe(0);
     expect(st.mode & 0o777).toBe(0o660);
-    await listener!.close();
-    listener = undefined;
+    await l.close();
     await expect(start({ listen: `unix:${sock}`, socket: { group: "no-such-group-qr" } })).rejects.toThrow(
       /no such group: "no-such-group-qr"/,
     );
   });
 
   it("replaces a socket left by a crashed process, but never a live one nor another file", async () => {
-    tmp = await mkdtemp(path.join(os.tmpdir(), "qrunner-lmtp-sock-"));
+    const tmp = t.own(await tempDir("qrunner-lmtp-sock-")).dir;
     const sock = path.join(tmp, "lmtp");
     // a process that listens on the path and is killed: its socket file stays behind
     const child = spawn(process.execPath, [
@@ -116,7 +105,7 @@ describe("LMTP on a Unix socket", () => {
     const l = await start({ listen: `unix:${sock}` });
     expect((await send(await connect(sock))).code).toBe(250);
     // a second listener on the live socket fails and leaves the first one working
-    const settings = await loadAll(site!.configFile);
+    const settings = await loadAll(site.configFile);
     await expect(
       LmtpListener.start({ listen: `unix:${sock}`, settings: () => settings, logger: silentLogger() }),
     ).rejects.toThrow(/cannot listen for LMTP on unix:.*another process listens/);

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import nodemailer from "nodemailer";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LmtpListener } from "../../src/intake/lmtp.js";
 import type { IntakeSettings } from "../../src/intake/lmtp-options.js";
 import type { LmtpOutcome } from "../../src/intake/transaction.js";
@@ -18,23 +18,15 @@ import { loadAll } from "../../src/lists/load.js";
 import { signedVerpAddress, VerpKeys } from "../../src/lists/verp.js";
 import { decodeEntry } from "../../src/queue/entry.js";
 import { silentLogger } from "../../src/util/log.js";
-import { makeSite, message, type Site } from "../helpers/site.js";
+import { message, type Site } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 import { LmtpClient, type Reply } from "./lmtp-client.js";
 
 const DEV = { address: "dev@example.org", members: ["bob@example.com"] };
 const OPS = { address: "ops@example.org", members: ["carol@example.com"] };
 
-let site: Site | undefined;
-let listener: LmtpListener | undefined;
-const clients: LmtpClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await listener?.close();
-  listener = undefined;
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope({ build: false });
+let site: Site;
 
 interface Harness {
   site: Site;
@@ -44,23 +36,24 @@ interface Harness {
 }
 
 async function start(opts: { maxSize?: number } = {}): Promise<Harness> {
-  site = await makeSite("", [DEV, OPS]);
+  site = await t.site("", [DEV, OPS]);
   const loaded = await loadAll(site.configFile);
   const settings = { current: loaded as IntakeSettings };
   const outcomes: Array<[LmtpOutcome, number]> = [];
-  listener = await LmtpListener.start({
+  const listener = await LmtpListener.start({
     listen: "127.0.0.1:0",
     settings: () => settings.current,
     logger: silentLogger(),
     onOutcome: (o, n) => outcomes.push([o, n]),
     ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}),
   });
+  t.own(listener);
   return { site, listener, settings, outcomes };
 }
 
 async function connect(h: Harness): Promise<LmtpClient> {
   const { client, greeting } = await LmtpClient.connect(h.listener.address.port);
-  clients.push(client);
+  t.defer(() => client.close());
   expect(greeting.code).toBe(220);
   expect(greeting.text).toMatch(/LMTP/);
   const lhlo = await client.command("LHLO client.test");
@@ -84,7 +77,7 @@ describe("LMTP listener", () => {
   it("speaks LMTP only, announces its SIZE limit, offers no AUTH or STARTTLS", async () => {
     const h = await start({ maxSize: 123_456 });
     const { client, greeting } = await LmtpClient.connect(h.listener.address.port);
-    clients.push(client);
+    t.defer(() => client.close());
     expect(greeting.lines[0]).toMatch(/^220 .* LMTP/);
     expect((await client.command("EHLO client.test")).code).toBe(500);
     expect((await client.command("HELO client.test")).code).toBe(500);
@@ -375,13 +368,14 @@ describe("listen addresses", () => {
   });
 
   it("fails with the address and the reason when it cannot listen", async () => {
-    site = await makeSite("", [DEV]);
+    site = await t.site("", [DEV]);
     const loaded = await loadAll(site.configFile);
-    listener = await LmtpListener.start({
+    const listener = await LmtpListener.start({
       listen: "127.0.0.1:0",
       settings: () => loaded,
       logger: silentLogger(),
     });
+    t.own(listener);
     const taken = `127.0.0.1:${listener.address.port}`;
     await expect(
       LmtpListener.start({ listen: taken, settings: () => loaded, logger: silentLogger() }),

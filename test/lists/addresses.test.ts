@@ -14,19 +14,12 @@ import {
   validateAddress,
   verpAddress,
 } from "../../src/lists/addresses.js";
-import { listSchema, type ListConfig } from "../../src/lists/schema.js";
+import type { ListConfig } from "../../src/lists/schema.js";
+import { makeList as loadedList } from "../fixtures/messages/list.js";
 
-function makeList(address: string, extra: Record<string, unknown> = {}): ListConfig {
-  const parsed = listSchema.parse({ address, owners: ["owner@example.org"], ...extra });
-  const at = address.lastIndexOf("@");
-  return {
-    ...parsed,
-    name: address.slice(0, at).toLowerCase(),
-    domain: address.slice(at + 1).toLowerCase(),
-    file: `/lists/${address}.yaml`,
-    allMembers: parsed.members,
-  };
-}
+/** A loaded list with no members (test/fixtures/messages/list.ts). */
+const makeList = (address: string, extra: Record<string, unknown> = {}): ListConfig =>
+  loadedList({ address, members: [], ...extra });
 
 function listsOf(...addresses: string[]): Map<string, ListConfig> {
   return new Map(addresses.map((a) => [a.toLowerCase(), makeList(a)]));

@@ -1,58 +1,41 @@
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { dedupe } from "../../src/lists/list-validation.js";
 import { loadAll, loadLists, loadListsSync } from "../../src/lists/load.js";
-import { ConfigError } from "../../src/util/errors.js";
 import type { ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir } from "../config/helpers.js";
-import type { TempDir } from "../config/helpers.js";
+import { issuesOf, lines, tempDirEach } from "../config/helpers.js";
 
-let t: TempDir;
+const t = tempDirEach("qrunner-config-");
+/** Write lists/NAME, one line an argument; returns its path. */
+const writeList = (name: string, ...ls: string[]): Promise<string> => t.write(`lists/${name}`, lines(...ls));
 let dir: string;
-beforeEach(async () => {
-  t = await tempDir();
+beforeEach(() => {
   dir = path.join(t.dir, "lists");
 });
-afterEach(async () => {
-  await t.remove();
-});
-
-async function issuesOf(p: Promise<unknown>): Promise<ConfigIssue[]> {
-  const err: unknown = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
 
 const at = (i: ConfigIssue): string => `${path.relative(t.dir, i.file)}:${i.line}:${i.col}: ${i.message}`;
 
 describe("loadLists", () => {
   it("loads a list with defaults, its members file merged and de-duplicated on the domain only", async () => {
-    const file = await t.write(
-      "lists/Dev@Example.org.yaml",
-      lines(
-        "address: Dev@Example.org",
-        "owners: [owner@example.org]",
-        "members: [alice@example.net, Bob@Example.com]",
-        "members_file: members/dev.txt",
-        'subject_prefix: "[dev] "',
-        "max_size: 2MB",
-        "bounce: { threshold: 3 }",
-      ),
+    const file = await writeList(
+      "Dev@Example.org.yaml",
+      "address: Dev@Example.org",
+      "owners: [owner@example.org]",
+      "members: [alice@example.net, Bob@Example.com]",
+      "members_file: members/dev.txt",
+      'subject_prefix: "[dev] "',
+      "max_size: 2MB",
+      "bounce: { threshold: 3 }",
     );
-    await t.write(
-      "lists/members/dev.txt",
-      lines(
-        "# the dev list",
-        "",
-        "carol@example.net",
-        "  bob@EXAMPLE.COM   # same as Bob@Example.com? no: local part differs",
-        "Bob@example.COM",
-        "alice@example.net",
-        "dave@example.org\r",
-      ),
+    await writeList(
+      "members/dev.txt",
+      "# the dev list",
+      "",
+      "carol@example.net",
+      "  bob@EXAMPLE.COM   # same as Bob@Example.com? no: local part differs",
+      "Bob@example.COM",
+      "alice@example.net",
+      "dave@example.org\r",
     );
     const lists = await loadLists(dir);
     expect([...lists.keys()]).toEqual(["dev@example.org"]);
@@ -88,19 +71,22 @@ describe("loadLists", () => {
   });
 
   it("reports a bad address in the list file and in the members file at their lines", async () => {
-    await t.write(
-      "lists/dev@example.org.yaml",
-      lines(
-        "address: dev@example.org",
-        "owners:",
-        "  - owner@example.org",
-        "  - not an address",
-        "members_file: dev.members",
-      ),
+    await writeList(
+      "dev@example.org.yaml",
+      "address: dev@example.org",
+      "owners:",
+      "  - owner@example.org",
+      "  - not an address",
+      "members_file: dev.members",
     );
-    await t.write(
-      "lists/dev.members",
-      lines("a@example.net", "", "# comment", "Alice <alice@example.net>", "b@example.net", "c@@example.net"),
+    await writeList(
+      "dev.members",
+      "a@example.net",
+      "",
+      "# comment",
+      "Alice <alice@example.net>",
+      "b@example.net",
+      "c@@example.net",
     );
     const issues = await issuesOf(loadLists(dir));
     expect(issues.map(at)).toEqual([
@@ -111,9 +97,11 @@ describe("loadLists", () => {
   });
 
   it("reports a file name that is not the list address, and an unreadable members file", async () => {
-    await t.write(
-      "lists/dev@example.org.yaml",
-      lines("owners: [o@example.org]", "address: devel@example.org", "members_file: nope"),
+    await writeList(
+      "dev@example.org.yaml",
+      "owners: [o@example.org]",
+      "address: devel@example.org",
+      "members_file: nope",
     );
     const issues = await issuesOf(loadLists(dir));
     expect(issues.map(at)).toEqual([
@@ -123,22 +111,27 @@ describe("loadLists", () => {
   });
 
   it("rejects a list defined twice, and a list named like another list's own addresses", async () => {
-    await t.write("lists/dev@example.org.yaml", lines("address: dev@example.org", "owners: [o@example.org]"));
-    await t.write(
-      "lists/DEV@example.org.yaml",
-      lines("# same list, other case", "address: DEV@example.org", "owners: [o@example.org]"),
+    await writeList("dev@example.org.yaml", "address: dev@example.org", "owners: [o@example.org]");
+    await writeList(
+      "DEV@example.org.yaml",
+      "# same list, other case",
+      "address: DEV@example.org",
+      "owners: [o@example.org]",
     );
-    await t.write(
-      "lists/dev-request@example.org.yaml",
-      lines("address: dev-request@example.org", "owners: [o@example.org]"),
+    await writeList(
+      "dev-request@example.org.yaml",
+      "address: dev-request@example.org",
+      "owners: [o@example.org]",
     );
-    await t.write(
-      "lists/dev-bounces+x=y.org@example.org.yaml",
-      lines("address: dev-bounces+x=y.org@example.org", "owners: [o@example.org]"),
+    await writeList(
+      "dev-bounces+x=y.org@example.org.yaml",
+      "address: dev-bounces+x=y.org@example.org",
+      "owners: [o@example.org]",
     );
-    await t.write(
-      "lists/dev-request@example.net.yaml",
-      lines("address: dev-request@example.net", "owners: [o@example.org]"),
+    await writeList(
+      "dev-request@example.net.yaml",
+      "address: dev-request@example.net",
+      "owners: [o@example.org]",
     );
     const issues = await issuesOf(loadLists(dir));
     expect(issues.map(at)).toEqual([
@@ -151,15 +144,15 @@ describe("loadLists", () => {
   });
 
   it("reports schema issues of every list, a YAML error, a misnamed .yml file", async () => {
-    await t.write(
-      "lists/a@example.org.yaml",
-      lines("address: a@example.org", "owners: []", "nonmembers: maybe", "max_size: 1XB"),
+    await writeList(
+      "a@example.org.yaml",
+      "address: a@example.org",
+      "owners: []",
+      "nonmembers: maybe",
+      "max_size: 1XB",
     );
-    await t.write(
-      "lists/b@example.org.yaml",
-      lines("address: b@example.org", "owners: [o@example.org", "x: 1"),
-    );
-    await t.write("lists/c@example.org.yaml", lines("address: c@example.org", "ownrs: [o@example.org]"));
+    await writeList("b@example.org.yaml", "address: b@example.org", "owners: [o@example.org", "x: 1");
+    await writeList("c@example.org.yaml", "address: c@example.org", "ownrs: [o@example.org]");
     const issues = await issuesOf(loadLists(dir));
     expect(issues.map(at).filter((s) => !s.includes("YAML"))).toEqual([
       "lists/a@example.org.yaml:2:9: owners: needs at least 1 item, got 0",
@@ -172,7 +165,7 @@ describe("loadLists", () => {
       true,
     );
 
-    await t.write("lists/d@example.org.yml", lines("address: d@example.org", "owners: [o@example.org]"));
+    await writeList("d@example.org.yml", "address: d@example.org", "owners: [o@example.org]");
     const yml = await issuesOf(loadLists(dir));
     expect(yml.map(at)).toEqual([
       "lists/d@example.org.yml:1:1: list files end in .yaml: rename it to d@example.org.yaml, or it is ignored",
@@ -183,7 +176,7 @@ describe("loadLists", () => {
 describe("loadAll", () => {
   it("returns config and lists together", async () => {
     const cfg = await t.write("etc/qrunner.yaml", lines("lists: ../lists"));
-    await t.write("lists/dev@example.org.yaml", lines("address: dev@example.org", "owners: [o@example.org]"));
+    await writeList("dev@example.org.yaml", "address: dev@example.org", "owners: [o@example.org]");
     const { config, lists } = await loadAll(cfg);
     expect(config.lists).toBe(dir);
     expect([...lists.keys()]).toEqual(["dev@example.org"]);
@@ -191,7 +184,7 @@ describe("loadAll", () => {
 
   it("reports the issues of the config and of the lists in one error", async () => {
     const cfg = await t.write("etc/qrunner.yaml", lines("lists: ../lists", "qfiles: 1"));
-    await t.write("lists/dev@example.org.yaml", lines("address: dev@example.org"));
+    await writeList("dev@example.org.yaml", "address: dev@example.org");
     const issues = await issuesOf(loadAll(cfg));
     expect(issues.map(at)).toEqual([
       "etc/qrunner.yaml:2:9: qfiles: expected a string, got 1",

@@ -2,7 +2,8 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { routeRecipient } from "../../src/lists/addresses.js";
-import { listSchema, type ListConfig } from "../../src/lists/schema.js";
+import type { ListConfig } from "../../src/lists/schema.js";
+import { makeList as loadedList } from "../fixtures/messages/list.js";
 import {
   VERP_VALID_DAYS,
   VerpKeyError,
@@ -18,17 +19,9 @@ const KEY = Buffer.alloc(32, 7);
 const OTHER_KEY = Buffer.alloc(32, 8);
 const NOW = Date.UTC(2026, 10, 28, 12);
 
-function makeList(address: string, extra: Record<string, unknown> = {}): ListConfig {
-  const parsed = listSchema.parse({ address, owners: ["owner@example.org"], ...extra });
-  const at = address.lastIndexOf("@");
-  return {
-    ...parsed,
-    name: address.slice(0, at).toLowerCase(),
-    domain: address.slice(at + 1).toLowerCase(),
-    file: `/lists/${address}.yaml`,
-    allMembers: parsed.members,
-  };
-}
+/** A loaded list with no members (test/fixtures/messages/list.ts). */
+const makeList = (address: string, extra: Record<string, unknown> = {}): ListConfig =>
+  loadedList({ address, members: [], ...extra });
 
 const dev = makeList("dev@example.org", { verp: true });
 const plain = makeList("plain@example.org");

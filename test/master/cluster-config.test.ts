@@ -1,26 +1,10 @@
 /** The `cluster:` section: etcd is required now, its TLS files are checked and resolved like the others. */
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import { ConfigError, type ConfigIssue } from "../../src/util/errors.js";
-import { lines, tempDir, type TempDir } from "../config/helpers.js";
+import { configIssues, lines, tempDirEach } from "../config/helpers.js";
 
-let t: TempDir;
-beforeEach(async () => {
-  t = await tempDir();
-});
-afterEach(async () => {
-  await t.remove();
-});
-
-async function issuesOf(file: string): Promise<ConfigIssue[]> {
-  const err: unknown = await loadConfig(file).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  return [...(err as ConfigError).issues];
-}
+const t = tempDirEach("qrunner-config-");
 
 describe("the cluster section", () => {
   it("without etcd (the lock-file leases of earlier releases) is an error that says etcd is required now", async () => {
@@ -28,7 +12,7 @@ describe("the cluster section", () => {
       "q.yaml",
       lines("qfiles: q", "cluster: { node: mail1, slices: 16, lease: 30s }"),
     );
-    const issues = await issuesOf(file);
+    const issues = await configIssues(file);
     expect(issues).toHaveLength(1);
     expect(issues[0]).toMatchObject({ file, line: 2 });
     expect(issues[0]?.message).toMatch(
@@ -81,7 +65,7 @@ describe("the cluster section", () => {
         "    tls: { ca: missing.pem, cert: c.pem }",
       ),
     );
-    const text = (await issuesOf(file)).map((i) => `${i.line}: ${i.message}`).join("\n");
+    const text = (await configIssues(file)).map((i) => `${i.line}: ${i.message}`).join("\n");
     expect(text).toMatch(/^2: cluster.lease: .*at least 3s/m);
     expect(text).toMatch(/cluster.lease: .*whole seconds/);
     expect(text).toMatch(/^4: cluster.etcd.endpoints\[0\]: .*etcd client URL/m);
@@ -91,7 +75,7 @@ describe("the cluster section", () => {
       "r.yaml",
       lines("cluster:", "  etcd:", "    endpoints: [https://etcd1:2379]", "    tls: { ca: missing.pem }"),
     );
-    expect((await issuesOf(files)).map((i) => i.message).join("\n")).toMatch(
+    expect((await configIssues(files)).map((i) => i.message).join("\n")).toMatch(
       /cluster.etcd.tls.ca: .*missing\.pem/,
     );
   });

@@ -1,14 +1,14 @@
 /** Shared by the master tests: temp setups, spawning masters, polling for a condition. */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, symlinkSync } from "node:fs";
-import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MasterStatus } from "../../src/master/status-file.js";
+import { killAll, runCli, spawnNode, waitFor, type Running } from "../helpers/process.js";
+import type { Scope } from "../helpers/scope.js";
+import { CONFIG_HEAD, makeSite } from "../helpers/site.js";
 
-export const REPO = fileURLToPath(new URL("../../", import.meta.url));
-export const BIN = path.join(REPO, "bin/qrunner");
+export { BIN, REPO, alive, killAll, requireBuild, stop, waitFor, type Running } from "../helpers/process.js";
 export const HARNESS = fileURLToPath(new URL("./run-master.js", import.meta.url));
 
 /**
@@ -21,11 +21,6 @@ export function harnessAsQrunner(dir: string): { file: string; args: string[] } 
   return { file: link, args: ["start"] };
 }
 
-export function requireBuild(): void {
-  if (!existsSync(path.join(REPO, "dist/master/master.js")))
-    throw new Error("dist/ is missing: run `npx tsc -p tsconfig.build.json` first");
-}
-
 export interface Setup {
   dir: string;
   configFile: string;
@@ -36,75 +31,45 @@ export interface Setup {
   cleanup(): Promise<void>;
 }
 
-/** A temp dir with config/qrunner.yaml (qfiles, var and lists beside it). */
+/** A site (test/helpers/site.ts) whose config file is exactly `yaml`, events.jsonl beside it. */
 export async function makeSetup(yaml: string): Promise<Setup> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-master-"));
-  const configFile = path.join(dir, "config/qrunner.yaml");
-  const listsDir = path.join(dir, "lists");
-  await mkdir(path.dirname(configFile), { recursive: true, mode: 0o750 });
-  await mkdir(listsDir, { recursive: true, mode: 0o750 });
-  const writeConfig = (text: string) => writeFile(configFile, text, { mode: 0o640 });
+  const site = await makeSite("", [], "qrunner-master-");
+  const writeConfig = (text: string) => writeFile(site.configFile, text, { mode: 0o640 });
   await writeConfig(yaml);
   return {
-    dir,
-    configFile,
-    stateDir: path.join(dir, "var"),
-    listsDir,
-    eventsFile: path.join(dir, "events.jsonl"),
+    dir: site.dir,
+    configFile: site.configFile,
+    stateDir: site.state,
+    listsDir: site.listsDir,
+    eventsFile: path.join(site.dir, "events.jsonl"),
     writeConfig,
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+    cleanup: site.cleanup,
   };
 }
 
-/** The config head every test shares: paths relative to config/. */
-export const BASE = "qfiles: ../qfiles\nstate: ../var\nlists: ../lists\nlog: { level: info }\n";
-
-export interface Running {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function run(file: string, args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [file, ...args], {
-    cwd: REPO,
-    env: { ...process.env, QRUNNER_ALLOW_ROOT: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+/**
+ * makeSetup for one test of a scope: after the test (and after the processes started later are
+ * stopped) any worker its status file still names is killed, and the folder removed.
+ */
+export async function scopedSetup(t: Scope, yaml: string): Promise<Setup> {
+  const s = await makeSetup(yaml);
+  t.defer(async () => {
+    killAll((await readStatusFile(s.stateDir))?.workers.map((w) => w.pid) ?? []);
+    await s.cleanup();
   });
-  let out = "";
-  let err = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal })),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
+  return s;
 }
+
+/** The config head every test shares: paths relative to config/. */
+export const BASE = CONFIG_HEAD;
+
+/** `node FILE ARGS`: the master harness, or the CLI. */
+export const run = (file: string, args: string[], env: Record<string, string> = {}): Running =>
+  spawnNode(file, args, { env });
 
 /** Run a CLI command to completion. */
-export async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = run(BIN, args, env);
-  const { code } = await r.exited;
-  return { code, stdout: r.stdout(), stderr: r.stderr() };
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export const cli = (args: string[], env: Record<string, string> = {}): ReturnType<typeof runCli> =>
+  runCli(args, { env });
 
 export async function readStatusFile(stateDir: string): Promise<MasterStatus | null> {
   try {
@@ -127,15 +92,6 @@ export function waitAllReady(stateDir: string, n?: number, timeoutMs?: number): 
   );
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 export interface FakeEvent {
   event: "start" | "hup" | "term" | "disconnect";
   runner: string;
@@ -151,18 +107,5 @@ export async function readEvents(file: string): Promise<FakeEvent[]> {
       .map((l) => JSON.parse(l) as FakeEvent);
   } catch {
     return [];
-  }
-}
-
-/** Kill whatever a test left running (by pid, never by name). */
-export function killAll(pids: Iterable<number | null | undefined>): void {
-  for (const pid of pids) {
-    if (pid) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
   }
 }

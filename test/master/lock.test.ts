@@ -1,32 +1,24 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { mkdir, mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { mkdir, truncate, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { MasterLock } from "../../src/master/lock.js";
 import { ownerAlive, parseOwner, readOwner } from "../../src/master/owner-record.js";
 import { MasterRunningError } from "../../src/master/errors.js";
 import { bootId, procStat } from "../../src/master/proc.js";
 import { silentLogger } from "../../src/util/log.js";
+import { testScope } from "../helpers/scope.js";
+import { tempDir } from "../helpers/tmp.js";
 import { requireBuild } from "../helpers/site.js";
 
-let dir: string;
+const t = testScope({ build: false });
 const log = silentLogger();
-const children: ChildProcess[] = [];
-
+let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-lock-"));
-});
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const gone = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
-    await gone;
-  }
-  await rm(dir, { recursive: true, force: true });
+  dir = t.own(await tempDir("qrunner-lock-")).dir;
 });
 
 /** A pid that is certainly not running: a child that has exited. */
@@ -39,7 +31,7 @@ async function deadPid(): Promise<number> {
 /** A live child process with this argv after `node -e <idle>`; resolves once it runs. */
 async function liveChild(...args: string[]): Promise<ChildProcess> {
   const c = spawn(process.execPath, ["-e", "setInterval(() => {}, 60000)", ...args], { stdio: "ignore" });
-  children.push(c);
+  t.stopAfter(c, "SIGKILL");
   await new Promise((r) => c.once("spawn", r));
   // wait until the exec is done (the command line is node's, not the forked parent's)
   for (let i = 0; i < 100 && !readFileSync(`/proc/${c.pid}/cmdline`, "utf8").includes("setInterval"); i++)
@@ -136,7 +128,7 @@ describe("MasterLock", () => {
     const holder = spawn(process.execPath, [fileURLToPath(new URL("./hold-lock.js", import.meta.url)), dir], {
       stdio: ["ignore", "pipe", "inherit"],
     });
-    children.push(holder);
+    t.stopAfter(holder, "SIGKILL");
     await new Promise<void>((resolve, reject) => {
       holder.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
       holder.once("exit", (code) => reject(new Error(`the holder exited with ${code}`)));
@@ -162,7 +154,7 @@ describe("MasterLock", () => {
       ["-e", `require("fs").openSync(${JSON.stringify(tmp)}, "r"); setInterval(() => {}, 60000)`],
       { stdio: "ignore" },
     );
-    children.push(taker);
+    t.stopAfter(taker, "SIGKILL");
     const holds = () => {
       try {
         return readdirSync(`/proc/${taker.pid}/fd`).some((fd) => {
@@ -197,7 +189,7 @@ describe("MasterLock", () => {
       ],
       { stdio: "ignore" },
     );
-    children.push(taker);
+    t.stopAfter(taker, "SIGKILL");
     const mine = path.join(dir, `master.pid.${taker.pid}.tmp`);
     for (let i = 0; i < 250 && !existsSync(mine); i++) await new Promise((r) => setTimeout(r, 20));
     expect((await refused()).message).toContain(`pid ${taker.pid}`);

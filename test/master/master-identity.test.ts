@@ -3,43 +3,17 @@
  * only when it is the qrunner master that file describes: its command line, its start time, its user.
  * Real processes: a `sleep` named in a forged pid file, and a master (with stand-in workers).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { notMasterArgs } from "../../src/master/master-identity.js";
-import {
-  BASE,
-  alive,
-  cli,
-  harnessAsQrunner,
-  makeSetup,
-  readStatusFile,
-  requireBuild,
-  run,
-  waitAllReady,
-  waitFor,
-  type Running,
-  type Setup,
-} from "./helpers.js";
+import { BASE, cli, harnessAsQrunner, scopedSetup, readStatusFile, run, waitAllReady } from "./helpers.js";
+import { alive, waitFor } from "../helpers/process.js";
+import { testScope } from "../helpers/scope.js";
 
-let setup: Setup | null = null;
-let victim: ChildProcess | null = null;
-let master: Running | null = null;
-
-beforeAll(() => requireBuild());
-afterEach(async () => {
-  victim?.kill("SIGKILL");
-  victim = null;
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  master = null;
-  await setup?.cleanup();
-  setup = null;
-});
+const t = testScope();
 
 async function startTimeOf(pid: number): Promise<string> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
@@ -67,8 +41,9 @@ describe("notMasterArgs", () => {
 
 describe.skipIf(process.platform !== "linux")("stop and reload against a forged pid file", () => {
   it("refuse a pid naming an unrelated live process, with a clear error, and do not signal it", async () => {
-    setup = await makeSetup(BASE);
-    victim = spawn("sleep", ["300"], { stdio: "ignore" });
+    const setup = await scopedSetup(t, BASE);
+    const victim = spawn("sleep", ["300"], { stdio: "ignore" });
+    t.defer(() => victim.kill("SIGKILL"));
     const pid = victim.pid!;
     let signalled: string | null = null;
     victim.on("exit", (_code, signal) => (signalled = signal));
@@ -92,9 +67,9 @@ describe.skipIf(process.platform !== "linux")("stop and reload against a forged 
   });
 
   it("refuse a real master whose pid file another user owns, and stop it once the file is its own", async () => {
-    setup = await makeSetup(BASE);
+    const setup = await scopedSetup(t, BASE);
     const h = harnessAsQrunner(setup.dir);
-    master = run(h.file, [...h.args, setup.configFile], { FAKE_LOG: setup.eventsFile });
+    const master = t.stopAfter(run(h.file, [...h.args, setup.configFile], { FAKE_LOG: setup.eventsFile }));
     await waitAllReady(setup.stateDir);
     const pid = master.child.pid!;
     const pidFile = path.join(setup.stateDir, "master.pid");
@@ -125,9 +100,9 @@ describe.skipIf(process.platform !== "linux")("stop and reload against a forged 
   });
 
   it("use the config's pid_file, relative to the config file", async () => {
-    setup = await makeSetup(BASE + "pid_file: ../run/master.pid\n");
+    const setup = await scopedSetup(t, BASE + "pid_file: ../run/master.pid\n");
     const h = harnessAsQrunner(setup.dir);
-    master = run(h.file, [...h.args, setup.configFile], { FAKE_LOG: setup.eventsFile });
+    const master = t.stopAfter(run(h.file, [...h.args, setup.configFile], { FAKE_LOG: setup.eventsFile }));
     await waitAllReady(setup.stateDir);
     const pid = master.child.pid!;
     const text = await readFile(path.join(setup.dir, "run", "master.pid"), "utf8");

@@ -1,29 +1,21 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { waitForOrphans } from "../../src/master/orphans.js";
 import { bootId } from "../../src/master/proc.js";
 import { writeStatus, type MasterStatus, type WorkerStatus } from "../../src/master/status-file.js";
 import { silentLogger } from "../../src/util/log.js";
+import { testScope } from "../helpers/scope.js";
+import { tempDir } from "../helpers/tmp.js";
 
-let dir: string;
-const children: ChildProcess[] = [];
+const t = testScope({ build: false });
 const log = silentLogger();
-
+let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), "qrunner-orphans-"));
-});
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const gone = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
-    await gone;
-  }
-  await rm(dir, { recursive: true, force: true });
+  dir = t.own(await tempDir("qrunner-orphans-")).dir;
 });
 
 /** A process whose command line is a worker's of `configFile`; it ignores SIGTERM, as a busy one would. */
@@ -34,7 +26,7 @@ async function fakeWorker(configFile: string): Promise<{ child: ChildProcess; sp
     ["-e", "setInterval(() => {}, 60000)", "start", "--runner=outgoing", "--slice=0/1", "-C", configFile],
     { stdio: "ignore" },
   );
-  children.push(child);
+  t.stopAfter(child, "SIGKILL");
   for (let i = 0; i < 250; i++) {
     const argv = (() => {
       try {

@@ -5,23 +5,20 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   BASE,
-  alive,
   cli,
   harnessAsQrunner,
-  killAll,
-  makeSetup,
+  scopedSetup,
   readEvents,
   readStatusFile,
-  requireBuild,
   run,
   waitAllReady,
-  waitFor,
-  type Running,
   type Setup,
 } from "./helpers.js";
+import { alive, killAll, waitFor, type Running } from "../helpers/process.js";
+import { testScope } from "../helpers/scope.js";
 
 const HOSTS = `smtp:
   hosts:
@@ -34,13 +31,19 @@ const MASTER = "master: { stop_timeout: 5s, stall_timeout: 5s }\n";
 const CONFIG =
   BASE + "runners:\n  incoming: { instances: 2 }\n  outgoing: { instances: auto }\n" + HOSTS + MASTER;
 
-let setup: Setup | null = null;
-let master: Running | null = null;
+const t = testScope();
+let master: Running;
+/** every pid of a master or worker a test saw, killed after it should one be left */
 const seen = new Set<number>();
 
 function startMaster(s: Setup, env: Record<string, string> = {}): Running {
+  t.defer(async () => {
+    for (const e of await readEvents(s.eventsFile)) seen.add(e.pid);
+    killAll(seen);
+    seen.clear();
+  });
   const h = harnessAsQrunner(s.dir);
-  const m = run(h.file, [...h.args, s.configFile], { FAKE_LOG: s.eventsFile, ...env });
+  const m = t.stopAfter(run(h.file, [...h.args, s.configFile], { FAKE_LOG: s.eventsFile, ...env }));
   if (m.child.pid) seen.add(m.child.pid);
   return m;
 }
@@ -53,24 +56,9 @@ async function pidsOf(s: Setup): Promise<Map<string, number>> {
   return m;
 }
 
-beforeAll(() => requireBuild());
-
-afterEach(async () => {
-  if (master && master.child.exitCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  if (setup) for (const e of await readEvents(setup.eventsFile)) seen.add(e.pid);
-  killAll(seen);
-  seen.clear();
-  await setup?.cleanup();
-  setup = null;
-  master = null;
-});
-
 describe("master with stand-in workers", () => {
   it("spawns every configured worker with its slice and logs once when all are ready", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     const st = await waitAllReady(setup.stateDir, 8);
     expect(st.workers.map((w) => `${w.runner} ${w.slice} ${w.host ?? ""}`.trim())).toEqual([
@@ -97,7 +85,7 @@ describe("master with stand-in workers", () => {
     const parsed = JSON.parse(line) as { workers: number; ms: number };
     expect(parsed.workers).toBe(8);
     expect(parsed.ms).toBeGreaterThan(0);
-    await waitFor("readyMs in status", async () => (await readStatusFile(setup!.stateDir))?.master.readyMs);
+    await waitFor("readyMs in status", async () => (await readStatusFile(setup.stateDir))?.master.readyMs);
     // the mail path's workers were started first, the others only once one of those was ready (a
     // stand-in is ready 100 ms after it starts) or the wait for them was over (on a loaded machine a
     // worker may have been restarted since: its start time is then that of the restart)
@@ -110,14 +98,14 @@ describe("master with stand-in workers", () => {
   });
 
   it("restarts a worker killed with SIGKILL", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     await waitAllReady(setup.stateDir, 8);
     const before = await pidsOf(setup);
     const victim = before.get("command 0/1")!;
     process.kill(victim, "SIGKILL");
     const st = await waitFor("command restarted", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       const w = s?.workers.find((x) => x.key === "command 0/1");
       return w && w.state === "ready" && w.pid !== victim ? s : null;
     });
@@ -129,10 +117,13 @@ describe("master with stand-in workers", () => {
   });
 
   it("backs off a worker failing at start and gives up after max_restarts", async () => {
-    setup = await makeSetup(CONFIG.replace("runners:\n", "runners:\n  bounce: { max_restarts: 2 }\n"));
+    const setup = await scopedSetup(
+      t,
+      CONFIG.replace("runners:\n", "runners:\n  bounce: { max_restarts: 2 }\n"),
+    );
     master = startMaster(setup, { FAKE_FAIL: "bounce" });
     const st = await waitFor("bounce gave up", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       return s?.workers.find((w) => w.runner === "bounce")?.state === "gave-up" ? s : null;
     });
     const bounce = st.workers.find((w) => w.runner === "bounce")!;
@@ -153,10 +144,10 @@ describe("master with stand-in workers", () => {
   });
 
   it("does not restart a worker node refuses to start (exit 9), and says so once", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup, { FAKE_BAD_OPTION: "bounce" });
     const st = await waitFor("bounce refused", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       return s?.workers.find((w) => w.runner === "bounce")?.state === "gave-up" ? s : null;
     });
     const bounce = st.workers.find((w) => w.runner === "bounce")!;
@@ -165,7 +156,7 @@ describe("master with stand-in workers", () => {
     // status file is rewritten, then the worker must still be down, never restarted
     const seenAt = st.updatedAt;
     const later = await waitFor("status rewritten 2 s later", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       return s && s.updatedAt - seenAt >= 2000 ? s : null;
     });
     expect(later.workers.find((w) => w.runner === "bounce")).toMatchObject({
@@ -183,11 +174,11 @@ describe("master with stand-in workers", () => {
   });
 
   it("kills and restarts a worker whose heartbeats stop, and one with due entries and no progress", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup, { FAKE_SILENT: "archive", FAKE_DUE: "backoff" });
     for (const runner of ["archive", "backoff"]) {
       const w = await waitFor(`${runner} restarted after a stall`, async () => {
-        const s = await readStatusFile(setup!.stateDir);
+        const s = await readStatusFile(setup.stateDir);
         const x = s?.workers.find((y) => y.runner === runner);
         return x && x.restarts >= 1 ? x : null;
       });
@@ -203,7 +194,7 @@ describe("master with stand-in workers", () => {
   });
 
   it("stops every worker on SIGTERM, releases the lock and exits 0", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     await waitAllReady(setup.stateDir, 8);
     const pids = [...(await pidsOf(setup)).values()];
@@ -218,7 +209,7 @@ describe("master with stand-in workers", () => {
   });
 
   it("refuses a second master with exit 1, naming the pid and host", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     await waitAllReady(setup.stateDir, 8);
     const second = startMaster(setup);
@@ -229,7 +220,7 @@ describe("master with stand-in workers", () => {
   });
 
   it("after a SIGKILL of the master its workers exit and the next master takes the lock", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     await waitAllReady(setup.stateDir, 8);
     const pids = [...(await pidsOf(setup)).values()];
@@ -244,7 +235,7 @@ describe("master with stand-in workers", () => {
     const pid = master.child.pid;
     await waitFor(
       "the new master's status",
-      async () => (await readStatusFile(setup!.stateDir))?.master.pid === pid,
+      async () => (await readStatusFile(setup.stateDir))?.master.pid === pid,
     );
     const next = await waitAllReady(setup.stateDir, 8);
     expect(next.master.pid).toBe(pid);
@@ -252,13 +243,13 @@ describe("master with stand-in workers", () => {
   });
 
   it("on an edit of the outgoing weights restarts exactly the outgoing workers, and SIGHUPs the rest", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     await waitAllReady(setup.stateDir, 8);
     const before = await pidsOf(setup);
     await setup.writeConfig(CONFIG.replace("weight: 3", "weight: 2"));
     const st = await waitFor("new outgoing slices", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       return s?.workers.some((w) => w.slice === "1/2:1,2") && s.workers.every((w) => w.state === "ready")
         ? s
         : null;
@@ -276,7 +267,7 @@ describe("master with stand-in workers", () => {
     const terms = events.filter((e) => e.event === "term").map((e) => e.runner);
     expect(terms).toEqual(["outgoing", "outgoing"]);
     await waitFor("SIGHUP to the others", async () => {
-      const hups = (await readEvents(setup!.eventsFile)).filter((e) => e.event === "hup");
+      const hups = (await readEvents(setup.eventsFile)).filter((e) => e.event === "hup");
       return hups.length === 6;
     });
 
@@ -284,7 +275,7 @@ describe("master with stand-in workers", () => {
     const before2 = await pidsOf(setup);
     await setup.writeConfig(CONFIG.replace("outgoing: { instances: auto }", "outgoing: { instances: 3 }"));
     const st2 = await waitFor("3 outgoing workers", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       const out = s?.workers.filter((w) => w.runner === "outgoing") ?? [];
       return out.length === 3 && s?.workers.every((w) => w.state === "ready") ? s : null;
     });
@@ -298,13 +289,13 @@ describe("master with stand-in workers", () => {
   });
 
   it("rejects an invalid edit, keeps the old config, and shows it in status --json", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     const first = await waitAllReady(setup.stateDir, 8);
     await setup.writeConfig(CONFIG.replace("incoming: { instances: 2 }", "incoming: { instances: many }"));
     const st = await waitFor(
       "rejected edit",
-      async () => (await readStatusFile(setup!.stateDir))?.rejectedEdit,
+      async () => (await readStatusFile(setup.stateDir))?.rejectedEdit,
     );
     expect(st.issues[0]?.file).toBe(setup.configFile);
     expect(st.issues[0]?.line).toBeGreaterThan(0);
@@ -329,12 +320,12 @@ describe("master with stand-in workers", () => {
     await setup.writeConfig(CONFIG + "\n");
     await waitFor(
       "rejection cleared",
-      async () => (await readStatusFile(setup!.stateDir))?.rejectedEdit === null,
+      async () => (await readStatusFile(setup.stateDir))?.rejectedEdit === null,
     );
   });
 
   it("sends SIGHUP to every worker on a list edit and on `reload`", async () => {
-    setup = await makeSetup(CONFIG);
+    const setup = await scopedSetup(t, CONFIG);
     master = startMaster(setup);
     const first = await waitAllReady(setup.stateDir, 8);
     await writeFile(
@@ -343,29 +334,29 @@ describe("master with stand-in workers", () => {
     );
     await waitFor(
       "8 SIGHUPs",
-      async () => (await readEvents(setup!.eventsFile)).filter((e) => e.event === "hup").length === 8,
+      async () => (await readEvents(setup.eventsFile)).filter((e) => e.event === "hup").length === 8,
     );
     const r = await cli(["reload", "-C", setup.configFile]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/reloaded: config [0-9a-f]{12} in force/);
     await waitFor(
       "16 SIGHUPs",
-      async () => (await readEvents(setup!.eventsFile)).filter((e) => e.event === "hup").length === 16,
+      async () => (await readEvents(setup.eventsFile)).filter((e) => e.event === "hup").length === 16,
     );
     const st = await readStatusFile(setup.stateDir);
     expect(st?.workers.map((w) => w.pid)).toEqual(first.workers.map((w) => w.pid));
     // an invalid edit: reload says so with exit 78
     await setup.writeConfig(CONFIG.replace("stall_timeout: 5s", "stall_timeout: soon"));
-    await waitFor("rejected", async () => (await readStatusFile(setup!.stateDir))?.rejectedEdit);
+    await waitFor("rejected", async () => (await readStatusFile(setup.stateDir))?.rejectedEdit);
     const bad = await cli(["reload", "-C", setup.configFile]);
     expect(bad.code).toBe(78);
     expect(bad.stderr).toMatch(/qrunner\.yaml:\d+:\d+: /);
   });
 
   it("restarts the workers one by one on SIGUSR1", async () => {
-    // no stall detection here: on a loaded CI machine a stall_timeout can restart a stand-in worker
-    // for a late heartbeat, and this test counts restarts that are not the rolling ones
-    setup = await makeSetup(CONFIG.replace("stall_timeout: 5s", "stall_timeout: 60s"));
+    // no stall detection here: on a loaded CI machine a stall_timeout can restart a stand-in
+    // worker for a late heartbeat, and this test counts restarts that are not the rolling ones
+    const setup = await scopedSetup(t, CONFIG.replace("stall_timeout: 5s", "stall_timeout: 60s"));
     master = startMaster(setup);
     const first = await waitAllReady(setup.stateDir, 8);
     master.child.kill("SIGUSR1");
@@ -373,7 +364,7 @@ describe("master with stand-in workers", () => {
     const old = new Set(first.workers.map((w) => w.pid));
     // the status file is rewritten every few seconds: wait for one written after the restart
     const st = await waitFor("status with every worker new and ready", async () => {
-      const s = await readStatusFile(setup!.stateDir);
+      const s = await readStatusFile(setup.stateDir);
       const fresh = s?.workers.length === 8 && s.workers.every((w) => w.state === "ready" && !old.has(w.pid));
       return fresh ? s : null;
     });

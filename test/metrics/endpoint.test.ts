@@ -3,37 +3,12 @@
  * SMTP server (by `qrunner inject` and by LMTP), scrape again and find the numbers moving.
  */
 import nodemailer from "nodemailer";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startSink, type Sink } from "../helpers/smtp-sink.js";
-import {
-  logLines,
-  makeSite,
-  message,
-  requireBuild,
-  runCli,
-  spawnCli,
-  waitFor,
-  type Running,
-  type Site,
-} from "../helpers/site.js";
+import { describe, expect, it } from "vitest";
+import { logLines, message, runCli, waitFor, type Running } from "../helpers/site.js";
+import { testScope } from "../helpers/scope.js";
 import { parseExposition, type Exposition } from "./prom-text.js";
 
-beforeAll(() => requireBuild());
-
-let site: Site | undefined;
-let sink: Sink | undefined;
-let master: Running | undefined;
-afterEach(async () => {
-  if (master && master.child.exitCode === null && master.child.signalCode === null) {
-    master.child.kill("SIGTERM");
-    await master.exited;
-  }
-  master = undefined;
-  await sink?.close();
-  sink = undefined;
-  await site?.cleanup();
-  site = undefined;
-});
+const t = testScope();
 
 /** The address a listener logged ("LMTP listening", "metrics listening"), once it has. */
 async function listening(run: Running, msg: string): Promise<number> {
@@ -58,8 +33,8 @@ async function scrape(port: number): Promise<Exposition> {
 
 describe("metrics endpoint of the master", () => {
   it("is scraped, mail goes through, and the counters, depths and latencies move", async () => {
-    sink = await startSink();
-    site = await makeSite(
+    const sink = await t.sink();
+    const site = await t.site(
       [
         `smtp: { hosts: [{ host: 127.0.0.1, port: ${sink.port}, name: sink }] }`,
         `intake: { lmtp: "127.0.0.1:0" }`,
@@ -74,7 +49,7 @@ describe("metrics endpoint of the master", () => {
         },
       ],
     );
-    master = spawnCli(["start", "-C", site.configFile]);
+    const master = t.spawn(["start", "-C", site.configFile]);
     const metricsPort = await listening(master, "metrics listening");
     const lmtpPort = await listening(master, "LMTP listening");
     const run = master;
@@ -143,20 +118,15 @@ describe("metrics endpoint of the master", () => {
   });
 
   it("refuses to start when its metrics address is taken, naming it", async () => {
-    site = await makeSite(`metrics: { listen: "127.0.0.1:0" }\n`, []);
-    const first = spawnCli(["start", "-C", site.configFile]);
-    master = first;
+    const site = await t.site(`metrics: { listen: "127.0.0.1:0" }\n`, []);
+    const first = t.spawn(["start", "-C", site.configFile]);
     const port = await listening(first, "metrics listening");
-    const other = await makeSite(`metrics: { listen: "127.0.0.1:${port}" }\n`, []);
-    try {
-      const r = await runCli(["start", "-C", other.configFile]);
-      expect(r.code).toBe(1);
-      const fatal = logLines(r.stdout).find((l) => l["level"] === "fatal");
-      expect(String(fatal?.["err"])).toMatch(
-        new RegExp(`cannot listen for metrics on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
-      );
-    } finally {
-      await other.cleanup();
-    }
+    const other = await t.site(`metrics: { listen: "127.0.0.1:${port}" }\n`, []);
+    const r = await runCli(["start", "-C", other.configFile]);
+    expect(r.code).toBe(1);
+    const fatal = logLines(r.stdout).find((l) => l["level"] === "fatal");
+    expect(String(fatal?.["err"])).toMatch(
+      new RegExp(`cannot listen for metrics on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
+    );
   });
 });

@@ -135,25 +135,37 @@ describe("Switchboard", () => {
 
   it("group-commits concurrent enqueues and loses none", async () => {
     const sb = await Switchboard.open({ root, queue: "outgoing" });
-    const ids = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => sb.enqueue(Buffer.from(`m${i}`), meta)),
-    );
-    expect(new Set(ids).size).toBe(200);
+    /** message text by id: what each entry must hold when read back */
+    const sent = new Map<string, string>();
+    const texts = Array.from({ length: 200 }, (_, i) => `m${i} ${randomBytes(8).toString("hex")}`);
+    const ids = await Promise.all(texts.map((t) => sb.enqueue(Buffer.from(t), meta)));
+    ids.forEach((id, i) => sent.set(id, texts[i]!));
+    expect(sent.size).toBe(200);
     expect((await queueStats(root, "outgoing")).depth).toBe(200);
     // grouped: the 200 renames share a few directory fsyncs (one each without group commit)
     expect(sb.directoryFsyncs).toBeGreaterThan(0);
     expect(sb.directoryFsyncs).toBeLessThanOrEqual(10);
-    const many = await sb.enqueueMany(
-      Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`n${i}`), meta })),
-    );
-    expect(many).toHaveLength(50);
-    const afterMany = sb.directoryFsyncs;
-    await sb.enqueueMany(Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`o${i}`), meta })));
-    expect(sb.directoryFsyncs - afterMany).toBe(1); // one batch, one directory fsync
+    for (const batch of ["n", "o"]) {
+      const before = sb.directoryFsyncs;
+      const items = Array.from({ length: 50 }, (_, i) => ({ message: Buffer.from(`${batch}${i}`), meta }));
+      const many = await sb.enqueueMany(items);
+      expect(many).toHaveLength(50);
+      many.forEach((id, i) => sent.set(id, `${batch}${i}`));
+      expect(sb.directoryFsyncs - before).toBe(1); // one batch, one directory fsync
+    }
     const st = await queueStats(root, "outgoing");
     expect(st.depth).toBe(300);
     expect(st.inProgress).toBe(0);
     expect(st.oldest).not.toBeNull();
+    // every entry intact: its own bytes and its meta under its id, none twice, none missing
+    const got = new Map<string, string>();
+    for (let e = await sb.dequeue(); e; e = await sb.dequeue()) {
+      expect(got.has(e.id)).toBe(false);
+      got.set(e.id, e.message.toString());
+      expect(e.meta).toMatchObject(meta);
+      await sb.finish(e);
+    }
+    expect(got).toEqual(sent);
   });
 });
 
