@@ -529,7 +529,8 @@ export async function main() {
     targets.push(target("(b) msgs/s vs Postfix (qrunner enqueue x4)", ratioB, ">=", 1, "x"));
   if (ratioBlmtp !== null)
     targets.push(
-      target("(b) msgs/s vs Postfix, qrunner over LMTP x4", ratioBlmtp, ">=", 1, "x", { info: true }),
+      // issue 13: Postfix hands mail to qrunner over LMTP; at least 1.2x what Postfix relays itself
+      target("(b) msgs/s vs Postfix, qrunner over LMTP x4", ratioBlmtp, ">=", 1.2, "x"),
     );
   const mine = [...R.fanout, ...R.cold, ...R.inject, ...R.lmtp, ...R.relay, ...R.relayLmtp];
   const lost = mine.reduce((n, x) => n + x.lost_deliveries + x.dup_pairs, 0);
