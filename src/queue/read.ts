@@ -5,7 +5,7 @@
  * machine and these are plain functions of a file.
  */
 import { readFileSync } from "node:fs";
-import { mkdir, rename } from "node:fs/promises";
+import { mkdir, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { CorruptEntryError } from "../util/errors.js";
@@ -24,7 +24,10 @@ export async function readEntry(queue: string, file: string, name: string): Prom
   return { queue, id: p.sha1, name, time: p.time, meta, message };
 }
 
-/** Move an unreadable file to `bad` (a sibling directory of the queue directory `dir`), logging why. */
+/**
+ * Move an unreadable file to `bad` (a sibling directory of the queue directory `dir`), logging why;
+ * an empty one is removed.
+ */
 export async function moveToBad(
   dir: string,
   queue: string,
@@ -33,6 +36,16 @@ export async function moveToBad(
   reason: string,
   logger: Logger | undefined,
 ): Promise<void> {
+  // An empty file can only be a write a crash cut between its rename and its fsync (every entry has
+  // a header line, and none is acknowledged before its fsync): it holds nothing anyone was promised
+  if ((await stat(file)).size === 0) {
+    await unlink(file);
+    logger?.warn(
+      { queue, file: path.basename(file), reason },
+      "empty entry file (a write cut by a crash) removed",
+    );
+    return;
+  }
   const badDir = path.join(path.dirname(dir), "bad");
   await mkdir(badDir, { recursive: true, mode: 0o700 });
   const target = path.join(badDir, `${base}.${queue}.bad`);

@@ -11,7 +11,9 @@
  * WAL segment files for the same reasons.
  *
  * A crash at any point leaves at worst a spare more or less, never a lost or doubled entry, because
- * taking and giving back are single renames; a writer never writes into a spare whose inode has
+ * taking and giving back are single renames; a taken spare is emptied before it is written (write.ts),
+ * so a power loss that keeps a new name but drops unsynced bytes leaves an empty file, never the
+ * spare's old entry resurrected; a writer never writes into a spare whose inode has
  * another name too (see writeTemp in write.ts). A spare keeps the bytes of the entry it last held until
  * it is reused (or the pool is cleared): like the queue, the pool is readable only by the daemon's
  * user. Entries removed by an operator (`queue delete`) are unlinked, never recycled. The pool is

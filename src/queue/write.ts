@@ -41,8 +41,14 @@ export function writeTemp(
       // metadata writes (ext4 without a journal), the spare's old name may have come back beside
       // the entry's new one: two names, one inode, which fsck counts as two links. Never write
       // into a file that is also something else.
-      if (fstatSync(fd).nlink === 1) reused = true;
-      else {
+      if (fstatSync(fd).nlink === 1) {
+        reused = true;
+        // Empty it before writing: commitEntries renames before it fsyncs, and a power loss in that
+        // moment keeps the rename and the truncation (metadata) but can drop the new bytes. The name
+        // must then hold nothing (an unacknowledged torn write, removed by readers), never the spare's
+        // old entry, which would come back as a message already delivered.
+        ftruncateSync(fd, 0);
+      } else {
         closeSync(fd);
         fd = undefined;
         unlinkSync(tmp);
@@ -50,9 +56,7 @@ export function writeTemp(
     }
     // "w", not "wx": a temp file of the same name can only be a leftover of a crashed attempt
     fd ??= openSync(tmp, "w", 0o600);
-    const length = writeAllSync(fd, bufs);
-    // a spare keeps the bytes of the entry it last held: cut what is beyond the new one
-    if (reused) ftruncateSync(fd, length);
+    writeAllSync(fd, bufs);
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });

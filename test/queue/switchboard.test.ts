@@ -98,6 +98,15 @@ describe("Switchboard", () => {
     expect(await sb.dequeue()).toBeNull();
   });
 
+  it("removes an empty entry file (a write a crash cut before its fsync) instead of keeping it in bad", async () => {
+    const sb = await Switchboard.open({ root, queue: "incoming" });
+    await writeFile(path.join(sb.dir, "0000000001.000000+" + "c".repeat(40) + ".qf"), "");
+    const goodId = await sb.enqueue(Buffer.from("Subject: ok\n\nok\n"), meta);
+    expect((await sb.dequeue())?.id).toBe(goodId);
+    expect(await readdir(sb.dir)).toEqual([expect.stringMatching(/\.wip$/)]);
+    expect(await readdir(path.join(root, "bad")).catch(() => [])).toEqual([]);
+  });
+
   it("recovers in-progress entries after a crash, and shunts a poison entry past the limit", async () => {
     const shunt = await Switchboard.open({ root, queue: "shunt" });
     const id = await (await Switchboard.open({ root, queue: "incoming" })).enqueue(Buffer.from("x"), meta);
