@@ -366,9 +366,10 @@ describe.sequential("fuzz", () => {
     master.child.kill("SIGTERM");
     expect((await master.exited).code).toBe(0);
 
-    // corrupt files: every one in bad, nothing else there
+    // corrupt files: every one in bad, nothing else there; the empty one of each queue (13 per queue)
+    // is removed instead (a write a crash cut before its fsync: never acknowledged, nothing to keep)
     const badFiles = await readdir(path.join(site.qfiles, "bad"));
-    expect(badFiles.length).toBe(13 * 6);
+    expect(badFiles.length).toBe(12 * 6);
     expect(
       badFiles.every((f) =>
         /^1700000000\.\d{6}\+a*[0-9a-f]+\.(incoming|outgoing|command|bounce|archive|backoff)\.bad$/.test(f),

@@ -9,8 +9,9 @@
 //   - no message arrived with other bytes than injected, and none that was never injected: corrupt 0;
 //   - duplicates are classified: a delivery repeated after a power loss that fell shortly after the
 //     first acceptance (the entry's finish had not reached the disk) is what a power loss may
-//     legitimately redeliver; a message delivered again long after it was finished (resurrected) or
-//     twice without a power loss in between fails the run;
+//     legitimately redeliver, and so is a post in flight at a power loss whose step was redone after
+//     the start (both copies after it); a message delivered again long after it was finished
+//     (resurrected), or twice when it came after the last power loss, fails the run;
 //   - nothing in `bad`, nothing left queued or in progress;
 //   - every start succeeded (was not refused because of the dead master's lock) within --start-bound-ms.
 //
@@ -246,6 +247,7 @@ async function exercise(h, started) {
         continue;
       }
       const post = makePost(opts.seed, n++, rnd.pick(site.lists), rnd);
+      post.injectedAt = Date.now();
       posts.set(post.id, post);
       counts.injected++;
       const i = injectCli(opts.repo, site.configFile, post.list, post.raw);
@@ -333,7 +335,17 @@ async function exercise(h, started) {
       const before = k < 0 ? 0 : Math.max(0, cuts[k].at - times[i - 1]);
       let cause;
       let kind;
-      if (k < 0) {
+      // both copies after one start: a post already in the queue at the power loss that began this
+      // run can have been cut between a step's durable output and its finish (an incoming entry's
+      // fan-out written, its finish not), and the step redone after the start while its first output
+      // was being delivered: at least once, as after any crash. Only a post that came after the
+      // power loss has no excuse.
+      const epoch = cuts.findLast((c) => c.restartAt <= times[i - 1]);
+      if (k < 0 && epoch && (posts.get(id)?.injectedAt ?? Infinity) < epoch.at) {
+        cause = `redelivered after the start that followed power loss ${cuts.indexOf(epoch) + 1}: in flight at the cut, its step redone`;
+        kind = "in flight at a power loss, its step redone after the start (both copies after it)";
+        duplicates.redelivered++;
+      } else if (k < 0) {
         cause = kind = "delivered twice without a power loss in between";
         duplicates.withoutPowerLoss++;
       } else if (before <= opts.finishWindowMs) {
