@@ -141,8 +141,10 @@ export class ClusterSite {
   /**
    * Wait until each node named holds exactly `want` slices in etcd, no other node holds any, and its
    * status shows all six runners' workers ready over exactly those slices. Returns each node's slices.
+   * A wait, not a timing: a node taking six slices starts 36 workers, which on a loaded 2-core CI
+   * machine has taken more than 40 s.
    */
-  async settled(want: Record<string, number>, timeoutMs = 40_000): Promise<Map<string, number[]>> {
+  async settled(want: Record<string, number>, timeoutMs = 90_000): Promise<Map<string, number[]>> {
     let out = new Map<string, number[]>();
     await waitFor(
       `the slices split ${JSON.stringify(want)}`,

@@ -55,7 +55,7 @@ async function newSite(endpoints?: (n: string) => string[]): Promise<ClusterSite
 describe("cluster mode on etcd", () => {
   it(
     "two nodes share the slices; one SIGKILLed, the other takes them over; a third joins and takes a share",
-    { timeout: 120_000 },
+    { timeout: 300_000 },
     async () => {
       const s = await newSite();
       const t0 = Date.now();
