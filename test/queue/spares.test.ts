@@ -1,20 +1,15 @@
 import { link, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Switchboard } from "../../src/queue/switchboard.js";
 import { SPARE_DIR, SparePool } from "../../src/queue/spares.js";
 import { encodeEntry } from "../../src/queue/entry.js";
-import { tempDir } from "../helpers/tmp.js";
+import { tempDirEach } from "../helpers/tmp.js";
 
-let root: string;
-let cleanup: () => Promise<void>;
-beforeEach(async () => {
-  ({ dir: root, cleanup } = await tempDir());
-});
-afterEach(async () => cleanup());
+const tmp = tempDirEach();
 
 const meta = { sender: "alice@example.net", recipients: ["dev@example.org"] };
-const spareDir = (): string => path.join(root, SPARE_DIR);
+const spareDir = (): string => path.join(tmp.dir, SPARE_DIR);
 
 async function drain(sb: Switchboard): Promise<Buffer[]> {
   const got: Buffer[] = [];
@@ -27,9 +22,9 @@ async function drain(sb: Switchboard): Promise<Buffer[]> {
 
 describe("recycled entry files", () => {
   it("parks finished entries and builds later entries in the same inodes, across queues", async () => {
-    const spares = new SparePool(root);
-    const incoming = await Switchboard.open({ root, queue: "incoming", spares });
-    const outgoing = await Switchboard.open({ root, queue: "outgoing", spares });
+    const spares = new SparePool(tmp.dir);
+    const incoming = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares });
+    const outgoing = await Switchboard.open({ root: tmp.dir, queue: "outgoing", spares });
     const big = Buffer.alloc(100_000, "b");
     for (let i = 0; i < 5; i++) await incoming.enqueue(i === 0 ? big : Buffer.from(`first ${i}`), meta);
     const inodes = new Set<number>();
@@ -56,7 +51,7 @@ describe("recycled entry files", () => {
   });
 
   it("never writes into a spare whose inode has another name too (a crash on an unordered filesystem)", async () => {
-    const sb = await Switchboard.open({ root, queue: "incoming" });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "incoming" });
     const first = Buffer.from("Subject: acknowledged\n\nkeep me\n");
     await sb.enqueue(first, meta);
     const [name] = await readdir(sb.dir);
@@ -69,8 +64,8 @@ describe("recycled entry files", () => {
   });
 
   it("comes back when an operator removes the pool's directory", async () => {
-    const spares = new SparePool(root, { relistMs: 0 });
-    const sb = await Switchboard.open({ root, queue: "incoming", spares });
+    const spares = new SparePool(tmp.dir, { relistMs: 0 });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares });
     await sb.enqueue(Buffer.from("one"), meta);
     await drain(sb);
     await rm(spareDir(), { recursive: true });
@@ -81,7 +76,7 @@ describe("recycled entry files", () => {
   });
 
   it("unlinks entries an operator removes instead of recycling them", async () => {
-    const sb = await Switchboard.open({ root, queue: "hold" });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "hold" });
     await sb.enqueue(Buffer.from("gone"), meta);
     const e = await sb.dequeue();
     await sb.remove(e!);
@@ -92,7 +87,7 @@ describe("recycled entry files", () => {
   it("writes over a spare that still holds bytes (a crash between parking and emptying) and cuts it to length", async () => {
     await mkdir(spareDir(), { recursive: true });
     await writeFile(path.join(spareDir(), "leftover"), Buffer.alloc(50_000, "z"));
-    const sb = await Switchboard.open({ root, queue: "incoming" });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "incoming" });
     const msg = Buffer.from("Subject: short\n\nshort\n");
     await sb.enqueue(msg, meta);
     expect(await readdir(spareDir())).toEqual([]); // it was taken
@@ -107,8 +102,8 @@ describe("recycled entry files", () => {
   });
 
   it("keeps at most `max` spares and unlinks the rest", async () => {
-    const spares = new SparePool(root, { max: 3, relistMs: 0 });
-    const sb = await Switchboard.open({ root, queue: "incoming", spares });
+    const spares = new SparePool(tmp.dir, { max: 3, relistMs: 0 });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares });
     for (let i = 0; i < 10; i++) await sb.enqueue(Buffer.from(`m${i}`), meta);
     await drain(sb);
     expect(await readdir(spareDir())).toHaveLength(3);
@@ -116,7 +111,7 @@ describe("recycled entry files", () => {
   });
 
   it("without a pool (spares: false) creates and unlinks every file", async () => {
-    const sb = await Switchboard.open({ root, queue: "incoming", spares: false });
+    const sb = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares: false });
     for (let i = 0; i < 3; i++) await sb.enqueue(Buffer.from(`m${i}`), meta);
     await drain(sb);
     await expect(readdir(spareDir())).rejects.toMatchObject({ code: "ENOENT" });
@@ -124,16 +119,16 @@ describe("recycled entry files", () => {
   });
 
   it("lets another process's pool take the spares (found by listing), each exactly once", async () => {
-    const a = await Switchboard.open({ root, queue: "incoming", spares: new SparePool(root) });
+    const a = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares: new SparePool(tmp.dir) });
     const b1 = await Switchboard.open({
-      root,
+      root: tmp.dir,
       queue: "outgoing",
-      spares: new SparePool(root, { relistMs: 0 }),
+      spares: new SparePool(tmp.dir, { relistMs: 0 }),
     });
     const b2 = await Switchboard.open({
-      root,
+      root: tmp.dir,
       queue: "outgoing",
-      spares: new SparePool(root, { relistMs: 0 }),
+      spares: new SparePool(tmp.dir, { relistMs: 0 }),
     });
     for (let i = 0; i < 40; i++) await a.enqueue(Buffer.from(`a${i}`), meta);
     await drain(a);
@@ -145,9 +140,9 @@ describe("recycled entry files", () => {
     const got = await drain(b1);
     expect(got.map(String).sort()).toEqual(msgs.map(String).sort());
     const inodes = new Set<number>();
-    for (const n of await readdir(path.join(root, "outgoing")))
-      inodes.add((await stat(path.join(root, "outgoing", n))).ino);
-    expect(inodes.size).toBe((await readdir(path.join(root, "outgoing"))).length);
+    for (const n of await readdir(path.join(tmp.dir, "outgoing")))
+      inodes.add((await stat(path.join(tmp.dir, "outgoing", n))).ino);
+    expect(inodes.size).toBe((await readdir(path.join(tmp.dir, "outgoing"))).length);
   });
 
   it("falls back to creating and unlinking when a queue lives on another filesystem", async (ctx) => {
@@ -159,11 +154,11 @@ describe("recycled entry files", () => {
       return;
     }
     try {
-      if ((await stat(other)).dev === (await stat(root)).dev) return ctx.skip();
-      await symlink(other, path.join(root, "outgoing"));
-      const spares = new SparePool(root);
-      const incoming = await Switchboard.open({ root, queue: "incoming", spares });
-      const outgoing = await Switchboard.open({ root, queue: "outgoing", spares });
+      if ((await stat(other)).dev === (await stat(tmp.dir)).dev) return ctx.skip();
+      await symlink(other, path.join(tmp.dir, "outgoing"));
+      const spares = new SparePool(tmp.dir);
+      const incoming = await Switchboard.open({ root: tmp.dir, queue: "incoming", spares });
+      const outgoing = await Switchboard.open({ root: tmp.dir, queue: "outgoing", spares });
       for (let i = 0; i < 3; i++) await incoming.enqueue(Buffer.from(`i${i}`), meta);
       await drain(incoming);
       const msgs = [0, 1, 2].map((i) => Buffer.from(`o${i}`));

@@ -2,30 +2,25 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
 import { SPARE_DIR } from "../../src/queue/spares.js";
 import { Queues } from "../../src/runners/context.js";
-import { tempDir } from "../helpers/tmp.js";
+import { tempDirEach } from "../helpers/tmp.js";
 
-let root: string;
-let cleanup: () => Promise<void>;
-beforeEach(async () => {
-  ({ dir: root, cleanup } = await tempDir());
-});
-afterEach(async () => cleanup());
+const tmp = tempDirEach();
 
 const meta = { sender: "alice@example.net", recipients: ["dev@example.org"] };
 
 /** Enqueue three entries to incoming, finish them, enqueue three to outgoing; what `.spare` holds. */
 async function relay(recycle: boolean): Promise<{ spares: string[] | null; outgoing: number }> {
-  const queues = new Queues(root, pino({ level: "silent" }), recycle);
+  const queues = new Queues(tmp.dir, pino({ level: "silent" }), recycle);
   try {
     const incoming = await queues.get("incoming");
     const outgoing = await queues.get("outgoing");
     for (let i = 0; i < 3; i++) await incoming.enqueue(Buffer.from(`post ${i}`), meta);
     for (let e = await incoming.dequeue(); e; e = await incoming.dequeue()) await incoming.finish(e);
-    const parked = await readdir(path.join(root, SPARE_DIR)).catch(() => null);
+    const parked = await readdir(path.join(tmp.dir, SPARE_DIR)).catch(() => null);
     for (let i = 0; i < 3; i++) await outgoing.enqueue(Buffer.from(`copy ${i}`), meta);
     return { spares: parked, outgoing: (await readdir(outgoing.dir)).length };
   } finally {
@@ -45,14 +40,14 @@ describe("queue.recycle", () => {
     const got = await relay(true);
     expect(got.spares).toHaveLength(3);
     expect(got.outgoing).toBe(3);
-    expect(await readdir(path.join(root, SPARE_DIR))).toHaveLength(0);
+    expect(await readdir(path.join(tmp.dir, SPARE_DIR))).toHaveLength(0);
   });
 
   it("off: no .spare directory is ever made; finished entries are unlinked", async () => {
     const got = await relay(false);
     expect(got.spares).toBeNull();
     expect(got.outgoing).toBe(3);
-    expect(await readdir(root)).not.toContain(SPARE_DIR);
-    expect(await readdir(path.join(root, "incoming"))).toHaveLength(0);
+    expect(await readdir(tmp.dir)).not.toContain(SPARE_DIR);
+    expect(await readdir(path.join(tmp.dir, "incoming"))).toHaveLength(0);
   });
 });
